@@ -1,0 +1,426 @@
+package smime
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/smallstep/pkcs7"
+)
+
+// Cipher is a content-encryption algorithm for EnvelopedData.
+type Cipher int
+
+// Content-encryption algorithms for sending. On receipt AES-128-CBC,
+// AES-256-CBC and DES-EDE3-CBC (OpenSSL's default, and a MUST for S/MIME
+// 3.1 receivers) are accepted; single DES and the AES-GCM that the pkcs7
+// library places in EnvelopedData are refused.
+const (
+	// AES128CBC is AES-128 in CBC mode, mandatory to implement
+	// (RFC 3923 §6.10, RFC 3565). It is the zero value.
+	AES128CBC Cipher = iota
+
+	// AES256CBC is AES-256 in CBC mode (RFC 3565).
+	AES256CBC
+)
+
+// String returns the OpenSSL name of c.
+func (c Cipher) String() string {
+	switch c {
+	case AES128CBC:
+		return "aes-128-cbc"
+	case AES256CBC:
+		return "aes-256-cbc"
+	}
+	return fmt.Sprintf("smime.Cipher(%d)", int(c))
+}
+
+// Content-encryption algorithms accepted on receipt.
+var (
+	oidDESEDE3CBC = asn1.ObjectIdentifier{1, 2, 840, 113549, 3, 7}
+	oidAES128CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}
+	oidAES256CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
+)
+
+// CMS content types (RFC 5652 §4 to §6).
+var (
+	oidData          = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
+	oidSignedData    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+	oidEnvelopedData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 3}
+)
+
+// Errors of the CMS layer; they reach callers wrapped in an *e2e.Error.
+var (
+	// ErrUnsupportedCipher is the cause when EnvelopedData uses a content
+	// encryption algorithm this package refuses or does not implement.
+	ErrUnsupportedCipher = errors.New("smime: unsupported content-encryption algorithm")
+
+	// ErrNotRecipient is the cause when no RecipientInfo is for the
+	// agent's certificate.
+	ErrNotRecipient = errors.New("smime: not encrypted for this certificate")
+)
+
+// encryptMu guards pkcs7.ContentEncryptionAlgorithm and
+// pkcs7.KeyEncryptionAlgorithm: pkcs7.Encrypt reads these package
+// variables instead of taking options, so every call sets them under this
+// lock. No other package of this module uses pkcs7.Encrypt.
+var encryptMu sync.Mutex
+
+// encrypt returns DER EnvelopedData (RFC 5652 §6) of content for the
+// recipients: RSA PKCS#1 v1.5 key transport (RFC 3370 §4.2.1) and c for
+// the content.
+func encrypt(content []byte, recipients []*x509.Certificate, c Cipher) ([]byte, error) {
+	if len(recipients) == 0 {
+		return nil, errors.New("smime: encrypt: no recipients")
+	}
+	for _, r := range recipients {
+		if r == nil {
+			return nil, errors.New("smime: encrypt: nil recipient certificate")
+		}
+		if _, ok := r.PublicKey.(*rsa.PublicKey); !ok {
+			return nil, fmt.Errorf("smime: encrypt: recipient %q has a %T key; only RSA key transport is implemented", r.Subject, r.PublicKey)
+		}
+	}
+	var alg int
+	switch c {
+	case AES128CBC:
+		alg = pkcs7.EncryptionAlgorithmAES128CBC
+	case AES256CBC:
+		alg = pkcs7.EncryptionAlgorithmAES256CBC
+	default:
+		return nil, fmt.Errorf("smime: encrypt: unknown cipher %v", c)
+	}
+	encryptMu.Lock()
+	defer encryptMu.Unlock()
+	pkcs7.ContentEncryptionAlgorithm = alg
+	pkcs7.KeyEncryptionAlgorithm = pkcs7.OIDEncryptionAlgorithmRSA
+	der, err := pkcs7.Encrypt(content, recipients)
+	if err != nil {
+		return nil, fmt.Errorf("smime: encrypt: %w", err)
+	}
+	return der, nil
+}
+
+// decrypt opens DER or BER EnvelopedData with the agent's certificate and
+// key. It refuses algorithms outside the accepted set before touching the
+// ciphertext.
+func decrypt(der []byte, cert *x509.Certificate, key crypto.PrivateKey) (plain []byte, err error) {
+	alg, err := envelopedAlgorithm(der)
+	if err != nil {
+		return nil, err
+	}
+	if !alg.Equal(oidAES128CBC) && !alg.Equal(oidAES256CBC) && !alg.Equal(oidDESEDE3CBC) {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupportedCipher, alg)
+	}
+	if cert == nil || key == nil {
+		return nil, errors.New("smime: no certificate and key to decrypt with")
+	}
+	err = safely(func() error {
+		p7, err := pkcs7.Parse(der)
+		if err != nil {
+			return err
+		}
+		plain, err = p7.Decrypt(cert, key)
+		return err
+	})
+	if err != nil {
+		if err.Error() == "pkcs7: no enveloped recipient for provided certificate" {
+			return nil, ErrNotRecipient
+		}
+		return nil, fmt.Errorf("smime: decrypt: %w", err)
+	}
+	return plain, nil
+}
+
+// digestOID maps the hashes offered for signing to their OIDs.
+func digestOID(h crypto.Hash) (asn1.ObjectIdentifier, string, error) {
+	switch h {
+	case crypto.SHA1:
+		return pkcs7.OIDDigestAlgorithmSHA1, "sha-1", nil
+	case crypto.SHA256:
+		return pkcs7.OIDDigestAlgorithmSHA256, "sha-256", nil
+	case crypto.SHA384:
+		return pkcs7.OIDDigestAlgorithmSHA384, "sha-384", nil
+	case crypto.SHA512:
+		return pkcs7.OIDDigestAlgorithmSHA512, "sha-512", nil
+	}
+	return nil, "", fmt.Errorf("smime: unsupported signature hash %v", h)
+}
+
+// signDetached returns DER SignedData (RFC 5652 §5) over content with the
+// content left out, signed by cert and key with hash h; the certificates
+// in chain travel with it.
+func signDetached(content []byte, cert *x509.Certificate, chain []*x509.Certificate, key crypto.PrivateKey, h crypto.Hash) ([]byte, error) {
+	oid, _, err := digestOID(h)
+	if err != nil {
+		return nil, err
+	}
+	if cert == nil || key == nil {
+		return nil, errors.New("smime: sign: no certificate and key")
+	}
+	sd, err := pkcs7.NewSignedData(content)
+	if err != nil {
+		return nil, fmt.Errorf("smime: sign: %w", err)
+	}
+	sd.SetDigestAlgorithm(oid)
+	if err := sd.AddSigner(cert, key, pkcs7.SignerInfoConfig{}); err != nil {
+		return nil, fmt.Errorf("smime: sign: %w", err)
+	}
+	for _, c := range chain {
+		sd.AddCertificate(c)
+	}
+	sd.Detach()
+	der, err := sd.Finish()
+	if err != nil {
+		return nil, fmt.Errorf("smime: sign: %w", err)
+	}
+	return der, nil
+}
+
+// verified is what a good signature yields.
+type verified struct {
+	content []byte              // the signed content
+	chain   []*x509.Certificate // signer first, then the certificates it came with
+}
+
+// verify checks DER or BER SignedData with exactly one signer. For a
+// detached signature content is the signed content; for an opaque one it
+// is nil and the content comes from inside. The signature, its message
+// digest, and the signer's chain to roots at time now are checked by
+// pkcs7's VerifyWithChainAtTime: the chain is judged at the receiver's
+// clock, not at the signing time that the signer asserts. extra are
+// certificates known out of band (RFC 3923 §6.6 lets a sender leave its
+// certificate out).
+func verify(der, content []byte, roots *x509.CertPool, extra []*x509.Certificate, now time.Time) (v verified, err error) {
+	ct, err := contentType(der)
+	if err != nil {
+		return v, err
+	}
+	if !ct.Equal(oidSignedData) {
+		return v, fmt.Errorf("smime: signature is CMS content type %v, not SignedData", ct)
+	}
+	if roots == nil {
+		// pkcs7 skips the chain check when the trust store is nil.
+		return v, errors.New("smime: no trust roots")
+	}
+	err = safely(func() error {
+		p7, err := pkcs7.Parse(der)
+		if err != nil {
+			return err
+		}
+		if len(p7.Signers) != 1 {
+			return fmt.Errorf("smime: %d signers, want 1", len(p7.Signers))
+		}
+		if content != nil {
+			p7.Content = content
+		}
+		p7.Certificates = append(p7.Certificates, extra...)
+		signer := p7.GetOnlySigner()
+		if signer == nil {
+			return errors.New("smime: no certificate for the signer")
+		}
+		if err := p7.VerifyWithChainAtTime(roots, now); err != nil {
+			return err
+		}
+		v.content = p7.Content
+		v.chain = append([]*x509.Certificate{signer}, p7.Certificates...)
+		return nil
+	})
+	return v, err
+}
+
+// safely runs f and turns a panic into an error: pkcs7 indexes slices
+// with lengths taken from its input (the CBC padding byte, for one).
+func safely(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("smime: malformed CMS structure: %v", r)
+		}
+	}()
+	return f()
+}
+
+// contentType returns the contentType of a DER or BER ContentInfo.
+func contentType(der []byte) (asn1.ObjectIdentifier, error) {
+	ci, _, err := readTLV(der, 0)
+	if err != nil {
+		return nil, err
+	}
+	if ci.tag != 16 || !ci.constructed || ci.class != 0 {
+		return nil, errors.New("smime: CMS object is not a SEQUENCE")
+	}
+	oid, _, err := readTLV(ci.content, 1)
+	if err != nil {
+		return nil, err
+	}
+	return oid.oid()
+}
+
+// envelopedAlgorithm returns the contentEncryptionAlgorithm of a DER or BER
+// EnvelopedData ContentInfo (RFC 5652 §6.1).
+func envelopedAlgorithm(der []byte) (asn1.ObjectIdentifier, error) {
+	bad := errors.New("smime: malformed EnvelopedData")
+	ci, _, err := readTLV(der, 0)
+	if err != nil {
+		return nil, err
+	}
+	if ci.tag != 16 || !ci.constructed {
+		return nil, bad
+	}
+	oid, rest, err := readTLV(ci.content, 1)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := oid.oid()
+	if err != nil {
+		return nil, err
+	}
+	if !ct.Equal(oidEnvelopedData) {
+		return nil, fmt.Errorf("smime: CMS content type %v is not EnvelopedData", ct)
+	}
+	explicit, _, err := readTLV(rest, 1) // [0] EXPLICIT
+	if err != nil {
+		return nil, err
+	}
+	if explicit.class != 2 || explicit.tag != 0 || !explicit.constructed {
+		return nil, bad
+	}
+	ed, _, err := readTLV(explicit.content, 2)
+	if err != nil {
+		return nil, err
+	}
+	if ed.tag != 16 || !ed.constructed {
+		return nil, bad
+	}
+	// version, originatorInfo [0] OPTIONAL, recipientInfos SET,
+	// encryptedContentInfo SEQUENCE
+	rest = ed.content
+	for {
+		var t tlv
+		t, rest, err = readTLV(rest, 3)
+		if err != nil {
+			return nil, err
+		}
+		if t.class == 0 && t.tag == 16 && t.constructed {
+			// encryptedContentInfo: contentType, contentEncryptionAlgorithm
+			_, r, err := readTLV(t.content, 4)
+			if err != nil {
+				return nil, err
+			}
+			algID, _, err := readTLV(r, 4)
+			if err != nil {
+				return nil, err
+			}
+			if algID.tag != 16 || !algID.constructed {
+				return nil, bad
+			}
+			o, _, err := readTLV(algID.content, 5)
+			if err != nil {
+				return nil, err
+			}
+			return o.oid()
+		}
+		if len(rest) == 0 {
+			return nil, bad
+		}
+	}
+}
+
+// tlv is one BER element.
+type tlv struct {
+	class, tag  int
+	constructed bool
+	content     []byte // contents; for indefinite length, without the end-of-contents
+	full        []byte // the whole element
+}
+
+func (t tlv) oid() (asn1.ObjectIdentifier, error) {
+	if t.class != 0 || t.tag != 6 || t.constructed {
+		return nil, errors.New("smime: expected an OBJECT IDENTIFIER")
+	}
+	var o asn1.ObjectIdentifier
+	if _, err := asn1.Unmarshal(t.full, &o); err != nil {
+		return nil, fmt.Errorf("smime: %w", err)
+	}
+	return o, nil
+}
+
+const maxBERDepth = 32
+
+// readTLV reads one BER element (X.690 §8.1), definite or indefinite
+// length, and returns it and the bytes after it. Only the structure is
+// read; it is enough to find OIDs in BER that encoding/asn1 (DER only)
+// will not take, such as OpenSSL's streamed output.
+func readTLV(b []byte, depth int) (t tlv, rest []byte, err error) {
+	bad := errors.New("smime: malformed BER")
+	if depth > maxBERDepth {
+		return t, nil, errors.New("smime: BER nested too deeply")
+	}
+	if len(b) < 2 {
+		return t, nil, bad
+	}
+	i := 0
+	t.class = int(b[0] >> 6)
+	t.constructed = b[0]&0x20 != 0
+	t.tag = int(b[0] & 0x1f)
+	i++
+	if t.tag == 0x1f {
+		t.tag = 0
+		for {
+			if i >= len(b) || t.tag > 1<<24 {
+				return t, nil, bad
+			}
+			c := b[i]
+			i++
+			t.tag = t.tag<<7 | int(c&0x7f)
+			if c&0x80 == 0 {
+				break
+			}
+		}
+	}
+	if i >= len(b) {
+		return t, nil, bad
+	}
+	l := int(b[i])
+	i++
+	switch {
+	case l == 0x80: // indefinite
+		if !t.constructed {
+			return t, nil, bad
+		}
+		start := i
+		r := b[i:]
+		for {
+			if len(r) >= 2 && r[0] == 0 && r[1] == 0 {
+				end := len(b) - len(r)
+				t.content = b[start:end]
+				t.full = b[:end+2]
+				return t, r[2:], nil
+			}
+			if _, r, err = readTLV(r, depth+1); err != nil {
+				return t, nil, err
+			}
+		}
+	case l&0x80 != 0:
+		n := l & 0x7f
+		if n == 0 || n > 4 || i+n > len(b) {
+			return t, nil, bad
+		}
+		l = 0
+		for _, c := range b[i : i+n] {
+			l = l<<8 | int(c)
+		}
+		i += n
+	}
+	if l < 0 || l > len(b)-i {
+		return t, nil, bad
+	}
+	t.content = b[i : i+l]
+	t.full = b[:i+l]
+	return t, b[i+l:], nil
+}

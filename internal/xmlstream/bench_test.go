@@ -1,0 +1,61 @@
+package xmlstream
+
+import (
+	"bytes"
+	"encoding/xml"
+	"io"
+	"strings"
+	"testing"
+)
+
+// benchStream is a realistic s2s stream: chat messages with a body and a
+// few payloads, presence, and iq.
+func benchStream(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString(hdr)
+	for i := 0; i < n; i++ {
+		switch i % 4 {
+		case 0, 1:
+			b.WriteString(`<message from='juliet@capulet.example/balcony' to='romeo@montague.example' type='chat' id='m1' xml:lang='en'><body>` + strings.Repeat("Art thou not Romeo, and a Montague? ", 3) + `</body><active xmlns='http://jabber.org/protocol/chatstates'/><request xmlns='urn:xmpp:receipts'/><origin-id xmlns='urn:xmpp:sid:0' id='a9f1b2'/></message>`)
+		case 2:
+			b.WriteString(`<presence from='juliet@capulet.example/balcony' to='romeo@montague.example'><show>away</show><status>be right back</status><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='http://example.org' ver='QgayPKawpkPSDYmwT/WM94uAlu0='/></presence>`)
+		case 3:
+			b.WriteString(`<iq from='capulet.example' to='montague.example' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		}
+		b.WriteString("\n")
+	}
+	return b.Bytes()
+}
+
+func BenchmarkReader(b *testing.B) {
+	in := benchStream(1000)
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := NewReader(bytes.NewReader(in), Limits{})
+		r.ReadHeader()
+		for {
+			if _, err := r.Next(); err != nil {
+				break
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/stanza")
+}
+
+// BenchmarkEncodingXML is the same input through a plain encoding/xml token
+// pass, the baseline the reader must beat.
+func BenchmarkEncodingXML(b *testing.B) {
+	in := benchStream(1000)
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d := xml.NewDecoder(bytes.NewReader(in))
+		for {
+			if _, err := d.RawToken(); err == io.EOF || err != nil {
+				break
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/stanza")
+}

@@ -1,0 +1,205 @@
+package xmlstream
+
+import (
+	"bytes"
+	"encoding/xml"
+	"strings"
+)
+
+// Element is one top-level element of a stream: a stanza, or a negotiation
+// or dialback element. Raw holds its bytes exactly as the peer sent them, so
+// that a relay forwards it without decoding or re-encoding its payload.
+type Element struct {
+	Raw []byte
+	// Local and Space are the element's local name and resolved namespace.
+	Local, Space string
+
+	attrs     []attr
+	attrBuf   [6]attr
+	nameEnd   int
+	inherited []string // prefixes bound only on the stream header
+	hdrDecls  []Decl
+}
+
+// Name returns the element's expanded name.
+func (e *Element) Name() xml.Name { return xml.Name{Space: e.Space, Local: e.Local} }
+
+// Attr returns the unescaped value of the top-level attribute with the given
+// qualified name ("to", "xml:lang"), or "" when it is absent.
+func (e *Element) Attr(name string) string {
+	v, _ := e.LookupAttr(name)
+	return v
+}
+
+// LookupAttr is Attr that also reports whether the attribute is present.
+func (e *Element) LookupAttr(name string) (string, bool) {
+	for _, a := range e.attrs {
+		if string(e.Raw[a.name.start:a.name.end]) == name {
+			v := e.Raw[a.value.start:a.value.end]
+			if a.escaped {
+				return unescape(v), true
+			}
+			return string(v), true
+		}
+	}
+	return "", false
+}
+
+// Decoder returns an encoding/xml decoder of the element, for the code that
+// needs the whole tree (negotiation, local services). Prefixes bound on the
+// stream header are declared for it.
+func (e *Element) Decoder() *xml.Decoder {
+	return xml.NewDecoder(bytes.NewReader(e.AppendTo(nil, StreamContext{Decls: e.hdrDecls}, StreamContext{})))
+}
+
+// Unmarshal decodes the element into v with encoding/xml.
+func (e *Element) Unmarshal(v any) error { return e.Decoder().Decode(v) }
+
+// StreamContext is what an element inherits from the stream it travels on:
+// the default namespace, the prefixes bound on the header and xml:lang.
+type StreamContext struct {
+	NS    string
+	Lang  string
+	Decls []Decl
+}
+
+// Context returns the context the element was read in.
+func (h Header) Context() StreamContext { return StreamContext{NS: h.NS, Lang: h.Lang, Decls: h.Decls} }
+
+// stanzaNS reports whether ns is one of the namespaces stanzas take from
+// their stream (RFC 6120 §4.8.3; XEP-0114).
+func stanzaNS(ns string) bool {
+	switch ns {
+	case NSClient, NSServer, NSComponent:
+		return true
+	}
+	return false
+}
+
+// AppendTo appends the element to b for writing on a stream with context
+// dst, given that it was read on a stream with context src. When the two
+// differ in what the element depends on, the top-level start tag is
+// adjusted: a stanza namespace declared on the element itself becomes dst's,
+// prefixes bound only on the source header are declared on the element, and
+// the source stream's xml:lang is made explicit. The payload is never
+// re-encoded.
+func (e *Element) AppendTo(b []byte, src, dst StreamContext) []byte {
+	var insert []byte
+	for _, p := range e.inherited {
+		ns := ""
+		for _, d := range src.Decls {
+			if d.Prefix == p {
+				ns = d.NS
+			}
+		}
+		declared := false
+		for _, d := range dst.Decls {
+			if d.Prefix == p && d.NS == ns {
+				declared = true
+			}
+		}
+		if !declared {
+			insert = append(insert, " xmlns:"...)
+			insert = append(insert, p...)
+			insert = append(insert, "='"...)
+			insert = appendEscaped(insert, ns)
+			insert = append(insert, '\'')
+		}
+	}
+	if src.Lang != "" && src.Lang != dst.Lang {
+		if _, ok := e.LookupAttr("xml:lang"); !ok {
+			insert = append(insert, " xml:lang='"...)
+			insert = appendEscaped(insert, src.Lang)
+			insert = append(insert, '\'')
+		}
+	}
+	// An explicit stanza namespace on the element must follow the stream.
+	var xmlns *attr
+	if dst.NS != "" {
+		for i := range e.attrs {
+			a := &e.attrs[i]
+			if string(e.Raw[a.name.start:a.name.end]) == "xmlns" {
+				if v := e.Raw[a.value.start:a.value.end]; stanzaNS(string(v)) && string(v) != dst.NS {
+					xmlns = a
+				}
+			}
+		}
+	}
+	if insert == nil && xmlns == nil {
+		return append(b, e.Raw...)
+	}
+	if xmlns == nil {
+		b = append(b, e.Raw[:e.nameEnd]...)
+		b = append(b, insert...)
+		return append(b, e.Raw[e.nameEnd:]...)
+	}
+	b = append(b, e.Raw[:e.nameEnd]...)
+	b = append(b, insert...)
+	b = append(b, e.Raw[e.nameEnd:xmlns.value.start]...)
+	b = append(b, dst.NS...)
+	return append(b, e.Raw[xmlns.value.end:]...)
+}
+
+func appendEscaped(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	xml.EscapeText(&buf, []byte(s))
+	return append(b, bytes.ReplaceAll(buf.Bytes(), []byte("'"), []byte("&#39;"))...)
+}
+
+// unescape resolves the predefined entities and character references in v,
+// which the scanner has already checked.
+func unescape(v []byte) string {
+	var b strings.Builder
+	b.Grow(len(v))
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c != '&' {
+			b.WriteByte(c)
+			continue
+		}
+		j := bytes.IndexByte(v[i:], ';')
+		if j < 0 {
+			b.Write(v[i:])
+			break
+		}
+		ref := string(v[i+1 : i+j])
+		i += j
+		switch ref {
+		case "amp":
+			b.WriteByte('&')
+		case "lt":
+			b.WriteByte('<')
+		case "gt":
+			b.WriteByte('>')
+		case "quot":
+			b.WriteByte('"')
+		case "apos":
+			b.WriteByte('\'')
+		default:
+			var r rune
+			if strings.HasPrefix(ref, "#x") {
+				for _, d := range ref[2:] {
+					r = r*16 + hexVal(d)
+				}
+			} else if strings.HasPrefix(ref, "#") {
+				for _, d := range ref[1:] {
+					r = r*10 + d - '0'
+				}
+			}
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func hexVal(d rune) rune {
+	switch {
+	case d >= '0' && d <= '9':
+		return d - '0'
+	case d >= 'a' && d <= 'f':
+		return d - 'a' + 10
+	case d >= 'A' && d <= 'F':
+		return d - 'A' + 10
+	}
+	return 0
+}

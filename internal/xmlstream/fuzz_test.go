@@ -1,0 +1,68 @@
+package xmlstream
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/s2sd/s2sd/stream"
+)
+
+// FuzzReader: no input panics the reader, every error is a stream error or
+// an I/O end, and every element it accepts is well-formed XML to
+// encoding/xml too.
+func FuzzReader(f *testing.F) {
+	for _, s := range []string{
+		hdr + "<message to='b.test'><body>hi</body></message></stream:stream>",
+		hdr + "<db:result from='a' to='b'>k</db:result>",
+		hdr + "<iq><q xmlns:p='u'><p:x p:y='&amp;'/></q></iq>",
+		hdr + "<message><![CDATA[x]]></message>",
+		hdr + "<!DOCTYPE x>",
+		hdr + "<message>&ent;</message>",
+		"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='c.test'>",
+		hdr + "<message to='&#x1F600;'/>",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := NewReader(bytes.NewReader(in), Limits{MaxStanza: 4096, MaxDepth: 16})
+		if _, err := r.ReadHeader(); err != nil {
+			checkErr(t, err)
+			return
+		}
+		for range 100 {
+			el, err := r.Next()
+			if err != nil {
+				checkErr(t, err)
+				return
+			}
+			if len(el.Raw) > 4096 {
+				t.Fatalf("element of %d bytes passed a 4096 limit", len(el.Raw))
+			}
+			d := el.Decoder()
+			d.Strict = true
+			for {
+				_, err := d.Token()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("accepted %q but encoding/xml says %v", el.Raw, err)
+				}
+			}
+			_ = el.Attr("to")
+		}
+	})
+}
+
+func checkErr(t *testing.T, err error) {
+	var se *stream.Error
+	if errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, ErrStreamEnd) {
+		return
+	}
+	t.Fatalf("unexpected error type %T: %v", err, err)
+}
+
+var _ = xml.Name{}

@@ -1,0 +1,835 @@
+package xmlstream
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"unicode/utf8"
+
+	"github.com/s2sd/s2sd/stream"
+)
+
+// Limits bound what one connection may make the reader hold. The zero value
+// of each field means its default.
+type Limits struct {
+	// MaxStanza is the largest top-level element, in bytes, including its
+	// tags (default 512 KiB). A larger one is a policy-violation.
+	MaxStanza int
+	// MaxDepth is the deepest nesting inside a top-level element; the
+	// top-level element itself is depth 1 (default 64).
+	MaxDepth int
+	// MaxAttrs is the most attributes, namespace declarations included, on
+	// one element (default 64).
+	MaxAttrs int
+	// MaxHeader is the largest stream header, XML declaration included
+	// (default 16 KiB).
+	MaxHeader int
+}
+
+// Default limits.
+const (
+	DefaultMaxStanza = 512 << 10
+	DefaultMaxDepth  = 64
+	DefaultMaxAttrs  = 64
+	DefaultMaxHeader = 16 << 10
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxStanza <= 0 {
+		l.MaxStanza = DefaultMaxStanza
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = DefaultMaxDepth
+	}
+	if l.MaxAttrs <= 0 {
+		l.MaxAttrs = DefaultMaxAttrs
+	}
+	if l.MaxHeader <= 0 {
+		l.MaxHeader = DefaultMaxHeader
+	}
+	return l
+}
+
+// MaxBuffered is the most bytes a Reader with these limits ever buffers: one
+// whole element plus one read.
+func (l Limits) MaxBuffered() int {
+	l = l.withDefaults()
+	return max(l.MaxStanza, l.MaxHeader) + readSize
+}
+
+const (
+	readSize    = 4 << 10  // bytes asked of the connection per read
+	initialBuf  = 4 << 10  // buffer allocated for a new reader
+	shrinkAbove = 64 << 10 // a buffer larger than this is dropped when idle
+)
+
+// ErrStreamEnd is returned by Next when the peer closed the stream with
+// </stream:stream>.
+var ErrStreamEnd = errors.New("xmlstream: stream closed by peer")
+
+// ErrBufferedData is returned by Reset when the peer sent bytes after the
+// element that ended the old stream (e.g. after <starttls/>): such bytes
+// would otherwise cross a security boundary.
+var ErrBufferedData = stream.New(stream.PolicyViolation, "data sent before the stream restart completed")
+
+// Reader reads an XML stream one top-level element at a time. It checks the
+// restrictions of RFC 6120 §11.1 and the configured limits as it scans, and
+// never holds more than Limits.MaxBuffered bytes. It is not safe for
+// concurrent use.
+type Reader struct {
+	src  io.Reader
+	lim  Limits
+	buf  []byte
+	r, w int
+	err  error
+	hdr  Header
+	eof  bool
+	// scratch, reused between elements
+	names []span
+	decls []decl
+}
+
+type span struct{ start, end int } // offsets relative to the element start
+
+type decl struct {
+	prefix string
+	ns     string
+	depth  int
+}
+
+// NewReader returns a Reader of src with the given limits.
+func NewReader(src io.Reader, lim Limits) *Reader {
+	return &Reader{src: src, lim: lim.withDefaults()}
+}
+
+// Reset discards the state of the stream and reads a new stream from src,
+// as a stream restart after STARTTLS or SASL requires (RFC 6120 §4.3.3). It
+// fails if bytes the peer sent are still buffered.
+func (r *Reader) Reset(src io.Reader) error {
+	if r.w > r.r {
+		return ErrBufferedData
+	}
+	r.src = src
+	r.r, r.w = 0, 0
+	r.err = nil
+	r.eof = false
+	r.hdr = Header{}
+	return nil
+}
+
+// Header returns the last stream header read.
+func (r *Reader) Header() Header { return r.hdr }
+
+// Buffered returns the number of bytes read from the connection and not yet
+// consumed.
+func (r *Reader) Buffered() int { return r.w - r.r }
+
+// fill reads more bytes, keeping buf[keep:w]. It returns the new offset of
+// keep (data may move to the front). limit bounds the bytes from keep.
+func (r *Reader) fill(keep, limit int) (int, error) {
+	if r.eof {
+		return keep, io.ErrUnexpectedEOF
+	}
+	if r.w-keep >= limit {
+		return keep, stream.Errorf(stream.PolicyViolation, "element larger than %d bytes", limit)
+	}
+	if keep > 0 && (r.w == len(r.buf) || len(r.buf)-r.w < readSize) {
+		n := copy(r.buf, r.buf[keep:r.w])
+		r.r -= keep
+		r.w = n
+		keep = 0
+	}
+	if len(r.buf)-r.w < readSize {
+		size := max(initialBuf, 2*len(r.buf))
+		if size > r.lim.MaxBuffered() {
+			size = r.lim.MaxBuffered()
+		}
+		if size-r.w < readSize/2 {
+			size = r.w + readSize
+		}
+		nb := make([]byte, size)
+		copy(nb, r.buf[:r.w])
+		r.buf = nb
+	}
+	end := min(len(r.buf), keep+limit+1)
+	if end <= r.w {
+		end = min(len(r.buf), r.w+readSize)
+	}
+	n, err := r.src.Read(r.buf[r.w:end])
+	r.w += n
+	if n > 0 {
+		return keep, nil
+	}
+	if err == io.EOF {
+		r.eof = true
+		return keep, io.ErrUnexpectedEOF
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return keep, err
+}
+
+// skipSpace consumes whitespace between top-level elements (keepalives).
+// It returns the first other byte without consuming it.
+func (r *Reader) skipSpace() (byte, error) {
+	for {
+		for r.r < r.w {
+			switch c := r.buf[r.r]; c {
+			case ' ', '\t', '\r', '\n':
+				r.r++
+			default:
+				return c, nil
+			}
+		}
+		r.r, r.w = 0, 0
+		if r.err == nil && len(r.buf) > shrinkAbove {
+			r.buf = nil
+		}
+		if _, err := r.fill(0, readSize); err != nil {
+			if err == io.ErrUnexpectedEOF {
+				return 0, io.EOF
+			}
+			return 0, err
+		}
+	}
+}
+
+func (r *Reader) fail(err error) error {
+	r.err = err
+	return err
+}
+
+// ReadHeader reads an optional XML declaration and the <stream:stream> start
+// tag (RFC 6120 §4.2, §4.7). It checks that the stream namespace is bound
+// to http://etherx.jabber.org/streams; which default namespace is acceptable
+// is for the caller to decide.
+func (r *Reader) ReadHeader() (Header, error) {
+	if r.err != nil {
+		return Header{}, r.err
+	}
+	c, err := r.skipSpace()
+	if err != nil {
+		return Header{}, r.fail(err)
+	}
+	if c != '<' {
+		return Header{}, r.fail(stream.New(stream.NotWellFormed, "expected a stream header"))
+	}
+	sc := scanner{r: r, start: r.r, limit: r.lim.MaxHeader, header: true}
+	hdr, err := sc.streamHeader()
+	if err != nil {
+		return Header{}, r.fail(err)
+	}
+	r.hdr = hdr
+	return hdr, nil
+}
+
+// Next returns the next top-level element of the stream. Whitespace between
+// elements is skipped. At </stream:stream> it returns ErrStreamEnd. The
+// element's Raw bytes are its own and stay valid.
+func (r *Reader) Next() (*Element, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	c, err := r.skipSpace()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, r.fail(err)
+	}
+	if c != '<' {
+		return nil, r.fail(stream.New(stream.NotWellFormed, "text at the top level of the stream"))
+	}
+	sc := scanner{r: r, start: r.r, limit: r.lim.MaxStanza}
+	el, err := sc.element()
+	if err != nil {
+		return nil, r.fail(err)
+	}
+	return el, nil
+}
+
+// scanner scans one element (or the stream header) starting at r.buf[start].
+// All positions are relative to start, so that they survive the buffer being
+// compacted by fill.
+type scanner struct {
+	r      *Reader
+	start  int
+	limit  int
+	header bool
+	pos    int // relative scan position
+}
+
+func (s *scanner) avail() int { return s.r.w - s.start }
+
+func (s *scanner) at(i int) byte { return s.r.buf[s.start+i] }
+
+func (s *scanner) bytes(a, b int) []byte { return s.r.buf[s.start+a : s.start+b] }
+
+// more reads more data or returns the error that stops the scan.
+func (s *scanner) more() error {
+	keep, err := s.r.fill(s.start, s.limit)
+	s.start = keep
+	if err == io.ErrUnexpectedEOF && s.r.eof {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// ensure makes at least n bytes from pos available.
+func (s *scanner) ensure(n int) error {
+	for s.avail()-s.pos < n {
+		if err := s.more(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var (
+	errRestricted = func(what string) error { return stream.New(stream.RestrictedXML, what+" not allowed in XMPP") }
+	errSyntax     = func(what string) error { return stream.New(stream.NotWellFormed, what) }
+)
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+func isNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '_' || c == '-' || c == '.' || c == ':' || c >= 0x80
+}
+
+// name scans a name at pos and returns its span; the byte after it is
+// available.
+func (s *scanner) name() (span, error) {
+	a := s.pos
+	for {
+		for s.pos < s.avail() {
+			if !isNameByte(s.at(s.pos)) {
+				if s.pos == a {
+					return span{}, errSyntax("expected a name")
+				}
+				c := s.at(a)
+				if c >= '0' && c <= '9' || c == '-' || c == '.' || c == ':' {
+					return span{}, errSyntax("invalid name")
+				}
+				if !utf8.Valid(s.bytes(a, s.pos)) {
+					return span{}, stream.New(stream.NotWellFormed, "invalid UTF-8 in a name")
+				}
+				return span{a, s.pos}, nil
+			}
+			s.pos++
+		}
+		if err := s.more(); err != nil {
+			return span{}, err
+		}
+	}
+}
+
+func (s *scanner) skipWS() (bool, error) {
+	skipped := false
+	for {
+		for s.pos < s.avail() {
+			if !isSpace(s.at(s.pos)) {
+				return skipped, nil
+			}
+			s.pos++
+			skipped = true
+		}
+		if err := s.more(); err != nil {
+			return skipped, err
+		}
+	}
+}
+
+// text checks character data from pos up to the next '<' (or, in an
+// attribute value, the closing quote q). It allows only the predefined
+// entities and character references (RFC 6120 §11.1) and valid UTF-8.
+func (s *scanner) text(q byte) error {
+	for {
+	scan:
+		for s.pos < s.avail() {
+			c := s.at(s.pos)
+			switch {
+			case c == '<':
+				if q != 0 {
+					return errSyntax("'<' in an attribute value")
+				}
+				return nil
+			case c == q && q != 0:
+				return nil
+			case c == '&':
+				if err := s.ref(); err != nil {
+					return err
+				}
+				continue
+			case c < 0x20 && c != '\t' && c != '\n' && c != '\r':
+				return errSyntax("control character in text")
+			case c >= 0x80:
+				rest := s.bytes(s.pos, s.avail())
+				if !utf8.FullRune(rest) {
+					break scan
+				}
+				rn, n := utf8.DecodeRune(rest)
+				if rn == utf8.RuneError && n == 1 || rn == 0xFFFE || rn == 0xFFFF {
+					return stream.New(stream.NotWellFormed, "invalid UTF-8")
+				}
+				s.pos += n
+				continue
+			}
+			s.pos++
+		}
+		if err := s.more(); err != nil {
+			return err
+		}
+	}
+}
+
+// ref checks an entity or character reference at pos.
+func (s *scanner) ref() error {
+	a := s.pos
+	for {
+		for i := s.pos + 1; i < s.avail(); i++ {
+			if s.at(i) != ';' {
+				if i-a > 12 {
+					return errSyntax("unterminated reference")
+				}
+				continue
+			}
+			ref := s.bytes(a+1, i)
+			s.pos = i + 1
+			switch string(ref) {
+			case "amp", "lt", "gt", "quot", "apos":
+				return nil
+			}
+			if len(ref) > 1 && ref[0] == '#' {
+				return checkCharRef(ref[1:])
+			}
+			return errRestricted("entity reference")
+		}
+		if err := s.more(); err != nil {
+			return err
+		}
+	}
+}
+
+func checkCharRef(b []byte) error {
+	base := 10
+	if b[0] == 'x' {
+		base, b = 16, b[1:]
+	}
+	if len(b) == 0 || len(b) > 8 {
+		return errSyntax("invalid character reference")
+	}
+	var v rune
+	for _, c := range b {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case base == 16 && c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case base == 16 && c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return errSyntax("invalid character reference")
+		}
+		v = v*rune(base) + rune(d)
+	}
+	if !(v == 0x9 || v == 0xA || v == 0xD || v >= 0x20 && v <= 0xD7FF ||
+		v >= 0xE000 && v <= 0xFFFD || v >= 0x10000 && v <= 0x10FFFF) {
+		return errSyntax("character reference to an invalid character")
+	}
+	return nil
+}
+
+// expect consumes the literal lit at pos.
+func (s *scanner) hasPrefix(lit string) (bool, error) {
+	if err := s.ensure(len(lit)); err != nil {
+		// Not enough data even at EOF: compare what there is.
+		if s.avail()-s.pos < len(lit) && !bytes.HasPrefix([]byte(lit), s.bytes(s.pos, s.avail())) {
+			return false, nil
+		}
+		return false, err
+	}
+	return string(s.bytes(s.pos, s.pos+len(lit))) == lit, nil
+}
+
+// markup handles '<!' and '<?' at pos: CDATA sections are allowed, the rest is
+// restricted XML.
+func (s *scanner) markup() error {
+	ok, err := s.hasPrefix("<![CDATA[")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if ok, _ := s.hasPrefix("<!--"); ok {
+			return errRestricted("comment")
+		}
+		if s.at(s.pos+1) == '?' {
+			return errRestricted("processing instruction")
+		}
+		return errRestricted("DTD or declaration")
+	}
+	s.pos += len("<![CDATA[")
+	for {
+		for s.pos+2 < s.avail() {
+			c := s.at(s.pos)
+			if c == ']' && s.at(s.pos+1) == ']' && s.at(s.pos+2) == '>' {
+				s.pos += 3
+				return nil
+			}
+			if c >= 0x80 {
+				if !utf8.FullRune(s.bytes(s.pos, s.avail())) {
+					break
+				}
+				rn, n := utf8.DecodeRune(s.bytes(s.pos, s.avail()))
+				if rn == utf8.RuneError && n == 1 {
+					return stream.New(stream.NotWellFormed, "invalid UTF-8")
+				}
+				s.pos += n
+				continue
+			}
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return errSyntax("control character in CDATA")
+			}
+			s.pos++
+		}
+		if err := s.more(); err != nil {
+			return err
+		}
+	}
+}
+
+// attr is an attribute of a start tag, by offsets relative to the element.
+type attr struct {
+	name, value span
+	escaped     bool // value holds '&'
+}
+
+// startTag scans a start tag at pos ('<' already checked). It returns the
+// name, the attributes, and whether the tag is empty (<x/>).
+func (s *scanner) startTag(attrs []attr) (span, []attr, bool, error) {
+	s.pos++ // '<'
+	name, err := s.name()
+	if err != nil {
+		return span{}, nil, false, err
+	}
+	for {
+		ws, err := s.skipWS()
+		if err != nil {
+			return span{}, nil, false, err
+		}
+		c := s.at(s.pos)
+		switch c {
+		case '>':
+			s.pos++
+			return name, attrs, false, nil
+		case '/':
+			if err := s.ensure(2); err != nil {
+				return span{}, nil, false, err
+			}
+			if s.at(s.pos+1) != '>' {
+				return span{}, nil, false, errSyntax("expected '/>'")
+			}
+			s.pos += 2
+			return name, attrs, true, nil
+		}
+		if !ws {
+			return span{}, nil, false, errSyntax("expected whitespace between attributes")
+		}
+		if len(attrs) >= s.r.lim.MaxAttrs {
+			return span{}, nil, false, stream.Errorf(stream.PolicyViolation, "more than %d attributes on an element", s.r.lim.MaxAttrs)
+		}
+		an, err := s.name()
+		if err != nil {
+			return span{}, nil, false, err
+		}
+		if _, err := s.skipWS(); err != nil {
+			return span{}, nil, false, err
+		}
+		if s.at(s.pos) != '=' {
+			return span{}, nil, false, errSyntax("expected '=' after an attribute name")
+		}
+		s.pos++
+		if _, err := s.skipWS(); err != nil {
+			return span{}, nil, false, err
+		}
+		q := s.at(s.pos)
+		if q != '\'' && q != '"' {
+			return span{}, nil, false, errSyntax("unquoted attribute value")
+		}
+		s.pos++
+		v0 := s.pos
+		if err := s.text(q); err != nil {
+			return span{}, nil, false, err
+		}
+		val := span{v0, s.pos}
+		s.pos++ // quote
+		nb := s.bytes(an.start, an.end)
+		for _, a := range attrs {
+			if bytes.Equal(s.bytes(a.name.start, a.name.end), nb) {
+				return span{}, nil, false, errSyntax("duplicate attribute")
+			}
+		}
+		attrs = append(attrs, attr{name: an, value: val, escaped: bytes.IndexByte(s.bytes(val.start, val.end), '&') >= 0})
+	}
+}
+
+// element scans one complete top-level element.
+func (s *scanner) element() (*Element, error) {
+	r := s.r
+	names := r.names[:0]
+	decls := r.decls[:0]
+	defer func() { r.names, r.decls = names[:0], decls[:0] }()
+	var top []attr
+	var scratch []attr
+	var inherited []string
+	el := &Element{}
+	for {
+		if err := s.ensure(1); err != nil {
+			return nil, err
+		}
+		if s.at(s.pos) != '<' {
+			if len(names) == 0 {
+				return nil, errSyntax("text at the top level of the stream")
+			}
+			if err := s.text(0); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := s.ensure(2); err != nil {
+			return nil, err
+		}
+		switch s.at(s.pos + 1) {
+		case '/':
+			if len(names) == 0 {
+				// </stream:stream>
+				return nil, s.streamEnd()
+			}
+			s.pos += 2
+			n, err := s.name()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := s.skipWS(); err != nil {
+				return nil, err
+			}
+			if s.at(s.pos) != '>' {
+				return nil, errSyntax("expected '>' in an end tag")
+			}
+			s.pos++
+			open := names[len(names)-1]
+			if !bytes.Equal(s.bytes(open.start, open.end), s.bytes(n.start, n.end)) {
+				return nil, errSyntax("end tag does not match start tag")
+			}
+			names = names[:len(names)-1]
+			for len(decls) > 0 && decls[len(decls)-1].depth > len(names) {
+				decls = decls[:len(decls)-1]
+			}
+			if len(names) == 0 {
+				return s.finish(el, top, inherited)
+			}
+			continue
+		case '!', '?':
+			if len(names) == 0 {
+				return nil, s.markupTop()
+			}
+			if err := s.markup(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		depth := len(names) + 1
+		if depth > r.lim.MaxDepth {
+			return nil, stream.Errorf(stream.PolicyViolation, "elements nested deeper than %d", r.lim.MaxDepth)
+		}
+		var name span
+		var attrs []attr
+		var empty bool
+		var err error
+		if depth == 1 {
+			name, attrs, empty, err = s.startTag(el.attrBuf[:0])
+		} else {
+			name, attrs, empty, err = s.startTag(scratch[:0])
+		}
+		if err != nil {
+			return nil, err
+		}
+		if depth == 1 {
+			top = attrs
+		} else {
+			scratch = attrs
+		}
+		// Namespace declarations, then prefix checks.
+		for _, a := range attrs {
+			an := s.bytes(a.name.start, a.name.end)
+			if bytes.HasPrefix(an, []byte("xmlns")) {
+				p := ""
+				if len(an) > 5 {
+					if an[5] != ':' {
+						continue
+					}
+					p = string(an[6:])
+				} else if depth > 1 {
+					// A default namespace below the top element binds no
+					// prefix: nothing to check.
+					continue
+				}
+				decls = append(decls, decl{prefix: p, ns: s.unescape(a), depth: depth})
+			}
+		}
+		ns, via, err := s.resolve(s.bytes(name.start, name.end), decls, true)
+		if err != nil {
+			return nil, err
+		}
+		if via != "" && !contains(inherited, via) {
+			inherited = append(inherited, via)
+		}
+		for _, a := range attrs {
+			an := s.bytes(a.name.start, a.name.end)
+			if i := bytes.IndexByte(an, ':'); i > 0 {
+				p := an[:i]
+				if string(p) == "xmlns" || string(p) == "xml" {
+					continue
+				}
+				_, via, err := s.resolve(an, decls, false)
+				if err != nil {
+					return nil, err
+				}
+				if via != "" && !contains(inherited, via) {
+					inherited = append(inherited, via)
+				}
+			}
+		}
+		if depth == 1 {
+			el.nameEnd = name.end
+			el.Local, el.Space = localName(s.bytes(name.start, name.end)), ns
+		}
+		if empty {
+			for len(decls) > 0 && decls[len(decls)-1].depth >= depth {
+				decls = decls[:len(decls)-1]
+			}
+			if depth == 1 {
+				return s.finish(el, top, inherited)
+			}
+			continue
+		}
+		names = append(names, name)
+	}
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// resolve finds the namespace of a qualified name. via is the prefix when it
+// is bound only on the stream header.
+func (s *scanner) resolve(qname []byte, decls []decl, isElem bool) (ns, via string, err error) {
+	prefix := []byte(nil)
+	if i := bytes.IndexByte(qname, ':'); i >= 0 {
+		prefix = qname[:i]
+		if i == 0 || i == len(qname)-1 || bytes.IndexByte(qname[i+1:], ':') >= 0 {
+			return "", "", stream.New(stream.NotWellFormed, "invalid qualified name")
+		}
+		if string(prefix) == "xml" {
+			return "http://www.w3.org/XML/1998/namespace", "", nil
+		}
+	} else if !isElem {
+		return "", "", nil
+	}
+	for i := len(decls) - 1; i >= 0; i-- {
+		if decls[i].prefix == string(prefix) {
+			return decls[i].ns, "", nil
+		}
+	}
+	for _, d := range s.r.hdr.Decls {
+		if d.Prefix == string(prefix) {
+			if d.Prefix == "" {
+				return d.NS, "", nil
+			}
+			return d.NS, d.Prefix, nil
+		}
+	}
+	if prefix == nil {
+		return s.r.hdr.NS, "", nil
+	}
+	return "", "", stream.Errorf(stream.BadNamespacePrefix, "unbound namespace prefix %q", prefix)
+}
+
+func localName(q []byte) string {
+	if i := bytes.IndexByte(q, ':'); i >= 0 {
+		q = q[i+1:]
+	}
+	switch string(q) {
+	case "message":
+		return "message"
+	case "presence":
+		return "presence"
+	case "iq":
+		return "iq"
+	case "result":
+		return "result"
+	case "verify":
+		return "verify"
+	}
+	return string(q)
+}
+
+func (s *scanner) unescape(a attr) string {
+	v := s.bytes(a.value.start, a.value.end)
+	if !a.escaped {
+		return string(v)
+	}
+	return unescape(v)
+}
+
+// streamEnd checks </stream:stream> at pos.
+func (s *scanner) streamEnd() error {
+	s.pos += 2
+	n, err := s.name()
+	if err != nil {
+		return err
+	}
+	if _, err := s.skipWS(); err != nil {
+		return err
+	}
+	if s.at(s.pos) != '>' {
+		return errSyntax("expected '>' in an end tag")
+	}
+	want := s.r.hdr.streamPrefix() + "stream"
+	if string(s.bytes(n.start, n.end)) != want {
+		return errSyntax("end tag does not match the stream header")
+	}
+	s.pos++
+	s.r.r = s.start + s.pos
+	return ErrStreamEnd
+}
+
+// markupTop reports restricted markup between stanzas.
+func (s *scanner) markupTop() error {
+	if s.at(s.pos+1) == '?' {
+		return errRestricted("processing instruction")
+	}
+	if ok, _ := s.hasPrefix("<!--"); ok {
+		return errRestricted("comment")
+	}
+	if ok, _ := s.hasPrefix("<![CDATA["); ok {
+		return errSyntax("character data at the top level of the stream")
+	}
+	return errRestricted("DTD or declaration")
+}
+
+func (s *scanner) finish(el *Element, top []attr, inherited []string) (*Element, error) {
+	el.Raw = append([]byte(nil), s.bytes(0, s.pos)...)
+	el.attrs = top
+	el.inherited = inherited
+	el.hdrDecls = s.r.hdr.Decls
+	s.r.r = s.start + s.pos
+	return el, nil
+}

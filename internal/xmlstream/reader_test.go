@@ -1,0 +1,301 @@
+package xmlstream
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/s2sd/s2sd/stream"
+)
+
+const hdr = `<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='a.test' to='b.test' id='s1' version='1.0' xml:lang='en'>`
+
+func readAll(t testing.TB, in string, lim Limits) ([]*Element, error) {
+	t.Helper()
+	r := NewReader(strings.NewReader(in), lim)
+	if _, err := r.ReadHeader(); err != nil {
+		return nil, err
+	}
+	var els []*Element
+	for {
+		el, err := r.Next()
+		if err != nil {
+			return els, err
+		}
+		els = append(els, el)
+	}
+}
+
+func TestHeader(t *testing.T) {
+	r := NewReader(strings.NewReader(hdr), Limits{})
+	h, err := r.ReadHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Header{NS: NSServer, From: "a.test", To: "b.test", ID: "s1", Version: "1.0", Lang: "en"}
+	if h.NS != want.NS || h.From != want.From || h.To != want.To || h.ID != want.ID || h.Version != want.Version || h.Lang != want.Lang {
+		t.Fatalf("header = %+v, want %+v", h, want)
+	}
+	if !h.Dialback() {
+		t.Error("dialback namespace not seen")
+	}
+}
+
+func TestElements(t *testing.T) {
+	in := hdr + " \n<message to='b.test' from='a.test' type='chat'><body>hi &amp; &#x263A;</body></message>\n\n " +
+		"<db:result from='a.test' to='b.test'>k3y</db:result>" +
+		"<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq><presence/>" +
+		"<message><x xmlns:p='urn:p'><p:y p:a='1'/><![CDATA[<raw>]]></x></message></stream:stream>"
+	els, err := readAll(t, in, Limits{})
+	if !errors.Is(err, ErrStreamEnd) {
+		t.Fatalf("err = %v, want ErrStreamEnd", err)
+	}
+	want := []struct{ local, space, raw string }{
+		{"message", NSServer, "<message to='b.test' from='a.test' type='chat'><body>hi &amp; &#x263A;</body></message>"},
+		{"result", NSDialback, "<db:result from='a.test' to='b.test'>k3y</db:result>"},
+		{"iq", NSServer, "<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>"},
+		{"presence", NSServer, "<presence/>"},
+		{"message", NSServer, "<message><x xmlns:p='urn:p'><p:y p:a='1'/><![CDATA[<raw>]]></x></message>"},
+	}
+	if len(els) != len(want) {
+		t.Fatalf("got %d elements, want %d", len(els), len(want))
+	}
+	for i, w := range want {
+		if els[i].Local != w.local || els[i].Space != w.space || string(els[i].Raw) != w.raw {
+			t.Errorf("%d: got {%s}%s %q, want {%s}%s %q", i, els[i].Space, els[i].Local, els[i].Raw, w.space, w.local, w.raw)
+		}
+	}
+	if got := els[0].Attr("type"); got != "chat" {
+		t.Errorf("type = %q", got)
+	}
+}
+
+func TestAttrUnescape(t *testing.T) {
+	els, _ := readAll(t, hdr+`<message to="a&amp;b&#39;c&lt;" id='x&quot;y'/>`, Limits{})
+	if len(els) != 1 {
+		t.Fatal("no element")
+	}
+	if got := els[0].Attr("to"); got != "a&b'c<" {
+		t.Errorf("to = %q", got)
+	}
+	if got := els[0].Attr("id"); got != `x"y` {
+		t.Errorf("id = %q", got)
+	}
+	if _, ok := els[0].LookupAttr("from"); ok {
+		t.Error("from reported present")
+	}
+}
+
+// TestHostile: each input gets the named stream error.
+func TestHostile(t *testing.T) {
+	deep := strings.Repeat("<a>", 10000) + strings.Repeat("</a>", 10000)
+	big := "<message><body>" + strings.Repeat("x", 10<<20) + "</body></message>"
+	manyAttrs := "<message"
+	for i := range 100 {
+		manyAttrs += " a" + string(rune('a'+i%26)) + strings.Repeat("z", i) + "='1'"
+	}
+	manyAttrs += "/>"
+	tests := []struct {
+		name string
+		in   string
+		want stream.Condition
+	}{
+		{"billion laughs", `<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><stream:stream/>`, stream.RestrictedXML},
+		{"doctype after header", hdr + `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>`, stream.RestrictedXML},
+		{"external entity ref", hdr + `<message><body>&xxe;</body></message>`, stream.RestrictedXML},
+		{"entity in attribute", hdr + `<message to='&e;'/>`, stream.RestrictedXML},
+		{"comment", hdr + `<message><!-- c --></message>`, stream.RestrictedXML},
+		{"comment at top", hdr + `<!-- c -->`, stream.RestrictedXML},
+		{"processing instruction", hdr + `<message><?php x?></message>`, stream.RestrictedXML},
+		{"deep nesting", hdr + deep, stream.PolicyViolation},
+		{"10 MiB stanza", hdr + big, stream.PolicyViolation},
+		{"too many attributes", hdr + manyAttrs, stream.PolicyViolation},
+		{"invalid UTF-8", hdr + "<message><body>\xff\xfe</body></message>", stream.NotWellFormed},
+		{"invalid UTF-8 in attribute", hdr + "<message to='\xc3'/>", stream.NotWellFormed},
+		{"unknown stream namespace", `<stream:stream xmlns='jabber:server' xmlns:stream='urn:bad'>`, stream.InvalidNamespace},
+		{"no default namespace", `<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>`, stream.InvalidNamespace},
+		{"utf-16", `<?xml version='1.0' encoding='UTF-16'?><stream:stream>`, stream.UnsupportedEncoding},
+		{"mismatched tags", hdr + `<message><body></message>`, stream.NotWellFormed},
+		{"duplicate attribute", hdr + `<message to='a' to='b'/>`, stream.NotWellFormed},
+		{"unbound prefix", hdr + `<message><x:y/></message>`, stream.BadNamespacePrefix},
+		{"text at top level", hdr + `hello`, stream.NotWellFormed},
+		{"control character", hdr + "<message>\x01</message>", stream.NotWellFormed},
+		{"bad char ref", hdr + "<message>&#0;</message>", stream.NotWellFormed},
+		{"lt in attribute", hdr + "<message to='<'/>", stream.NotWellFormed},
+		{"wrong stream end", hdr + "</stream:streamx>", stream.NotWellFormed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := readAll(t, tc.in, Limits{})
+			var se *stream.Error
+			if !errors.As(err, &se) || se.Condition != tc.want {
+				t.Fatalf("err = %v, want %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestBoundedMemory: a reader never buffers more than MaxBuffered, however
+// large the element the peer sends.
+func TestBoundedMemory(t *testing.T) {
+	lim := Limits{MaxStanza: 64 << 10}
+	src := io.MultiReader(strings.NewReader(hdr+"<message><body>"), infinite{})
+	r := NewReader(src, lim)
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Next()
+	if !errors.Is(err, stream.ErrPolicyViolation) {
+		t.Fatalf("err = %v", err)
+	}
+	if cap(r.buf) > lim.MaxBuffered() {
+		t.Fatalf("buffer grew to %d, limit %d", cap(r.buf), lim.MaxBuffered())
+	}
+}
+
+type infinite struct{}
+
+func (infinite) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
+}
+
+// TestOneByteReads: the scanner resumes at every byte boundary.
+func TestOneByteReads(t *testing.T) {
+	in := hdr + "<message to='b.test'><body>caf\u00e9 \U0001F600 &lt;</body><x xmlns='urn:x'><![CDATA[a]]b]]></x></message> <presence/></stream:stream>"
+	r := NewReader(iotest.OneByteReader(strings.NewReader(in)), Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	el, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(el.Raw), "</message>") || !strings.Contains(string(el.Raw), "\U0001F600") {
+		t.Fatalf("raw = %q", el.Raw)
+	}
+	if el, err = r.Next(); err != nil || el.Local != "presence" {
+		t.Fatalf("second = %v, %v", el, err)
+	}
+	if _, err = r.Next(); !errors.Is(err, ErrStreamEnd) {
+		t.Fatalf("end: %v", err)
+	}
+}
+
+func TestUnexpectedEOF(t *testing.T) {
+	_, err := readAll(t, hdr+"<message><body>hi", Limits{})
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestReset: a restart refuses bytes the peer sent ahead (STARTTLS injection).
+func TestReset(t *testing.T) {
+	in := hdr + "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><message/>"
+	r := NewReader(strings.NewReader(in), Limits{})
+	r.ReadHeader()
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reset(strings.NewReader(hdr)); !errors.Is(err, stream.ErrPolicyViolation) {
+		t.Fatalf("reset with buffered data: %v", err)
+	}
+	r = NewReader(strings.NewReader(hdr+"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"), Limits{})
+	r.ReadHeader()
+	r.Next()
+	if err := r.Reset(strings.NewReader(hdr + "<presence/>")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if el, err := r.Next(); err != nil || el.Local != "presence" {
+		t.Fatalf("%v %v", el, err)
+	}
+}
+
+// TestAppendTo: a stanza moved from a component stream to a server stream.
+func TestAppendTo(t *testing.T) {
+	compHdr := `<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' xmlns:x='urn:x' xml:lang='fr'>`
+	tests := []struct{ in, want string }{
+		{`<message to='a@b.test'><body>salut</body></message>`,
+			`<message xml:lang='fr' to='a@b.test'><body>salut</body></message>`},
+		{`<message xmlns='jabber:component:accept' xml:lang='de'><body>x</body></message>`,
+			`<message xmlns='jabber:server' xml:lang='de'><body>x</body></message>`},
+		{`<message xml:lang='de'><x:y/></message>`,
+			`<message xmlns:x='urn:x' xml:lang='de'><x:y/></message>`},
+		{`<message xml:lang='en'><z xmlns='jabber:client'/></message>`,
+			`<message xml:lang='en'><z xmlns='jabber:client'/></message>`},
+	}
+	dst := StreamContext{NS: NSServer, Lang: "en"}
+	for i, tc := range tests {
+		els, err := readAll(t, compHdr+tc.in, Limits{})
+		if len(els) != 1 {
+			t.Fatalf("%d: %v", i, err)
+		}
+		src := StreamContext{NS: NSComponent, Lang: "fr", Decls: []Decl{{"", NSComponent}, {"stream", NSStream}, {"x", "urn:x"}}}
+		got := string(els[0].AppendTo(nil, src, dst))
+		if got != tc.want {
+			t.Errorf("%d: got  %s\nwant %s", i, got, tc.want)
+		}
+		// The result parses on a server stream, with the payload intact.
+		out, err := readAll(t, hdr+got, Limits{})
+		if len(out) != 1 {
+			t.Errorf("%d: result does not parse: %v", i, err)
+		}
+	}
+}
+
+func TestDecoder(t *testing.T) {
+	els, _ := readAll(t, hdr+"<db:verify from='a.test' to='b.test' id='i'>key</db:verify>", Limits{})
+	var v struct {
+		XMLName xml.Name
+		ID      string `xml:"id,attr"`
+		Key     string `xml:",chardata"`
+	}
+	if err := els[0].Unmarshal(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v.XMLName.Space != NSDialback || v.Key != "key" || v.ID != "i" {
+		t.Fatalf("%+v", v)
+	}
+}
+
+func TestAppendHeaderRoundTrip(t *testing.T) {
+	h := Header{NS: NSServer, From: "a.test", To: "b'.test", ID: "x", Version: "1.0", Lang: "en"}
+	b := AppendHeader(nil, h, true)
+	r := NewReader(bytes.NewReader(b), Limits{})
+	got, err := r.ReadHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.To != h.To || got.From != h.From || got.ID != h.ID || !got.Dialback() {
+		t.Fatalf("%+v", got)
+	}
+}
+
+func TestStreamError(t *testing.T) {
+	b := AppendStreamError([]byte(hdr), stream.New(stream.PolicyViolation, "too big"))
+	r := NewReader(bytes.NewReader(b), Limits{})
+	r.ReadHeader()
+	el, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el.Space != stream.NS || el.Local != "error" {
+		t.Fatalf("%s", el.Raw)
+	}
+	se, err := stream.Parse(el.Raw)
+	if err != nil || se.Condition != stream.PolicyViolation || se.Text != "too big" {
+		t.Fatalf("%+v %v", se, err)
+	}
+	if _, err := r.Next(); !errors.Is(err, ErrStreamEnd) {
+		t.Fatal(err)
+	}
+}

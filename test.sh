@@ -1,0 +1,53 @@
+#!/bin/bash
+# Runs every test of the project: unit, transcript, interop (Prosody, OpenSSL, GnuPG)
+# and a bounded run of each fuzz target.
+#
+#   ./test.sh            everything
+#   FUZZTIME=0 ./test.sh skip the fuzz runs (local iterations only)
+#
+# Installs the interop peers with apt-get when they are missing and this runs as root;
+# otherwise the interop tests fail (CI=true) or skip with a message naming what is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+export PATH=$PATH:/usr/local/go/bin
+
+need=()
+command -v prosody >/dev/null || need+=(prosody)
+dpkg -s lua-unbound >/dev/null 2>&1 || need+=(lua-unbound)
+command -v openssl >/dev/null || need+=(openssl)
+command -v gpg >/dev/null || need+=(gnupg)
+command -v python3 >/dev/null || need+=(python3)
+command -v ss >/dev/null || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test.sh: installing ${need[*]}"
+    made_policy=false
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      # Keep the packaged Prosody service from starting on 5222/5269.
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d
+      made_policy=true
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
+    $made_policy && rm -f /usr/sbin/policy-rc.d
+  else
+    echo "test.sh: missing ${need[*]}: install them (apt-get install ${need[*]}) or the interop tests fail" >&2
+  fi
+fi
+
+go build ./...
+go test -count=1 -timeout 20m ./...
+
+# Bounded fuzzing: every Fuzz target for FUZZTIME (default 10s).
+fuzztime=${FUZZTIME:-10s}
+if [ "$fuzztime" != 0 ]; then
+  for pkg in $(go list ./...); do
+    dir=$(go list -f '{{.Dir}}' "$pkg")
+    for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/func //'); do
+      echo "fuzz $pkg $f for $fuzztime"
+      go test -run='^$' -fuzz="^$f\$" -fuzztime="$fuzztime" "$pkg" >/tmp/s2sd-fuzz.log 2>&1 ||
+        { cat /tmp/s2sd-fuzz.log; echo "fuzz $f failed"; exit 1; }
+    done
+  done
+fi
+echo "all tests passed"
