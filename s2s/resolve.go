@@ -37,9 +37,9 @@ const (
 )
 
 const (
-	defaultTimeout   = 5 * time.Second
-	defaultCacheSize = 4096
-	maxTTL           = time.Hour       // answers are kept at most this long
+	resolveTimeout   = 5 * time.Second
+	resolveCacheSize = 4096
+	maxCacheTTL      = time.Hour       // answers are kept at most this long
 	maxNegativeTTL   = 5 * time.Minute // RFC 2308 §5 suggests capping negative caching
 	maxCNAMEs        = 8               // CNAME hops followed before giving up
 	ednsSize         = 1232            // EDNS(0) UDP payload size (DNS flag day 2020)
@@ -162,26 +162,26 @@ type Resolver struct {
 	Logger *slog.Logger
 
 	mu     sync.Mutex
-	cache  map[cacheKey]*list.Element
-	lru    list.List // of *cacheEntry, most recently used first
+	cache  map[dnsCacheKey]*list.Element
+	lru    list.List // of *dnsCacheEntry, most recently used first
 	conf   []string  // servers from resolv.conf
 	confAt time.Time
 	randMu sync.Mutex
 }
 
-type cacheKey struct {
+type dnsCacheKey struct {
 	name  string // lower case, fully qualified
 	qtype uint16
 }
 
-type cacheEntry struct {
-	key     cacheKey
-	ans     *answer
+type dnsCacheEntry struct {
+	key     dnsCacheKey
+	ans     *dnsAnswer
 	expires time.Time
 }
 
-// An answer is what a nameserver said about one name and type.
-type answer struct {
+// A dnsAnswer is what a nameserver said about one name and type.
+type dnsAnswer struct {
 	rcode  int      // dns.RcodeSuccess or dns.RcodeNameError
 	rrs    []dns.RR // answer section, CNAMEs included
 	ttl    time.Duration
@@ -330,8 +330,8 @@ func canonicalDomain(domain string) (string, netip.Addr, error) {
 	return name, netip.Addr{}, nil
 }
 
-// srvResult is the outcome of one SRV query.
-type srvResult struct {
+// srvAnswer is the outcome of one SRV query.
+type srvAnswer struct {
 	name      string
 	service   string
 	records   []Target // as received
@@ -341,18 +341,19 @@ type srvResult struct {
 
 // lookupSRVs asks for the XEP-0368 and RFC 6120 SRV records of name
 // concurrently.
-func (r *Resolver) lookupSRVs(ctx context.Context, name string, useCache bool) []srvResult {
+func (r *Resolver) lookupSRVs(ctx context.Context, name string, useCache bool) []srvAnswer {
 	services := [...]string{ServiceDirectTLS, ServiceStartTLS}
-	res := make([]srvResult, len(services))
+	res := make([]srvAnswer, len(services))
 	var wg sync.WaitGroup
 	for i, svc := range services {
 		wg.Go(func() {
-			s := srvResult{name: "_" + svc + "._tcp." + name, service: svc}
+			s := srvAnswer{name: "_" + svc + "._tcp." + name, service: svc}
 			rrs, err := r.lookup(ctx, s.name, dns.TypeSRV, useCache)
 			s.err = err
 			for _, rr := range rrs {
 				srv, ok := rr.(*dns.SRV)
-				if !ok {
+				if !ok || strings.ContainsRune(srv.Target, '\\') {
+					// A target with escaped bytes is no host name.
 					continue
 				}
 				host := "."
@@ -379,9 +380,9 @@ func (r *Resolver) lookupSRVs(ctx context.Context, name string, useCache bool) [
 }
 
 // combine applies RFC 6120 §3.2 and XEP-0368 to the SRV answers for name.
-func (r *Resolver) combine(name string, srvs []srvResult) ([]Target, error) {
+func (r *Resolver) combine(name string, srvs []srvAnswer) ([]Target, error) {
 	var targets []Target
-	var failed []srvResult
+	var failed []srvAnswer
 	noService := false
 	for _, s := range srvs {
 		if s.err != nil {
@@ -582,8 +583,8 @@ func followChain(rrs []dns.RR, name string, qtype uint16, seen map[string]bool) 
 
 // query returns the answer for one name and type, from the cache or from
 // the nameservers.
-func (r *Resolver) query(ctx context.Context, name string, qtype uint16, useCache bool) (*answer, error) {
-	key := cacheKey{name, qtype}
+func (r *Resolver) query(ctx context.Context, name string, qtype uint16, useCache bool) (*dnsAnswer, error) {
+	key := dnsCacheKey{name, qtype}
 	if useCache {
 		if ans := r.cacheGet(key); ans != nil {
 			return ans, nil
@@ -601,7 +602,7 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16, useCach
 
 // exchange asks each nameserver in turn until one answers NOERROR or
 // NXDOMAIN.
-func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*answer, error) {
+func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dnsAnswer, error) {
 	servers, err := r.servers()
 	if err != nil {
 		return nil, err
@@ -672,7 +673,14 @@ func (r *Resolver) exchangeNet(ctx context.Context, network, server string, q *d
 	defer stop()
 	m, _, err := c.ExchangeWithConnContext(ctx, q, conn)
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
+		ctxErr := ctx.Err()
+		var ne net.Error
+		if deadline, ok := ctx.Deadline(); ctxErr == nil && ok && errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(deadline) {
+			// The read deadline, which is ctx's, may pass before ctx's
+			// timer fires.
+			ctxErr = context.DeadlineExceeded
+		}
+		if ctxErr != nil {
 			return nil, fmt.Errorf("%s: %w", network, ctxErr)
 		}
 		return nil, fmt.Errorf("%s: %w", network, err)
@@ -683,8 +691,8 @@ func (r *Resolver) exchangeNet(ctx context.Context, network, server string, q *d
 // newAnswer keeps what the cache needs of m and works out its TTL: the
 // smallest in the answer section, or for a negative answer the SOA's
 // (RFC 2308 §5).
-func newAnswer(m *dns.Msg, server string) *answer {
-	a := &answer{rcode: m.Rcode, rrs: m.Answer, server: server}
+func newAnswer(m *dns.Msg, server string) *dnsAnswer {
+	a := &dnsAnswer{rcode: m.Rcode, rrs: m.Answer, server: server}
 	ttl := uint32(0)
 	found := false
 	for _, rr := range m.Answer {
@@ -692,7 +700,7 @@ func newAnswer(m *dns.Msg, server string) *answer {
 			ttl, found = rr.Header().Ttl, true
 		}
 	}
-	limit := maxTTL
+	limit := maxCacheTTL
 	if !found || m.Rcode == dns.RcodeNameError {
 		// Negative answer: NXDOMAIN, no data, or a CNAME chain to nothing.
 		limit = maxNegativeTTL
@@ -714,7 +722,7 @@ func newAnswer(m *dns.Msg, server string) *answer {
 	return a
 }
 
-func (r *Resolver) cacheGet(key cacheKey) *answer {
+func (r *Resolver) cacheGet(key dnsCacheKey) *dnsAnswer {
 	if r.CacheSize < 0 {
 		return nil
 	}
@@ -725,7 +733,7 @@ func (r *Resolver) cacheGet(key cacheKey) *answer {
 	if !ok {
 		return nil
 	}
-	e := el.Value.(*cacheEntry)
+	e := el.Value.(*dnsCacheEntry)
 	if !now.Before(e.expires) {
 		r.lru.Remove(el)
 		delete(r.cache, key)
@@ -735,31 +743,31 @@ func (r *Resolver) cacheGet(key cacheKey) *answer {
 	return e.ans
 }
 
-func (r *Resolver) cachePut(key cacheKey, ans *answer) {
+func (r *Resolver) cachePut(key dnsCacheKey, ans *dnsAnswer) {
 	size := r.CacheSize
 	if size < 0 || ans.ttl <= 0 {
 		return
 	}
 	if size == 0 {
-		size = defaultCacheSize
+		size = resolveCacheSize
 	}
 	expires := r.now().Add(ans.ttl)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cache == nil {
-		r.cache = make(map[cacheKey]*list.Element)
+		r.cache = make(map[dnsCacheKey]*list.Element)
 	}
 	if el, ok := r.cache[key]; ok {
-		e := el.Value.(*cacheEntry)
+		e := el.Value.(*dnsCacheEntry)
 		e.ans, e.expires = ans, expires
 		r.lru.MoveToFront(el)
 		return
 	}
-	r.cache[key] = r.lru.PushFront(&cacheEntry{key: key, ans: ans, expires: expires})
+	r.cache[key] = r.lru.PushFront(&dnsCacheEntry{key: key, ans: ans, expires: expires})
 	for r.lru.Len() > size {
 		el := r.lru.Back()
 		r.lru.Remove(el)
-		delete(r.cache, el.Value.(*cacheEntry).key)
+		delete(r.cache, el.Value.(*dnsCacheEntry).key)
 	}
 }
 
@@ -793,7 +801,7 @@ func (r *Resolver) timeout() time.Duration {
 	if r.Timeout > 0 {
 		return r.Timeout
 	}
-	return defaultTimeout
+	return resolveTimeout
 }
 
 func (r *Resolver) now() time.Time {

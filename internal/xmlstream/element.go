@@ -17,6 +17,7 @@ type Element struct {
 	attrs     []attr
 	attrBuf   [6]attr
 	nameEnd   int
+	startEnd  int
 	inherited []string // prefixes bound only on the stream header
 	hdrDecls  []Decl
 }
@@ -43,6 +44,19 @@ func (e *Element) LookupAttr(name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Inner returns the element's content: the bytes between its start and end
+// tags (nil for an empty element).
+func (e *Element) Inner() []byte {
+	if e.startEnd >= len(e.Raw) {
+		return nil
+	}
+	end := bytes.LastIndexByte(e.Raw, '<')
+	if end < e.startEnd {
+		return nil
+	}
+	return e.Raw[e.startEnd:end]
 }
 
 // Decoder returns an encoding/xml decoder of the element, for the code that

@@ -249,6 +249,21 @@ func (r *Reader) Next() (*Element, error) {
 	return el, nil
 }
 
+// ParseElement scans a single element, read as if it were on a stream with
+// context ctx (for locally built stanzas and tests). Limits are the defaults.
+func ParseElement(raw []byte, ctx StreamContext) (*Element, error) {
+	r := NewReader(bytes.NewReader(raw), Limits{})
+	r.hdr = Header{NS: ctx.NS, Lang: ctx.Lang, Decls: ctx.Decls}
+	el, err := r.Next()
+	if err != nil {
+		return nil, err
+	}
+	if r.Buffered() > 0 {
+		return nil, stream.New(stream.NotWellFormed, "data after the element")
+	}
+	return el, nil
+}
+
 // scanner scans one element (or the stream header) starting at r.buf[start].
 // All positions are relative to start, so that they survive the buffer being
 // compacted by fill.
@@ -704,6 +719,7 @@ func (s *scanner) element() (*Element, error) {
 		}
 		if depth == 1 {
 			el.nameEnd = name.end
+			el.startEnd = s.pos
 			el.Local, el.Space = localName(s.bytes(name.start, name.end)), ns
 		}
 		if empty {

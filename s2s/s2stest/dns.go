@@ -32,8 +32,9 @@ func (q Query) String() string { return q.Name + " " + q.Type }
 // the same 127.0.0.1 port. It answers from the records added to it:
 //
 //   - records of the type asked at the name asked, or the CNAME at that name
-//     (it does not chase CNAMEs, as a server authoritative for the name only
-//     would not, so a resolver must ask again for the target);
+//     (by default it does not chase CNAMEs, as a server authoritative for the
+//     name only would not, so a resolver must ask again for the target; see
+//     ChaseCNAMEs);
 //   - NOERROR with no data when the name has records of other types only,
 //     or is an empty non-terminal (_tcp.example.org when
 //     _xmpp-server._tcp.example.org exists);
@@ -59,6 +60,7 @@ type DNS struct {
 	rcode    map[string]int
 	truncate map[string]bool
 	negTTL   uint32
+	chase    bool
 	queries  []Query
 }
 
@@ -258,8 +260,18 @@ func (d *DNS) SetNegativeTTL(ttl uint32) {
 	d.negTTL = ttl
 }
 
-// Reset removes all records, hooks and logged queries, and sets the
-// negative TTL back to 0.
+// ChaseCNAMEs sets whether answers follow CNAME chains through the server's
+// records, as a recursive resolver's answers do: an A query for an alias
+// then gets the CNAME records and the A records of the chain's end. A loop
+// ends the chain where it closes.
+func (d *DNS) ChaseCNAMEs(on bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.chase = on
+}
+
+// Reset removes all records, hooks and logged queries, sets the negative
+// TTL back to 0 and stops chasing CNAMEs.
 func (d *DNS) Reset() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -272,6 +284,7 @@ func (d *DNS) reset() {
 	d.rcode = make(map[string]int)
 	d.truncate = make(map[string]bool)
 	d.negTTL = 0
+	d.chase = false
 	d.queries = nil
 }
 
@@ -361,16 +374,31 @@ func (d *DNS) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 
 // answer fills m for name and qtype; d.mu is held.
 func (d *DNS) answer(m *dns.Msg, name string, qtype uint16) {
-	rrs, exists := d.records[name]
-	for _, rr := range rrs {
-		t := rr.Header().Rrtype
-		if t == qtype || qtype == dns.TypeANY || (t == dns.TypeCNAME && qtype != dns.TypeCNAME) {
-			m.Answer = append(m.Answer, dns.Copy(rr))
+	seen := map[string]bool{name: true}
+	for {
+		var next string
+		for _, rr := range d.records[name] {
+			t := rr.Header().Rrtype
+			if t == qtype || qtype == dns.TypeANY || (t == dns.TypeCNAME && qtype != dns.TypeCNAME) {
+				m.Answer = append(m.Answer, dns.Copy(rr))
+			}
+			if c, ok := rr.(*dns.CNAME); ok && t != qtype {
+				next = c.Target
+			}
 		}
+		if next == "" || !d.chase {
+			if len(m.Answer) > 0 && (!d.chase || next != "" || hasType(d.records[name], qtype)) {
+				return
+			}
+			break
+		}
+		if seen[next] || len(seen) > 16 {
+			return // a loop or a long chain: answer what there is
+		}
+		seen[next] = true
+		name = next
 	}
-	if len(m.Answer) > 0 {
-		return
-	}
+	_, exists := d.records[name]
 	if !exists {
 		// An empty non-terminal exists too (RFC 8020).
 		for owner := range d.records {
@@ -393,6 +421,15 @@ func (d *DNS) answer(m *dns.Msg, name string, qtype uint16) {
 		Expire:  86400,
 		Minttl:  d.negTTL,
 	}}
+}
+
+func hasType(rrs []dns.RR, qtype uint16) bool {
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == qtype || qtype == dns.TypeANY {
+			return true
+		}
+	}
+	return false
 }
 
 func hdr(name string, rrtype uint16) dns.RR_Header {

@@ -192,3 +192,46 @@ func TestDNSTruncatesLargeAnswers(t *testing.T) {
 		t.Errorf("TCP: truncated %v, %d answers", m.Truncated, len(m.Answer))
 	}
 }
+
+func TestDNSChaseCNAMEs(t *testing.T) {
+	d := s2stest.NewDNS(t)
+	d.ChaseCNAMEs(true)
+	d.AddCNAME("a.example", "b.example")
+	d.AddCNAME("b.example", "c.example")
+	d.AddA("c.example", "192.0.2.1")
+	d.AddCNAME("dangling.example", "nowhere.example")
+	d.AddCNAME("loop1.example", "loop2.example")
+	d.AddCNAME("loop2.example", "loop1.example")
+
+	for i, tc := range []struct {
+		name  string
+		rcode int
+		want  []string
+	}{
+		0: {"a.example.", dns.RcodeSuccess, []string{
+			"a.example.\t1\tIN\tCNAME\tb.example.",
+			"b.example.\t1\tIN\tCNAME\tc.example.",
+			"c.example.\t1\tIN\tA\t192.0.2.1",
+		}},
+		1: {"dangling.example.", dns.RcodeNameError, []string{
+			"dangling.example.\t1\tIN\tCNAME\tnowhere.example.",
+		}},
+		2: {"loop1.example.", dns.RcodeSuccess, []string{
+			"loop1.example.\t1\tIN\tCNAME\tloop2.example.",
+			"loop2.example.\t1\tIN\tCNAME\tloop1.example.",
+		}},
+	} {
+		m := ask(t, d, "udp", tc.name, dns.TypeA)
+		if m.Rcode != tc.rcode {
+			t.Errorf("%d: rcode %s, want %s", i, dns.RcodeToString[m.Rcode], dns.RcodeToString[tc.rcode])
+		}
+		if got := answers(m); !slices.Equal(got, tc.want) {
+			t.Errorf("%d: answer %q, want %q", i, got, tc.want)
+		}
+	}
+	// Nodata at the end of a chain: CNAMEs and an SOA.
+	m := ask(t, d, "udp", "a.example.", dns.TypeAAAA)
+	if m.Rcode != dns.RcodeSuccess || len(m.Answer) != 2 || len(m.Ns) != 1 {
+		t.Errorf("AAAA a.example: %v", m)
+	}
+}

@@ -1,0 +1,144 @@
+package xmlstream
+
+import (
+	"errors"
+	"io"
+	"sync"
+)
+
+// ErrWriterClosed is returned by Writer methods after Close or a failed
+// write.
+var ErrWriterClosed = errors.New("xmlstream: writer closed")
+
+// Writer sends bytes to a connection from one goroutine. Callers append
+// whole elements with Write, which never blocks on the network: elements
+// queue in memory, bounded by MaxPending, and the writer goroutine sends
+// everything queued in one write, so that a busy stream batches many
+// stanzas into each TLS record and system call.
+type Writer struct {
+	w          io.Writer
+	maxPending int
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending []byte
+	spare   []byte
+	closed  bool
+	err     error
+	done    chan struct{}
+	// connection; may be nil.
+}
+
+// NewWriter starts a writer of w that holds at most maxPending bytes not yet
+// written (0 means 1 MiB).
+func NewWriter(w io.Writer, maxPending int) *Writer {
+	if maxPending <= 0 {
+		maxPending = 1 << 20
+	}
+	wr := &Writer{w: w, maxPending: maxPending, done: make(chan struct{})}
+	wr.cond = sync.NewCond(&wr.mu)
+	go wr.loop()
+	return wr
+}
+
+// ErrPendingFull is returned by Write when the peer does not read fast
+// enough and MaxPending bytes are queued.
+var ErrPendingFull = errors.New("xmlstream: too much data queued for a slow peer")
+
+// Write queues b, which must be one or more complete elements. b is copied.
+func (w *Writer) Write(b []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		if w.err != nil {
+			return w.err
+		}
+		return ErrWriterClosed
+	}
+	if len(w.pending)+len(b) > w.maxPending && len(w.pending) > 0 {
+		return ErrPendingFull
+	}
+	w.pending = append(w.pending, b...)
+	w.cond.Signal()
+	return nil
+}
+
+// AppendFunc queues what f appends, saving a copy for callers that build
+// elements in place.
+func (w *Writer) AppendFunc(f func([]byte) []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		if w.err != nil {
+			return w.err
+		}
+		return ErrWriterClosed
+	}
+	if len(w.pending) > w.maxPending {
+		return ErrPendingFull
+	}
+	w.pending = f(w.pending)
+	w.cond.Signal()
+	return nil
+}
+
+// Pending returns the number of bytes queued and not yet written.
+func (w *Writer) Pending() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending)
+}
+
+func (w *Writer) loop() {
+	defer close(w.done)
+	w.mu.Lock()
+	for {
+		for len(w.pending) == 0 && !w.closed {
+			w.cond.Wait()
+		}
+		if len(w.pending) == 0 && w.closed {
+			w.mu.Unlock()
+			return
+		}
+		buf := w.pending
+		w.pending = w.spare[:0]
+		w.mu.Unlock()
+		_, err := w.w.Write(buf)
+		w.mu.Lock()
+		if cap(buf) <= 64<<10 {
+			w.spare = buf[:0]
+		} else {
+			w.spare = nil
+		}
+		if err != nil {
+			w.err = err
+			w.closed = true
+			w.pending = nil
+			w.mu.Unlock()
+			return
+		}
+	}
+}
+
+// Close writes what is queued, then stops the writer. It does not close
+// the underlying connection. It returns the first write error.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	w.closed = true
+	w.cond.Signal()
+	w.mu.Unlock()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Done is closed when the writer has stopped.
+func (w *Writer) Done() <-chan struct{} { return w.done }
+
+// Err returns the write error that stopped the writer, if any.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}

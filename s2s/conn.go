@@ -1,0 +1,305 @@
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/s2sd/s2sd/internal/xmlstream"
+	"github.com/s2sd/s2sd/route"
+	"github.com/s2sd/s2sd/stream"
+)
+
+// Namespaces used in negotiation.
+const (
+	nsTLS              = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL             = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsDialbackFeature  = "urn:xmpp:features:dialback"
+	nsDialback         = xmlstream.NSDialback
+	nsServer           = xmlstream.NSServer
+	alpnXMPPServer     = "xmpp-server"
+	defaultNegotiation = 30 * time.Second
+)
+
+// State bits of a stream.
+type State uint8
+
+// States.
+const (
+	Secure   State = 1 << iota // TLS is up
+	Verified                   // the peer's certificate is valid for its domain
+	Authn                      // at least one domain pair is authenticated
+	Ready                      // stanzas may flow
+	Received                   // the stream was initiated by the peer
+)
+
+// Conn is one negotiated server-to-server stream (RFC 6120 §4). An outbound
+// Conn, made by a Dialer, sends stanzas; an inbound one, served by a Server,
+// reads them. A Conn knows the domain pairs it has authenticated.
+type Conn struct {
+	nc     net.Conn
+	tls    *tls.Conn
+	r      *xmlstream.Reader
+	w      *xmlstream.Writer
+	log    *slog.Logger
+	local  string // our domain (outbound: the sender; inbound: the header's to)
+	remote string // the peer's domain
+	id     string // the stream ID (ours on inbound, the peer's on outbound)
+	hdr    xmlstream.Header
+
+	mu    sync.Mutex
+	state State
+	// authenticated domain pairs: remote domain -> set of local domains.
+	pairs map[string]map[string]bool
+
+	method string // how the stream authenticated: "sasl-external" or "dialback"
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+var outCtx = xmlstream.StreamContext{NS: nsServer}
+
+func newConn(nc net.Conn, lim xmlstream.Limits, log *slog.Logger) *Conn {
+	c := &Conn{
+		nc:     nc,
+		r:      xmlstream.NewReader(nc, lim),
+		log:    log,
+		pairs:  map[string]map[string]bool{},
+		closed: make(chan struct{}),
+	}
+	if t, ok := nc.(*tls.Conn); ok {
+		c.tls = t
+		c.state |= Secure
+	}
+	return c
+}
+
+// Local returns our domain on the stream.
+func (c *Conn) Local() string { return c.local }
+
+// Remote returns the peer's domain.
+func (c *Conn) Remote() string { return c.remote }
+
+// ID returns the stream ID.
+func (c *Conn) ID() string { return c.id }
+
+// State returns the stream's state bits.
+func (c *Conn) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// RemoteAddr returns the peer's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// TLSState returns the TLS connection state, if TLS is up.
+func (c *Conn) TLSState() (tls.ConnectionState, bool) {
+	if c.tls == nil {
+		return tls.ConnectionState{}, false
+	}
+	return c.tls.ConnectionState(), true
+}
+
+func (c *Conn) setState(s State) {
+	c.mu.Lock()
+	c.state |= s
+	c.mu.Unlock()
+}
+
+func (c *Conn) authenticate(remote, local, method string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.method = method
+	m := c.pairs[remote]
+	if m == nil {
+		m = map[string]bool{}
+		c.pairs[remote] = m
+	}
+	m[local] = true
+	c.state |= Authn | Ready
+}
+
+// AuthMethod returns how the stream was authenticated: "sasl-external",
+// "dialback", or "" before authentication. An inbound stream that
+// authenticated several pairs reports the last method.
+func (c *Conn) AuthMethod() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.method
+}
+
+// SendRaw queues raw bytes, which must be complete elements, on a ready
+// stream (tools and tests).
+func (c *Conn) SendRaw(b []byte) error {
+	if c.w == nil {
+		return errors.New("s2s: stream not ready")
+	}
+	return c.w.Write(b)
+}
+
+// Authenticated reports whether the pair (remote, local) is authenticated on
+// the stream.
+func (c *Conn) Authenticated(remote, local string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pairs[remote][local]
+}
+
+// Pairs returns the authenticated pairs as remote -> locals.
+func (c *Conn) Pairs() map[string][]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string][]string, len(c.pairs))
+	for r, ls := range c.pairs {
+		for l := range ls {
+			out[r] = append(out[r], l)
+		}
+	}
+	return out
+}
+
+// write sends raw bytes during negotiation (before the writer goroutine
+// runs), bounded by the context deadline.
+func (c *Conn) write(ctx context.Context, b []byte) error {
+	if c.w != nil {
+		return c.w.Write(b)
+	}
+	if d, ok := ctx.Deadline(); ok {
+		c.nc.SetWriteDeadline(d)
+		defer c.nc.SetWriteDeadline(time.Time{})
+	}
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// next reads the next element during negotiation, bounded by ctx.
+func (c *Conn) next(ctx context.Context) (*xmlstream.Element, error) {
+	stop := context.AfterFunc(ctx, func() { c.nc.SetReadDeadline(aLongTimeAgo) })
+	defer func() {
+		if !stop() {
+			c.nc.SetReadDeadline(time.Time{})
+		}
+	}()
+	if d, ok := ctx.Deadline(); ok {
+		c.nc.SetReadDeadline(d)
+	}
+	el, err := c.r.Next()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, stream.New(stream.ConnectionTimeout, "negotiation took too long")
+		}
+		return nil, err
+	}
+	if el.Space == stream.NS && el.Local == "error" {
+		se, perr := stream.Parse(el.Raw)
+		if perr != nil {
+			return nil, perr
+		}
+		return nil, se
+	}
+	return el, nil
+}
+
+func (c *Conn) readHeader(ctx context.Context) (xmlstream.Header, error) {
+	if d, ok := ctx.Deadline(); ok {
+		c.nc.SetReadDeadline(d)
+		defer c.nc.SetReadDeadline(time.Time{})
+	}
+	h, err := c.r.ReadHeader()
+	if err != nil {
+		if ctx.Err() != nil {
+			return h, stream.New(stream.ConnectionTimeout, "negotiation took too long")
+		}
+		return h, err
+	}
+	c.hdr = h
+	return h, nil
+}
+
+// fail sends a locally raised stream error to the peer and closes the
+// stream; other errors just close it. It returns err.
+func (c *Conn) fail(err error) error {
+	var se *stream.Error
+	if errors.As(err, &se) && !se.Remote {
+		b := xmlstream.AppendStreamError(nil, se)
+		if c.w != nil {
+			c.w.Write(b)
+		} else {
+			c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			c.nc.Write(b)
+		}
+	}
+	c.close()
+	return err
+}
+
+// close ends the stream: the writer drains, </stream:stream> goes out, and
+// the connection closes.
+func (c *Conn) close() {
+	c.closeOnce.Do(func() {
+		if c.w != nil {
+			c.w.Write([]byte(xmlstream.StreamEnd))
+			done := make(chan struct{})
+			go func() { c.w.Close(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+			}
+		} else {
+			c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			c.nc.Write([]byte(xmlstream.StreamEnd))
+		}
+		c.nc.Close()
+		close(c.closed)
+	})
+}
+
+// Close ends the stream gracefully.
+func (c *Conn) Close() error {
+	c.close()
+	return nil
+}
+
+// CloseWithError sends a stream error, then ends the stream.
+func (c *Conn) CloseWithError(e *stream.Error) {
+	c.fail(e)
+}
+
+// Done is closed when the stream has ended.
+func (c *Conn) Done() <-chan struct{} { return c.closed }
+
+// startWriter hands writing to a batching writer goroutine: from now on,
+// stanzas are queued without blocking on the network.
+func (c *Conn) startWriter(maxPending int) {
+	c.w = xmlstream.NewWriter(c.nc, maxPending)
+}
+
+// Send queues a stanza on a ready outbound stream.
+func (c *Conn) Send(s *route.Stanza) error {
+	if c.w == nil {
+		return errors.New("s2s: stream not ready")
+	}
+	return c.w.AppendFunc(func(b []byte) []byte { return s.AppendTo(b, outCtx) })
+}
+
+// peerChain returns the peer's certificate chain, if TLS is up.
+func (c *Conn) peerChain() []*x509.Certificate {
+	if c.tls == nil {
+		return nil
+	}
+	return c.tls.ConnectionState().PeerCertificates
+}
+
+
+// errorIsEOF reports whether err means the peer went away.
+func errorIsEOF(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, xmlstream.ErrStreamEnd)
+}

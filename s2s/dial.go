@@ -1,0 +1,461 @@
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/s2sd/s2sd/internal/xmlstream"
+	"github.com/s2sd/s2sd/stanza"
+	"github.com/s2sd/s2sd/stream"
+)
+
+// Dialer opens authenticated outbound streams to remote domains: it
+// resolves them (RFC 6120 §3.2, XEP-0368), connects to each target in turn,
+// negotiates STARTTLS or direct TLS, then authenticates with SASL EXTERNAL
+// (RFC 6120 §6, XEP-0178) or Server Dialback (XEP-0220) as Policy allows.
+// The zero value is usable but has no certificate to present.
+type Dialer struct {
+	// Resolver finds the targets; nil means a Resolver on /etc/resolv.conf.
+	Resolver *Resolver
+	// AttemptTimeout bounds each TCP connection attempt (default 10s).
+	AttemptTimeout time.Duration
+	// NegotiationTimeout bounds a whole negotiation (default 30s).
+	NegotiationTimeout time.Duration
+	// TLSConfig is the base TLS configuration; it is cloned. Server name,
+	// ALPN and verification are set per stream.
+	TLSConfig *tls.Config
+	// GetCertificate returns our certificate for a local domain, presented
+	// as the TLS client certificate.
+	GetCertificate func(domain string) (*tls.Certificate, error)
+	// Roots verify peer certificates; nil means the system roots.
+	Roots *x509.CertPool
+	// Policy says how each remote domain may authenticate.
+	Policy PolicyFunc
+	// Secret is the dialback secret (XEP-0185); it must be the Server's.
+	Secret []byte
+	// Limits bound what the peer may send.
+	Limits xmlstream.Limits
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Trace, when set, is told of each step (for s2sd diag).
+	Trace *Trace
+	// Control, when set, is used as net.Dialer.Control (tests).
+	NetDialer *net.Dialer
+}
+
+// Trace receives the steps of a dial. Any field may be nil.
+type Trace struct {
+	Targets   func(targets []Target, err error)
+	Connect   func(t Target, addr netip.AddrPort, err error)
+	TLS       func(state tls.ConnectionState, certErr error)
+	Features  func(raw string)
+	Auth      func(method string, err error)
+	Dialback  func(result string)
+	Negotiate func(err error)
+}
+
+// DialError says why a remote domain could not be reached, and which stanza
+// error its queued stanzas bounce with.
+type DialError struct {
+	Domain    string
+	Condition stanza.Condition // remote-server-not-found or remote-server-timeout
+	Err       error
+	// Permanent is true when retrying cannot help soon (no such domain, no
+	// service).
+	Permanent bool
+}
+
+func (e *DialError) Error() string { return "s2s: " + e.Domain + ": " + e.Err.Error() }
+func (e *DialError) Unwrap() error { return e.Err }
+
+func (d *Dialer) logger() *slog.Logger {
+	if d.Logger != nil {
+		return d.Logger
+	}
+	return slog.Default()
+}
+
+func (d *Dialer) resolver() *Resolver {
+	if d.Resolver != nil {
+		return d.Resolver
+	}
+	return defaultResolver
+}
+
+var defaultResolver = &Resolver{}
+
+func durOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+type purpose uint8
+
+const (
+	forStanzas purpose = iota
+	forVerify
+)
+
+// DialContext returns an outbound stream from local to remote, authenticated
+// and ready for stanzas.
+func (d *Dialer) DialContext(ctx context.Context, local, remote string) (*Conn, error) {
+	return d.dial(ctx, local, remote, forStanzas)
+}
+
+// Verify asks the authoritative server of remote whether key is the
+// dialback key it issued for a stream from remote to local with stream ID id
+// (XEP-0220 §2.3). The server is found through DNS, never through the
+// connection the key arrived on.
+func (d *Dialer) Verify(ctx context.Context, local, remote, id, key string) (bool, error) {
+	c, err := d.dial(ctx, local, remote, forVerify)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, durOr(d.NegotiationTimeout, defaultNegotiation))
+	defer cancel()
+	req := appendDB(nil, "verify", dbElement{From: local, To: remote, ID: id, Key: key})
+	if err := c.write(ctx, req); err != nil {
+		return false, err
+	}
+	for {
+		el, err := c.next(ctx)
+		if err != nil {
+			return false, err
+		}
+		if el.Space != nsDialback || el.Local != "verify" {
+			continue
+		}
+		v, err := parseDB(el)
+		if err != nil {
+			return false, err
+		}
+		if v.ID != id || v.From != remote || v.To != local {
+			continue
+		}
+		switch v.Type {
+		case "valid":
+			return true, nil
+		case "invalid":
+			return false, nil
+		}
+		return false, fmt.Errorf("s2s: dialback verification error: %s", v.ErrCond)
+	}
+}
+
+func (d *Dialer) dial(ctx context.Context, local, remote string, p purpose) (*Conn, error) {
+	log := d.logger().With("local", local, "remote", remote, "dir", "out")
+	targets, err := d.resolver().LookupTargets(ctx, remote)
+	if d.Trace != nil && d.Trace.Targets != nil {
+		d.Trace.Targets(targets, err)
+	}
+	if err != nil {
+		var de *DNSError
+		perm := errors.Is(err, ErrNoService) || errors.Is(err, ErrNotFound) || errors.As(err, &de) && de.Rcode == 3
+		return nil, &DialError{Domain: remote, Condition: stanza.RemoteServerNotFound, Err: err, Permanent: perm}
+	}
+	var last error
+	cond := stanza.RemoteServerNotFound
+	for _, t := range targets {
+		addrs, err := d.resolver().LookupAddrs(ctx, t.Host)
+		if err != nil {
+			log.Debug("target has no address", "target", t.String(), "err", err)
+			last = err
+			continue
+		}
+		for _, a := range addrs {
+			ap := netip.AddrPortFrom(a, t.Port)
+			c, err := d.attempt(ctx, local, remote, t, ap, p, log)
+			if err == nil {
+				return c, nil
+			}
+			last = err
+			if ctx.Err() != nil {
+				return nil, &DialError{Domain: remote, Condition: stanza.RemoteServerTimeout, Err: err}
+			}
+			var ne net.Error
+			if !(errors.As(err, &ne) && !ne.Timeout()) && !errors.Is(err, errConnect) {
+				// Connected, then failed: the server exists but would not
+				// talk to us.
+				cond = stanza.RemoteServerTimeout
+			}
+			log.Info("connection attempt failed", "target", t.String(), "addr", ap.String(), "err", err)
+		}
+	}
+	if last == nil {
+		last = errors.New("no address to connect to")
+	}
+	return nil, &DialError{Domain: remote, Condition: cond, Err: last}
+}
+
+var errConnect = errors.New("connect failed")
+
+type connectError struct{ err error }
+
+func (e connectError) Error() string { return e.err.Error() }
+func (e connectError) Is(t error) bool {
+	return t == errConnect
+}
+func (e connectError) Unwrap() error { return e.err }
+
+func (d *Dialer) tlsConfig(local, remote string, direct bool) *tls.Config {
+	var cfg *tls.Config
+	if d.TLSConfig != nil {
+		cfg = d.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	cfg.ServerName = remote
+	// Verification is ours (VerifyPeer): the policy decides what an
+	// unverifiable certificate means.
+	cfg.InsecureSkipVerify = true
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	if direct {
+		cfg.NextProtos = []string{alpnXMPPServer}
+	}
+	if d.GetCertificate != nil {
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c, err := d.GetCertificate(local)
+			if err != nil || c == nil {
+				return &tls.Certificate{}, nil
+			}
+			return c, nil
+		}
+	}
+	return cfg
+}
+
+func (d *Dialer) attempt(ctx context.Context, local, remote string, t Target, ap netip.AddrPort, p purpose, log *slog.Logger) (*Conn, error) {
+	nd := d.NetDialer
+	if nd == nil {
+		nd = &net.Dialer{}
+	}
+	actx, cancel := context.WithTimeout(ctx, durOr(d.AttemptTimeout, 10*time.Second))
+	nc, err := nd.DialContext(actx, "tcp", ap.String())
+	cancel()
+	if d.Trace != nil && d.Trace.Connect != nil {
+		d.Trace.Connect(t, ap, err)
+	}
+	if err != nil {
+		return nil, connectError{err}
+	}
+	ctx, cancel = context.WithTimeout(ctx, durOr(d.NegotiationTimeout, defaultNegotiation))
+	defer cancel()
+	if t.DirectTLS {
+		tc := tls.Client(nc, d.tlsConfig(local, remote, true))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		nc = tc
+	}
+	c := newConn(nc, d.Limits, log)
+	c.local, c.remote = local, remote
+	err = d.negotiate(ctx, c, p)
+	if d.Trace != nil && d.Trace.Negotiate != nil {
+		d.Trace.Negotiate(err)
+	}
+	if err != nil {
+		c.fail(err)
+		return nil, err
+	}
+	log.Info("stream ready", "stream_id", c.id, "addr", ap.String(), "tls", c.State()&Secure != 0, "verified", c.State()&Verified != 0)
+	return c, nil
+}
+
+// negotiate runs RFC 6120 §4-§6 as the initiating entity.
+func (d *Dialer) negotiate(ctx context.Context, c *Conn, p purpose) error {
+	policy := d.Policy.of(c.remote)
+	saslDone := false
+	for {
+		hdr := xmlstream.AppendHeader(nil, xmlstream.Header{NS: nsServer, From: c.local, To: c.remote, Version: "1.0"}, true)
+		if err := c.write(ctx, hdr); err != nil {
+			return err
+		}
+		h, err := c.readHeader(ctx)
+		if err != nil {
+			return err
+		}
+		if h.NS != nsServer {
+			return stream.Errorf(stream.InvalidNamespace, "default namespace %q, want jabber:server", h.NS)
+		}
+		c.id = h.ID
+		if h.Version == "" {
+			return stream.New(stream.UnsupportedVersion, "the peer does not speak XMPP 1.0 (no stream features)")
+		}
+		el, err := c.next(ctx)
+		if err != nil {
+			return err
+		}
+		f, err := parseFeatures(el)
+		if err != nil {
+			return err
+		}
+		if d.Trace != nil && d.Trace.Features != nil {
+			d.Trace.Features(f.Raw)
+		}
+		secure := c.State()&Secure != 0
+		if !secure {
+			if f.StartTLS {
+				if err := d.startTLS(ctx, c); err != nil {
+					return err
+				}
+				continue
+			}
+			if policy != AllowPlaintext {
+				return &stream.Error{Condition: stream.PolicyViolation, Text: "the peer does not offer STARTTLS and TLS is required"}
+			}
+		} else if c.State()&Verified == 0 && !saslDone {
+			d.checkCert(c)
+		}
+		if saslDone {
+			c.authenticate(c.remote, c.local, "sasl-external")
+			c.startWriter(0)
+			return nil
+		}
+		verified := c.State()&Verified != 0
+		if policy == RequireValidCert && !verified {
+			return fmt.Errorf("certificate of %s not trusted and policy requires a valid one", c.remote)
+		}
+		if p == forVerify {
+			return nil
+		}
+		if verified && f.offers("EXTERNAL") {
+			if err := d.external(ctx, c); err != nil {
+				return err
+			}
+			saslDone = true
+			continue
+		}
+		if !f.Dialback && !h.Dialback() {
+			return stream.New(stream.UnsupportedFeature, "the peer offers no authentication we can use (no valid certificate for SASL EXTERNAL, no dialback)")
+		}
+		if err := d.dialback(ctx, c); err != nil {
+			return err
+		}
+		c.startWriter(0)
+		return nil
+	}
+}
+
+func (d *Dialer) checkCert(c *Conn) {
+	st, _ := c.TLSState()
+	err := VerifyPeer(st.PeerCertificates, d.Roots, c.remote, time.Now())
+	if d.Trace != nil && d.Trace.TLS != nil {
+		d.Trace.TLS(st, err)
+	}
+	if err == nil {
+		c.setState(Verified)
+	} else {
+		c.log.Debug("peer certificate not verified", "reason", err.Error())
+	}
+}
+
+// startTLS runs RFC 6120 §5.4 and restarts the stream reader on TLS.
+func (d *Dialer) startTLS(ctx context.Context, c *Conn) error {
+	if err := c.write(ctx, []byte("<starttls xmlns='"+nsTLS+"'/>")); err != nil {
+		return err
+	}
+	el, err := c.next(ctx)
+	if err != nil {
+		return err
+	}
+	if el.Space != nsTLS || el.Local != "proceed" {
+		return fmt.Errorf("STARTTLS refused (%s)", el.Local)
+	}
+	tc := tls.Client(c.nc, d.tlsConfig(c.local, c.remote, false))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("TLS handshake: %w", err)
+	}
+	if err := c.r.Reset(tc); err != nil {
+		return err
+	}
+	c.nc, c.tls = tc, tc
+	c.setState(Secure)
+	return nil
+}
+
+// external runs SASL EXTERNAL (RFC 6120 §6, XEP-0178 §4) with our domain
+// as the authorization identity.
+func (d *Dialer) external(ctx context.Context, c *Conn) error {
+	auth := "<auth xmlns='" + nsSASL + "' mechanism='EXTERNAL'>" + base64.StdEncoding.EncodeToString([]byte(c.local)) + "</auth>"
+	if err := c.write(ctx, []byte(auth)); err != nil {
+		return err
+	}
+	el, err := c.next(ctx)
+	if err != nil {
+		return err
+	}
+	var aerr error
+	switch {
+	case el.Space == nsSASL && el.Local == "success":
+	case el.Space == nsSASL && el.Local == "failure":
+		aerr = fmt.Errorf("SASL EXTERNAL failed: %s", el.Raw)
+	default:
+		aerr = fmt.Errorf("unexpected %s during SASL", el.Local)
+	}
+	if d.Trace != nil && d.Trace.Auth != nil {
+		d.Trace.Auth("SASL EXTERNAL", aerr)
+	}
+	if aerr != nil {
+		return aerr
+	}
+	return c.r.Reset(c.nc)
+}
+
+// dialback runs XEP-0220 §2.1 as the initiating server.
+func (d *Dialer) dialback(ctx context.Context, c *Conn) error {
+	key := DialbackKey(d.Secret, c.remote, c.local, c.id)
+	if err := c.write(ctx, appendDB(nil, "result", dbElement{From: c.local, To: c.remote, Key: key})); err != nil {
+		return err
+	}
+	for {
+		el, err := c.next(ctx)
+		if err != nil {
+			return err
+		}
+		if el.Space != nsDialback || el.Local != "result" {
+			c.log.Debug("ignoring element during dialback", "element", el.Local)
+			continue
+		}
+		r, err := parseDB(el)
+		if err != nil {
+			return err
+		}
+		if d.Trace != nil && d.Trace.Dialback != nil {
+			d.Trace.Dialback(r.Type)
+		}
+		var aerr error
+		switch r.Type {
+		case "valid":
+		case "invalid":
+			aerr = errors.New("dialback key refused (type='invalid')")
+		default:
+			aerr = fmt.Errorf("dialback error: %s", r.ErrCond)
+		}
+		if d.Trace != nil && d.Trace.Auth != nil {
+			d.Trace.Auth("dialback", aerr)
+		}
+		if aerr != nil {
+			return aerr
+		}
+		c.authenticate(c.remote, c.local, "dialback")
+		return nil
+	}
+}
+
+// hostPort formats a target for logs.
+func hostPort(h string, p uint16) string { return net.JoinHostPort(h, strconv.Itoa(int(p))) }

@@ -1,0 +1,165 @@
+package s2stest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/s2sd/s2sd/route"
+	"github.com/s2sd/s2sd/s2s"
+	"github.com/s2sd/s2sd/stanza"
+)
+
+// Server is one federating domain on loopback: an s2s.Server on
+// 127.0.0.1:0, a Pool for outbound stanzas, a Router, and a local handler
+// that records what reaches the domain.
+type Server struct {
+	Domain   string
+	Addr     netip.AddrPort
+	S2S      *s2s.Server
+	Pool     *s2s.Pool
+	Dialer   *s2s.Dialer
+	Router   *route.Router
+	Cert     tls.Certificate
+	Received chan *route.Stanza
+	Listener net.Listener
+}
+
+// Options configure NewServer. The zero value gives a self-signed
+// certificate and the DialbackOverTLS policy.
+type Options struct {
+	Cert     *tls.Certificate
+	Roots    *x509.CertPool
+	Policy   s2s.PolicyFunc
+	RetryFor time.Duration
+	// Register, when true, adds the server's SRV and A records to the DNS
+	// (default true unless NoRegister).
+	NoRegister bool
+	Logger     *slog.Logger
+}
+
+// NewServer starts a server for domain whose resolver asks dns.
+func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := SelfSigned(t, domain)
+	if o.Cert != nil {
+		cert = *o.Cert
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: logLevel()})).With("server", domain)
+	}
+	secret := s2s.NewSecret()
+	getCert := func(string) (*tls.Certificate, error) { return &cert, nil }
+	d := &s2s.Dialer{
+		Resolver:           &s2s.Resolver{Servers: []string{dns.Addr()}, Timeout: 2 * time.Second, CacheSize: -1},
+		GetCertificate:     getCert,
+		Roots:              o.Roots,
+		Policy:             o.Policy,
+		Secret:             secret,
+		Logger:             log,
+		AttemptTimeout:     2 * time.Second,
+		NegotiationTimeout: 5 * time.Second,
+	}
+	srv := &Server{Domain: domain, Cert: cert, Dialer: d, Received: make(chan *route.Stanza, 1000), Listener: l}
+	srv.Addr = netip.MustParseAddrPort(l.Addr().String())
+	r := &route.Router{Logger: log}
+	r.SetLocal(domain)
+	r.Local = route.HandlerFunc(func(ctx context.Context, s *route.Stanza) error {
+		select {
+		case srv.Received <- s:
+			return nil
+		default:
+			return stanza.New(stanza.ResourceConstraint, "test server full")
+		}
+	})
+	p := &s2s.Pool{Dialer: d, Bouncer: r, Logger: log, RetryFor: o.RetryFor, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond}
+	if p.RetryFor == 0 {
+		p.RetryFor = 2 * time.Second
+	}
+	r.Remote = p
+	s := &s2s.Server{
+		Hosted:             r.Hosted,
+		Handler:            r,
+		GetCertificate:     getCert,
+		Roots:              o.Roots,
+		Policy:             o.Policy,
+		Secret:             secret,
+		Dialer:             d,
+		Logger:             log,
+		NegotiationTimeout: 5 * time.Second,
+	}
+	srv.S2S, srv.Pool, srv.Router = s, p, r
+	go s.Serve(l)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		p.Shutdown(ctx)
+		s.Shutdown(ctx)
+		s.Close()
+	})
+	if !o.NoRegister {
+		dns.AddServer(domain, srv.Addr)
+	}
+	return srv
+}
+
+// Send routes a raw stanza (jabber:server namespace) as if generated
+// locally.
+func (s *Server) Send(t testing.TB, raw string) {
+	t.Helper()
+	st, err := route.New([]byte(raw), "jabber:server")
+	if err != nil {
+		t.Fatalf("bad stanza %q: %v", raw, err)
+	}
+	s.Router.Deliver(context.Background(), st)
+}
+
+// Expect waits for the next stanza to reach the server's domain.
+func (s *Server) Expect(t testing.TB, timeout time.Duration) *route.Stanza {
+	t.Helper()
+	select {
+	case st := <-s.Received:
+		return st
+	case <-time.After(timeout):
+		t.Fatalf("%s: no stanza within %v", s.Domain, timeout)
+		return nil
+	}
+}
+
+// testWriter sends logs to t.Log until the test ends.
+type testWriter struct {
+	t    testing.TB
+	done *atomic.Bool
+}
+
+func newTestWriter(t testing.TB) testWriter {
+	w := testWriter{t: t, done: new(atomic.Bool)}
+	t.Cleanup(func() { w.done.Store(true) })
+	return w
+}
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if !w.done.Load() {
+		w.t.Log(string(p[:len(p)-1]))
+	}
+	return len(p), nil
+}
+
+func logLevel() slog.Level {
+	if os.Getenv("S2S_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}

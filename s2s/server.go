@@ -1,0 +1,649 @@
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/s2sd/s2sd/internal/xmlstream"
+	"github.com/s2sd/s2sd/route"
+	"github.com/s2sd/s2sd/stanza"
+	"github.com/s2sd/s2sd/stream"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("s2s: server closed")
+
+// Server accepts server-to-server streams for the domains it hosts
+// (RFC 6120 as the receiving entity): STARTTLS or direct TLS (XEP-0368),
+// SASL EXTERNAL for peers with a valid certificate, Server Dialback
+// (XEP-0220) otherwise, checked with the authoritative server through the
+// Dialer. Authenticated stanzas go to Handler.
+type Server struct {
+	// Hosted reports whether a domain is ours (local or a component's).
+	Hosted func(domain string) bool
+	// Handler receives stanzas read from remote servers.
+	Handler route.Handler
+	// GetCertificate returns our certificate for a domain (TLS SNI).
+	GetCertificate func(domain string) (*tls.Certificate, error)
+	// TLSConfig is the base TLS configuration; it is cloned.
+	TLSConfig *tls.Config
+	// Roots verify peer certificates; nil means the system roots.
+	Roots *x509.CertPool
+	// Policy says how each remote domain may authenticate.
+	Policy PolicyFunc
+	// Secret is the dialback secret (XEP-0185), shared with the Dialer.
+	Secret []byte
+	// Dialer verifies dialback keys with authoritative servers.
+	Dialer *Dialer
+	// Limits bound what a peer may send.
+	Limits xmlstream.Limits
+	// NegotiationTimeout closes a stream not authenticated in time
+	// (default 30s): slow peers do not hold resources.
+	NegotiationTimeout time.Duration
+	// IdleTimeout closes a stream with no traffic for that long
+	// (default 10 minutes).
+	IdleTimeout time.Duration
+	// MaxConns and MaxConnsPerIP bound inbound connections (defaults 10000
+	// and 100).
+	MaxConns, MaxConnsPerIP int
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// OnStream, when set, is told when a stream becomes authenticated and
+	// when it ends (metrics).
+	OnStream func(c *Conn, up bool)
+
+	mu        sync.Mutex
+	listeners map[net.Listener]bool
+	conns     map[*Conn]bool
+	perIP     map[string]int
+	closing   atomic.Bool
+	wg        sync.WaitGroup
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// ListenAndServe listens on addr (default ":5269") and serves.
+func (s *Server) ListenAndServe(addr string) error {
+	if addr == "" {
+		addr = ":5269"
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(l)
+}
+
+// Serve accepts STARTTLS streams on l.
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, false) }
+
+// ServeDirectTLS accepts XEP-0368 direct TLS streams on l.
+func (s *Server) ServeDirectTLS(l net.Listener) error { return s.serve(l, true) }
+
+func (s *Server) serve(l net.Listener, direct bool) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	if s.listeners == nil {
+		s.listeners = map[net.Listener]bool{}
+	}
+	s.listeners[l] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if !s.admit(nc) {
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(nc, direct)
+		}()
+	}
+}
+
+var errTooManyFiles = errors.New("too many open files")
+
+func (s *Server) admit(nc net.Conn) bool {
+	ip, _, _ := net.SplitHostPort(nc.RemoteAddr().String())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP == nil {
+		s.perIP = map[string]int{}
+	}
+	total := 0
+	for _, n := range s.perIP {
+		total += n
+	}
+	if total >= durInt(s.MaxConns, 10000) || s.perIP[ip] >= durInt(s.MaxConnsPerIP, 100) {
+		s.logger().Warn("connection refused: too many connections", "remote", nc.RemoteAddr().String())
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		hdr := xmlstream.AppendHeader(nil, xmlstream.Header{NS: nsServer, ID: newStreamID(), Version: "1.0"}, false)
+		nc.Write(xmlstream.AppendStreamError(hdr, stream.New(stream.PolicyViolation, "too many connections")))
+		nc.Close()
+		return false
+	}
+	s.perIP[ip]++
+	return true
+}
+
+func (s *Server) release(nc net.Conn) {
+	ip, _, _ := net.SplitHostPort(nc.RemoteAddr().String())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+func durInt(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+func (s *Server) tlsConfig() *tls.Config {
+	var cfg *tls.Config
+	if s.TLSConfig != nil {
+		cfg = s.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	// The peer's certificate is checked by VerifyPeer against the domain it
+	// claims; TLS only asks for it.
+	cfg.ClientAuth = tls.RequestClientCert
+	cfg.NextProtos = []string{alpnXMPPServer}
+	if s.GetCertificate != nil {
+		cfg.GetCertificate = func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.GetCertificate(hi.ServerName)
+		}
+	}
+	return cfg
+}
+
+// Shutdown stops accepting, ends every stream with system-shutdown and waits
+// until their handlers return or ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	for l := range s.listeners {
+		l.Close()
+	}
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.CloseWithError(stream.New(stream.SystemShutdown, ""))
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes listeners and connections at once.
+func (s *Server) Close() error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	return nil
+}
+
+// Streams returns the inbound streams that are up.
+func (s *Server) Streams() []*Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// in is the state of one inbound stream.
+type in struct {
+	s       *Server
+	c       *Conn
+	pending sync.WaitGroup
+	sasl    bool
+}
+
+func (s *Server) handle(nc net.Conn, direct bool) {
+	defer s.release(nc)
+	log := s.logger().With("dir", "in", "addr", nc.RemoteAddr().String())
+	if direct {
+		tc := tls.Server(nc, s.tlsConfig())
+		ctx, cancel := context.WithTimeout(context.Background(), durOr(s.NegotiationTimeout, defaultNegotiation))
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			log.Info("direct TLS handshake failed", "err", err)
+			nc.Close()
+			return
+		}
+		nc = tc
+	}
+	c := newConn(nc, s.Limits, log)
+	c.setState(Received)
+	s.mu.Lock()
+	if s.conns == nil {
+		s.conns = map[*Conn]bool{}
+	}
+	s.conns[c] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		if s.OnStream != nil && c.State()&Authn != 0 {
+			s.OnStream(c, false)
+		}
+	}()
+	st := &in{s: s, c: c}
+	err := st.run()
+	st.pending.Wait()
+	switch {
+	case err == nil || errorIsEOF(err):
+		c.log.Info("stream closed", "remote", c.remote, "stream_id", c.id)
+		c.close()
+	default:
+		c.log.Info("stream failed", "remote", c.remote, "stream_id", c.id, "err", err)
+		c.fail(err)
+	}
+}
+
+// run negotiates, then reads stanzas until the stream ends.
+func (st *in) run() error {
+	s, c := st.s, st.c
+	deadline := time.Now().Add(durOr(s.NegotiationTimeout, defaultNegotiation))
+	c.nc.SetReadDeadline(deadline)
+	// A watchdog ends a stream that has not authenticated in time.
+	negTimer := time.AfterFunc(time.Until(deadline), func() {
+		if c.State()&Authn == 0 {
+			c.CloseWithError(stream.New(stream.ConnectionTimeout, "not authenticated in time"))
+		}
+	})
+	defer negTimer.Stop()
+	for {
+		if err := st.header(); err != nil {
+			return err
+		}
+		for {
+			if c.State()&Authn != 0 {
+				c.nc.SetReadDeadline(time.Now().Add(durOr(s.IdleTimeout, 10*time.Minute)))
+			}
+			el, err := c.r.Next()
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					if c.State()&Authn == 0 {
+						return stream.New(stream.ConnectionTimeout, "not authenticated in time")
+					}
+					return stream.New(stream.ConnectionTimeout, "idle stream")
+				}
+				return err
+			}
+			restart, err := st.element(el)
+			if err != nil {
+				return err
+			}
+			if restart {
+				break
+			}
+		}
+	}
+}
+
+// header reads a stream header and answers with ours and the features.
+func (st *in) header() error {
+	s, c := st.s, st.c
+	h, err := c.r.ReadHeader()
+	if err != nil {
+		return err
+	}
+	c.hdr = h
+	// Answer before checking, so that a stream error has a stream to go on
+	// (RFC 6120 §4.9.1.2).
+	id := newStreamID()
+	reply := xmlstream.Header{NS: nsServer, ID: id, Version: "1.0", From: h.To, To: h.From}
+	if err := c.write(context.Background(), xmlstream.AppendHeader(nil, reply, true)); err != nil {
+		return err
+	}
+	if h.NS != nsServer {
+		return stream.Errorf(stream.InvalidNamespace, "default namespace must be jabber:server")
+	}
+	if h.To == "" || s.Hosted == nil || !s.Hosted(h.To) {
+		return stream.Errorf(stream.HostUnknown, "%s is not served here", h.To)
+	}
+	if c.local != "" && c.local != h.To {
+		return stream.New(stream.HostUnknown, "the restarted stream names another domain")
+	}
+	c.local, c.id = h.To, id
+	if h.From != "" {
+		if _, err := jid.Parse(h.From); err != nil {
+			return stream.New(stream.InvalidFrom, "malformed 'from' domain")
+		}
+		if c.remote == "" {
+			c.remote = h.From
+		}
+	}
+	c.log = c.log.With("local", c.local, "remote", h.From, "stream_id", id)
+	return c.write(context.Background(), st.features(h))
+}
+
+func (st *in) features(h xmlstream.Header) []byte {
+	s, c := st.s, st.c
+	b := []byte("<stream:features>")
+	secure := c.State()&Secure != 0
+	policy := s.Policy.of(h.From)
+	switch {
+	case st.sasl:
+		// Authenticated by SASL: nothing more to negotiate.
+	case !secure:
+		b = append(b, "<starttls xmlns='"+nsTLS+"'>"...)
+		if policy != AllowPlaintext {
+			b = append(b, "<required/>"...)
+		}
+		b = append(b, "</starttls>"...)
+		if policy == AllowPlaintext {
+			b = append(b, "<dialback xmlns='"+nsDialbackFeature+"'><errors/></dialback>"...)
+		}
+	default:
+		if h.From != "" && VerifyPeer(c.peerChain(), s.Roots, h.From, time.Now()) == nil {
+			c.setState(Verified)
+			b = append(b, "<mechanisms xmlns='"+nsSASL+"'><mechanism>EXTERNAL</mechanism></mechanisms>"...)
+		}
+		b = append(b, "<dialback xmlns='"+nsDialbackFeature+"'><errors/></dialback>"...)
+	}
+	return append(b, "</stream:features>"...)
+}
+
+// element handles one top-level element. It reports whether the stream
+// restarts.
+func (st *in) element(el *xmlstream.Element) (bool, error) {
+	s, c := st.s, st.c
+	switch el.Space {
+	case nsTLS:
+		if el.Local != "starttls" || c.State()&Secure != 0 {
+			return false, stream.New(stream.PolicyViolation, "unexpected STARTTLS")
+		}
+		if err := c.write(context.Background(), []byte("<proceed xmlns='"+nsTLS+"'/>")); err != nil {
+			return false, err
+		}
+		tc := tls.Server(c.nc, s.tlsConfig())
+		ctx, cancel := context.WithTimeout(context.Background(), durOr(s.NegotiationTimeout, defaultNegotiation))
+		defer cancel()
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.nc.Close()
+			return false, err
+		}
+		// RFC 6120 §5.3.3: data sent before the handshake is discarded;
+		// Reset refuses it.
+		if err := c.r.Reset(tc); err != nil {
+			return false, err
+		}
+		c.nc, c.tls = tc, tc
+		c.setState(Secure)
+		return true, nil
+	case nsSASL:
+		return st.sasl_(el)
+	case nsDialback:
+		return false, st.dialback(el)
+	case stream.NS:
+		if el.Local == "error" {
+			se, _ := stream.Parse(el.Raw)
+			if se != nil {
+				return false, se
+			}
+		}
+		return false, stream.New(stream.UnsupportedStanzaType, "unexpected "+el.Local)
+	case xmlstream.NSServer:
+		return false, st.stanza(el)
+	}
+	return false, stream.Errorf(stream.UnsupportedStanzaType, "unsupported element {%s}%s", el.Space, el.Local)
+}
+
+// sasl_ handles SASL EXTERNAL (RFC 6120 §6.4, XEP-0178 §3).
+func (st *in) sasl_(el *xmlstream.Element) (bool, error) {
+	c := st.c
+	fail := func(cond string) (bool, error) {
+		c.write(context.Background(), []byte("<failure xmlns='"+nsSASL+"'><"+cond+"/></failure>"))
+		return false, nil
+	}
+	if el.Local != "auth" {
+		return fail("aborted")
+	}
+	if c.State()&Secure == 0 || st.sasl {
+		return fail("encryption-required")
+	}
+	if el.Attr("mechanism") != "EXTERNAL" {
+		return fail("invalid-mechanism")
+	}
+	var body struct {
+		Text string `xml:",chardata"`
+	}
+	el.Unmarshal(&body)
+	authz := c.hdr.From
+	if t := body.Text; t != "" && t != "=" {
+		b, err := base64.StdEncoding.DecodeString(t)
+		if err != nil {
+			return fail("incorrect-encoding")
+		}
+		authz = string(b)
+	}
+	if authz == "" || authz != c.hdr.From && c.hdr.From != "" {
+		return fail("invalid-authzid")
+	}
+	if err := VerifyPeer(c.peerChain(), st.s.Roots, authz, time.Now()); err != nil {
+		c.log.Info("SASL EXTERNAL refused", "reason", err.Error())
+		return fail("not-authorized")
+	}
+	if err := c.write(context.Background(), []byte("<success xmlns='"+nsSASL+"'/>")); err != nil {
+		return false, err
+	}
+	if err := c.r.Reset(c.nc); err != nil {
+		return false, err
+	}
+	st.sasl = true
+	c.remote = authz
+	c.authenticate(authz, c.local, "sasl-external")
+	c.log.Info("authenticated with SASL EXTERNAL", "remote", authz)
+	if st.s.OnStream != nil {
+		st.s.OnStream(c, true)
+	}
+	return true, nil
+}
+
+// dialback handles db:result (as receiving server) and db:verify (as
+// authoritative server), XEP-0220 §2.
+func (st *in) dialback(el *xmlstream.Element) error {
+	s, c := st.s, st.c
+	d, err := parseDB(el)
+	if err != nil {
+		return err
+	}
+	switch el.Local {
+	case "verify":
+		// We are the authoritative server for d.To: was this key ours?
+		if !s.Hosted(d.To) {
+			return c.write(context.Background(), appendDB(nil, "verify", dbElement{From: d.To, To: d.From, ID: d.ID, Type: "error", ErrCond: "item-not-found"}))
+		}
+		typ := "invalid"
+		if checkDialbackKey(s.Secret, d.From, d.To, d.ID, d.Key) {
+			typ = "valid"
+		}
+		c.log.Info("dialback verify request", "receiving", d.From, "originating", d.To, "result", typ)
+		return c.write(context.Background(), appendDB(nil, "verify", dbElement{From: d.To, To: d.From, ID: d.ID, Type: typ}))
+	case "result":
+	default:
+		return stream.New(stream.UnsupportedStanzaType, "unknown dialback element")
+	}
+	if d.Type != "" {
+		return stream.New(stream.BadFormat, "db:result with a type on an inbound stream")
+	}
+	reply := func(typ, cond string) error {
+		return c.write(context.Background(), appendDB(nil, "result", dbElement{From: d.To, To: d.From, Type: typ, ErrCond: cond}))
+	}
+	if !s.Hosted(d.To) {
+		return reply("error", "item-not-found")
+	}
+	if _, err := jid.Parse(d.From); err != nil || d.From == "" {
+		return stream.New(stream.InvalidFrom, "malformed dialback 'from'")
+	}
+	secure := c.State()&Secure != 0
+	policy := s.Policy.of(d.From)
+	if !secure && policy != AllowPlaintext {
+		return stream.New(stream.PolicyViolation, "TLS is required before dialback")
+	}
+	certOK := secure && VerifyPeer(c.peerChain(), s.Roots, d.From, time.Now()) == nil
+	if policy == RequireValidCert && !certOK {
+		c.log.Info("dialback refused: certificate not valid and policy requires it", "originating", d.From)
+		return reply("error", "not-authorized")
+	}
+	if certOK {
+		// XEP-0344: the certificate already proves the identity.
+		c.authenticate(d.From, d.To, "dialback")
+		c.log.Info("authenticated with dialback (certificate valid)", "originating", d.From)
+		if s.OnStream != nil {
+			s.OnStream(c, true)
+		}
+		return reply("valid", "")
+	}
+	if s.Dialer == nil {
+		return reply("error", "remote-server-not-found")
+	}
+	id := c.id
+	st.pending.Add(1)
+	go func() {
+		defer st.pending.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), durOr(s.NegotiationTimeout, defaultNegotiation))
+		defer cancel()
+		ok, err := s.Dialer.Verify(ctx, d.To, d.From, id, d.Key)
+		switch {
+		case err != nil:
+			c.log.Info("dialback verification failed", "originating", d.From, "err", err)
+			reply("error", "remote-server-not-found")
+		case !ok:
+			c.log.Warn("dialback key refused by the authoritative server", "originating", d.From)
+			reply("invalid", "")
+			c.CloseWithError(stream.New(stream.NotAuthorized, "dialback key not valid"))
+		default:
+			c.authenticate(d.From, d.To, "dialback")
+			c.log.Info("authenticated with dialback", "originating", d.From)
+			if s.OnStream != nil {
+				s.OnStream(c, true)
+			}
+			reply("valid", "")
+		}
+	}()
+	return nil
+}
+
+// stanza checks a stanza's addresses against the authenticated pairs and
+// hands it to the Handler (RFC 6120 §13.7.1.1 and §4.9.3.9).
+func (st *in) stanza(el *xmlstream.Element) error {
+	s, c := st.s, st.c
+	if c.State()&Authn == 0 {
+		return stream.New(stream.NotAuthorized, "stanza before authentication")
+	}
+	switch el.Local {
+	case "message", "presence", "iq":
+	default:
+		return stream.Errorf(stream.UnsupportedStanzaType, "unsupported stanza %s", el.Local)
+	}
+	from, to := el.Attr("from"), el.Attr("to")
+	if from == "" || to == "" {
+		return stream.New(stream.ImproperAddressing, "stanzas between servers need 'from' and 'to'")
+	}
+	fj, err := jid.Parse(from)
+	if err != nil {
+		return stream.New(stream.InvalidFrom, "malformed 'from'")
+	}
+	tj, err := jid.Parse(to)
+	fromDomain := fj.Domainpart()
+	if err != nil {
+		// The sender is authenticated: answer with a stanza error.
+		if !c.Authenticated(fromDomain, c.local) {
+			return stream.New(stream.InvalidFrom, "'from' not authenticated on this stream")
+		}
+		return st.bounce(el, stanza.New(stanza.JIDMalformed, "malformed 'to'"))
+	}
+	toDomain := tj.Domainpart()
+	if !s.Hosted(toDomain) {
+		return stream.Errorf(stream.HostUnknown, "%s is not served here", toDomain)
+	}
+	if !c.Authenticated(fromDomain, toDomain) {
+		return stream.Errorf(stream.InvalidFrom, "%s is not authenticated for %s on this stream", fromDomain, toDomain)
+	}
+	rs, err := route.NewStanza(el, c.hdr.Context(), route.FromRemote)
+	if err != nil {
+		var se *stanza.Error
+		if errors.As(err, &se) {
+			return st.bounce(el, se)
+		}
+		return err
+	}
+	if s.Handler == nil {
+		return nil
+	}
+	return s.Handler.Deliver(context.Background(), rs)
+}
+
+// bounce answers a stanza that cannot be parsed into a route.Stanza.
+func (st *in) bounce(el *xmlstream.Element, e *stanza.Error) error {
+	st.c.log.Info("stanza refused", "element", el.Local, "condition", e.Condition)
+	return nil
+}
