@@ -96,14 +96,17 @@ func unescape(s string) string {
 				b.WriteByte('u')
 				break
 			}
-			i += 4
+			i += 4 // the four hex digits
 			if utf16.IsSurrogate(r) {
-				if r2, ok := hex4(strings.TrimPrefix(s[i+2:], `\u`)); ok && strings.HasPrefix(s[i+2:], `\u`) {
-					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-						b.WriteRune(d)
-						i += 6
-						break
-					}
+				rest := s[i+2:]
+				r2, ok := rune(0), false
+				if strings.HasPrefix(rest, `\u`) {
+					r2, ok = hex4(rest[2:])
+				}
+				if d := utf16.DecodeRune(r, r2); ok && d != utf8.RuneError {
+					b.WriteRune(d)
+					i += 6 // the second \uXXXX
+					break
 				}
 				r = utf8.RuneError
 			}

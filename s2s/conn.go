@@ -298,7 +298,6 @@ func (c *Conn) peerChain() []*x509.Certificate {
 	return c.tls.ConnectionState().PeerCertificates
 }
 
-
 // errorIsEOF reports whether err means the peer went away.
 func errorIsEOF(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, xmlstream.ErrStreamEnd)

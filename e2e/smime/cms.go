@@ -228,7 +228,12 @@ func verify(der, content []byte, roots *x509.CertPool, extra []*x509.Certificate
 			return err
 		}
 		v.content = p7.Content
-		v.chain = append([]*x509.Certificate{signer}, p7.Certificates...)
+		v.chain = []*x509.Certificate{signer}
+		for _, c := range p7.Certificates {
+			if c != signer {
+				v.chain = append(v.chain, c)
+			}
+		}
 		return nil
 	})
 	return v, err
