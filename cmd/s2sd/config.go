@@ -1,0 +1,354 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"mellium.im/xmpp/jid"
+
+	"github.com/s2sd/s2sd/component"
+	"github.com/s2sd/s2sd/internal/xmlstream"
+	"github.com/s2sd/s2sd/s2s"
+)
+
+//go:embed default.toml
+var defaultConfig []byte
+
+// Config is the s2sd configuration file (TOML).
+type Config struct {
+	Server struct {
+		Domains   []string `toml:"domains"`
+		StateDir  string   `toml:"state_dir"`
+		LogLevel  string   `toml:"log_level"`
+		LogFormat string   `toml:"log_format"`
+		Version   bool     `toml:"version"` // answer XEP-0092 software version
+	} `toml:"server"`
+	S2S struct {
+		Listen          string            `toml:"listen"`
+		DirectTLSListen string            `toml:"direct_tls_listen"`
+		Policy          string            `toml:"policy"`
+		Policies        map[string]string `toml:"policies"` // remote domain -> policy
+		DNS             []string          `toml:"dns"`
+		CAFile          string            `toml:"ca_file"`
+		SecretFile      string            `toml:"dialback_secret_file"`
+		RetryFor        duration          `toml:"retry_for"`
+		QueueLimit      int               `toml:"queue_limit"`
+		IdleTimeout     duration          `toml:"idle_timeout"`
+		MaxConns        int               `toml:"max_connections"`
+		MaxConnsPerIP   int               `toml:"max_connections_per_ip"`
+	} `toml:"s2s"`
+	Certificates []struct {
+		Domains []string `toml:"domains"`
+		Cert    string   `toml:"cert"`
+		Key     string   `toml:"key"`
+	} `toml:"certificate"`
+	Components struct {
+		Listen   string `toml:"listen"`
+		Conflict string `toml:"conflict"` // replace or refuse
+	} `toml:"components"`
+	Component []struct {
+		Domain     string `toml:"domain"`
+		Secret     string `toml:"secret"`
+		SecretFile string `toml:"secret_file"`
+	} `toml:"component"`
+	Limits struct {
+		MaxStanza int `toml:"max_stanza"`
+		MaxDepth  int `toml:"max_depth"`
+		MaxAttrs  int `toml:"max_attributes"`
+	} `toml:"limits"`
+	Metrics struct {
+		Listen string `toml:"listen"`
+	} `toml:"metrics"`
+	Shutdown struct {
+		Grace duration `toml:"grace"`
+	} `toml:"shutdown"`
+
+	// Resolved at load time.
+	path       string
+	policy     s2s.Policy
+	policies   map[string]s2s.Policy
+	roots      *x509.CertPool
+	certs      map[string]*tls.Certificate // by domain; "*.x" for wildcards
+	secrets    map[string]string           // component domain -> secret
+	generated  map[string]bool             // component secrets generated here
+	dbSecret   []byte
+	conflict   component.ConflictPolicy
+	logLevel   slog.Level
+	isDefault  bool
+	selfSigned []string
+}
+
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	d.Duration = v
+	return err
+}
+
+// loadConfig reads a config file, or the embedded default when path is "".
+func loadConfig(path string) (*Config, error) {
+	data := defaultConfig
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, err
+		}
+	}
+	var c Config
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", nameOr(path), err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("%s: unknown keys: %s", nameOr(path), strings.Join(keys, ", "))
+	}
+	c.path, c.isDefault = path, path == ""
+	if err := c.resolve(); err != nil {
+		return nil, fmt.Errorf("%s: %w", nameOr(path), err)
+	}
+	return &c, nil
+}
+
+func nameOr(path string) string {
+	if path == "" {
+		return "embedded default config"
+	}
+	return path
+}
+
+func checkDomain(d string) error {
+	j, err := jid.Parse(d)
+	if err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
+		return fmt.Errorf("%q is not a domain", d)
+	}
+	return nil
+}
+
+func checkAddr(what, a string) error {
+	if a == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(a); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// resolve validates the config and loads the files it names.
+func (c *Config) resolve() error {
+	if len(c.Server.Domains) == 0 {
+		return errors.New("server.domains: at least one domain is needed")
+	}
+	for _, d := range c.Server.Domains {
+		if err := checkDomain(d); err != nil {
+			return fmt.Errorf("server.domains: %w", err)
+		}
+	}
+	for what, a := range map[string]string{"s2s.listen": c.S2S.Listen, "s2s.direct_tls_listen": c.S2S.DirectTLSListen, "components.listen": c.Components.Listen, "metrics.listen": c.Metrics.Listen} {
+		if err := checkAddr(what, a); err != nil {
+			return err
+		}
+	}
+	for _, a := range c.S2S.DNS {
+		if err := checkAddr("s2s.dns", a); err != nil {
+			return err
+		}
+	}
+	var ok bool
+	if c.policy, ok = s2s.ParsePolicy(c.S2S.Policy); !ok {
+		return fmt.Errorf("s2s.policy: unknown policy %q (dialback-over-tls, require-valid-cert, allow-plaintext)", c.S2S.Policy)
+	}
+	c.policies = map[string]s2s.Policy{}
+	for d, p := range c.S2S.Policies {
+		if c.policies[d], ok = s2s.ParsePolicy(p); !ok {
+			return fmt.Errorf("s2s.policies.%s: unknown policy %q", d, p)
+		}
+	}
+	switch c.Components.Conflict {
+	case "", "replace":
+		c.conflict = component.Replace
+	case "refuse":
+		c.conflict = component.Refuse
+	default:
+		return fmt.Errorf("components.conflict: %q is neither replace nor refuse", c.Components.Conflict)
+	}
+	if err := c.logLevel.UnmarshalText([]byte(orStr(c.Server.LogLevel, "info"))); err != nil {
+		return fmt.Errorf("server.log_level: %w", err)
+	}
+	switch c.Server.LogFormat {
+	case "", "text", "json":
+	default:
+		return fmt.Errorf("server.log_format: %q is neither text nor json", c.Server.LogFormat)
+	}
+	if c.Server.StateDir == "" {
+		c.Server.StateDir = defaultStateDir()
+	}
+	if c.S2S.CAFile != "" {
+		pem, err := os.ReadFile(c.S2S.CAFile)
+		if err != nil {
+			return fmt.Errorf("s2s.ca_file: %w", err)
+		}
+		c.roots = x509.NewCertPool()
+		if !c.roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("s2s.ca_file: no certificate in %s", c.S2S.CAFile)
+		}
+	}
+	c.certs = map[string]*tls.Certificate{}
+	for i, cf := range c.Certificates {
+		pair, err := tls.LoadX509KeyPair(cf.Cert, cf.Key)
+		if err != nil {
+			return fmt.Errorf("certificate[%d]: %w", i, err)
+		}
+		for _, d := range cf.Domains {
+			c.certs[d] = &pair
+		}
+	}
+	c.secrets, c.generated = map[string]string{}, map[string]bool{}
+	for i, comp := range c.Component {
+		if err := checkDomain(comp.Domain); err != nil {
+			return fmt.Errorf("component[%d]: %w", i, err)
+		}
+		if c.isLocal(comp.Domain) {
+			return fmt.Errorf("component[%d]: %s is also in server.domains", i, comp.Domain)
+		}
+		switch {
+		case comp.Secret != "" && comp.SecretFile != "":
+			return fmt.Errorf("component[%d]: both secret and secret_file", i)
+		case comp.Secret != "":
+			c.secrets[comp.Domain] = comp.Secret
+		case comp.SecretFile != "":
+			b, err := os.ReadFile(comp.SecretFile)
+			if err != nil {
+				return fmt.Errorf("component[%d]: %w", i, err)
+			}
+			c.secrets[comp.Domain] = strings.TrimSpace(string(b))
+		default:
+			c.generated[comp.Domain] = true
+		}
+	}
+	if c.S2S.SecretFile != "" {
+		b, err := os.ReadFile(c.S2S.SecretFile)
+		if err != nil {
+			return fmt.Errorf("s2s.dialback_secret_file: %w", err)
+		}
+		c.dbSecret = bytes.TrimSpace(b)
+	}
+	return nil
+}
+
+func (c *Config) isLocal(d string) bool {
+	for _, x := range c.Server.Domains {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+// prepareState creates the state directory and fills in what the config
+// leaves to it: generated secrets and self-signed certificates.
+func (c *Config) prepareState() error {
+	if err := os.MkdirAll(c.Server.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	for d := range c.generated {
+		s, err := stateSecret(filepath.Join(c.Server.StateDir, "component-"+d+".secret"))
+		if err != nil {
+			return err
+		}
+		c.secrets[d] = s
+	}
+	if c.dbSecret == nil {
+		s, err := stateSecret(filepath.Join(c.Server.StateDir, "dialback.secret"))
+		if err != nil {
+			return err
+		}
+		c.dbSecret = []byte(s)
+	}
+	domains := append([]string(nil), c.Server.Domains...)
+	for _, comp := range c.Component {
+		domains = append(domains, comp.Domain)
+	}
+	for _, d := range domains {
+		if c.certFor(d) != nil {
+			continue
+		}
+		cert, err := selfSigned(c.Server.StateDir, d)
+		if err != nil {
+			return err
+		}
+		c.certs[d] = cert
+		c.selfSigned = append(c.selfSigned, d)
+	}
+	return nil
+}
+
+// certFor returns the certificate for a domain, exact or wildcard.
+func (c *Config) certFor(d string) *tls.Certificate {
+	if cert := c.certs[d]; cert != nil {
+		return cert
+	}
+	if i := strings.IndexByte(d, '.'); i > 0 {
+		return c.certs["*"+d[i:]]
+	}
+	return nil
+}
+
+func (c *Config) policyFor(remote string) s2s.Policy {
+	if p, ok := c.policies[remote]; ok {
+		return p
+	}
+	return c.policy
+}
+
+func (c *Config) limits() xmlstream.Limits {
+	return xmlstream.Limits{MaxStanza: c.Limits.MaxStanza, MaxDepth: c.Limits.MaxDepth, MaxAttrs: c.Limits.MaxAttrs}
+}
+
+func stateSecret(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	s := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("state: %w", err)
+	}
+	return s, nil
+}
+
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "s2sd")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "s2sd")
+	}
+	return "s2sd-state"
+}
+
+func orStr(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
+}

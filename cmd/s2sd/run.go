@@ -1,0 +1,319 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/s2sd/s2sd/component"
+	"github.com/s2sd/s2sd/route"
+	"github.com/s2sd/s2sd/s2s"
+)
+
+// daemon is a running s2sd.
+type daemon struct {
+	cfg     atomic.Pointer[Config]
+	log     *slog.Logger
+	level   *slog.LevelVar
+	metrics *metrics
+	router  *route.Router
+	dialer  *s2s.Dialer
+	pool    *s2s.Pool
+	s2s     *s2s.Server
+	comps   *component.Server
+	httpSrv *http.Server
+
+	// Listeners, for tests and the first log lines.
+	s2sAddr, directAddr, compAddr, metricsAddr net.Addr
+
+	mu      sync.Mutex
+	outUp   int
+	serveWG sync.WaitGroup
+}
+
+func newLogger(c *Config, level *slog.LevelVar) *slog.Logger {
+	level.Set(c.logLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Server.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// start builds the daemon from cfg and starts its listeners.
+func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error) {
+	if err := cfg.prepareState(); err != nil {
+		return nil, err
+	}
+	d := &daemon{log: log, level: level, metrics: newMetrics()}
+	d.cfg.Store(cfg)
+	d.router = &route.Router{Logger: log, Counter: d.metrics}
+	d.router.SetLocal(cfg.Server.Domains...)
+	d.router.Local = &local{router: d.router, version: func() bool { return d.cfg.Load().Server.Version }, log: log}
+
+	getCert := func(domain string) (*tls.Certificate, error) {
+		c := d.cfg.Load()
+		if cert := c.certFor(domain); cert != nil {
+			return cert, nil
+		}
+		// SNI may be absent or name another of our domains.
+		return c.certFor(c.Server.Domains[0]), nil
+	}
+	policy := func(remote string) s2s.Policy { return d.cfg.Load().policyFor(remote) }
+	d.dialer = &s2s.Dialer{
+		Resolver:       &s2s.Resolver{Servers: cfg.S2S.DNS, Logger: log},
+		GetCertificate: getCert,
+		Roots:          cfg.roots,
+		Policy:         policy,
+		Secret:         cfg.dbSecret,
+		Limits:         cfg.limits(),
+		Logger:         log,
+	}
+	d.pool = &s2s.Pool{
+		Dialer:      d.dialer,
+		Bouncer:     d.router,
+		QueueLimit:  cfg.S2S.QueueLimit,
+		RetryFor:    cfg.S2S.RetryFor.Duration,
+		IdleTimeout: cfg.S2S.IdleTimeout.Duration,
+		Logger:      log,
+		OnStream: func(c *s2s.Conn, up bool) {
+			if up {
+				d.metrics.streams.WithLabelValues("out").Inc()
+			} else {
+				d.metrics.streams.WithLabelValues("out").Dec()
+			}
+		},
+		OnQueue: func(delta int) { d.metrics.queue.Add(float64(delta)) },
+	}
+	d.router.Remote = d.pool
+	d.comps = &component.Server{
+		Secret: func(domain string) (string, bool) {
+			s, ok := d.cfg.Load().secrets[domain]
+			return s, ok
+		},
+		Handler:  d.router,
+		Conflict: cfg.conflict,
+		Limits:   cfg.limits(),
+		Logger:   log,
+		OnConnect: func(domain string) {
+			d.metrics.comps.Inc()
+		},
+		OnDisconnect: func(domain string) {
+			d.metrics.comps.Dec()
+		},
+	}
+	d.setComponents(cfg)
+	d.s2s = &s2s.Server{
+		Hosted:         d.router.Hosted,
+		Handler:        d.router,
+		GetCertificate: getCert,
+		Roots:          cfg.roots,
+		Policy:         policy,
+		Secret:         cfg.dbSecret,
+		Dialer:         d.dialer,
+		Limits:         cfg.limits(),
+		IdleTimeout:    cfg.S2S.IdleTimeout.Duration,
+		MaxConns:       cfg.S2S.MaxConns,
+		MaxConnsPerIP:  cfg.S2S.MaxConnsPerIP,
+		Logger:         log,
+		OnStream: func(c *s2s.Conn, up bool) {
+			if up {
+				d.metrics.streams.WithLabelValues("in").Inc()
+			} else {
+				d.metrics.streams.WithLabelValues("in").Dec()
+			}
+		},
+	}
+	var ls []net.Listener
+	listen := func(addr string) (net.Listener, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+			return nil, err
+		}
+		ls = append(ls, l)
+		return l, nil
+	}
+	l, err := listen(cfg.S2S.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("s2s listener: %w", err)
+	}
+	d.s2sAddr = l.Addr()
+	d.serve(func() error { return d.s2s.Serve(l) })
+	if cfg.S2S.DirectTLSListen != "" {
+		l, err := listen(cfg.S2S.DirectTLSListen)
+		if err != nil {
+			return nil, fmt.Errorf("s2s direct TLS listener: %w", err)
+		}
+		d.directAddr = l.Addr()
+		d.serve(func() error { return d.s2s.ServeDirectTLS(l) })
+	}
+	if cfg.Components.Listen != "" {
+		l, err := listen(cfg.Components.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("component listener: %w", err)
+		}
+		d.compAddr = l.Addr()
+		d.serve(func() error { return d.comps.Serve(l) })
+	}
+	if cfg.Metrics.Listen != "" {
+		l, err := listen(cfg.Metrics.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("metrics listener: %w", err)
+		}
+		d.metricsAddr = l.Addr()
+		d.httpSrv = &http.Server{Handler: d.metrics.handler(d.healthy), ReadHeaderTimeout: 5 * time.Second}
+		d.serve(func() error { return d.httpSrv.Serve(l) })
+	}
+	return d, nil
+}
+
+func (d *daemon) serve(f func() error) {
+	d.serveWG.Add(1)
+	go func() {
+		defer d.serveWG.Done()
+		if err := f(); err != nil && !errors.Is(err, s2s.ErrServerClosed) && !errors.Is(err, component.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("listener failed", "err", err)
+		}
+	}()
+}
+
+func (d *daemon) healthy() error { return nil }
+
+// setComponents routes each configured component domain to the component
+// server, and drops domains no longer configured.
+func (d *daemon) setComponents(cfg *Config) {
+	want := map[string]bool{}
+	for _, c := range cfg.Component {
+		want[c.Domain] = true
+		d.router.SetComponent(c.Domain, d.comps)
+	}
+	for _, dom := range d.router.Components() {
+		if !want[dom] {
+			d.router.SetComponent(dom, nil)
+		}
+	}
+}
+
+// reload re-reads the config file. Certificates, component secrets,
+// policies, local domains and the log level change without touching
+// established streams; listeners and the DNS servers need a restart. A bad
+// file keeps the running config.
+func (d *daemon) reload() {
+	old := d.cfg.Load()
+	cfg, err := loadConfig(old.path)
+	if err == nil {
+		err = cfg.prepareState()
+	}
+	if err != nil {
+		d.log.Error("reload failed; keeping the running configuration", "err", err)
+		return
+	}
+	if cfg.S2S.Listen != old.S2S.Listen || cfg.Components.Listen != old.Components.Listen || cfg.Metrics.Listen != old.Metrics.Listen || cfg.S2S.DirectTLSListen != old.S2S.DirectTLSListen {
+		d.log.Warn("listener addresses changed; they take effect at the next restart")
+	}
+	d.cfg.Store(cfg)
+	d.level.Set(cfg.logLevel)
+	d.router.SetLocal(cfg.Server.Domains...)
+	d.setComponents(cfg)
+	d.log.Info("configuration reloaded", "domains", cfg.Server.Domains, "components", len(cfg.Component))
+}
+
+// shutdown stops the daemon: listeners close, queued stanzas get grace to
+// go out, streams end with system-shutdown, what is left bounces.
+func (d *daemon) shutdown(grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	d.log.Info("shutting down", "grace", grace)
+	d.pool.Shutdown(ctx)
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	d.s2s.Shutdown(sctx)
+	d.comps.Shutdown(sctx)
+	if d.httpSrv != nil {
+		d.httpSrv.Shutdown(sctx)
+	}
+	d.s2s.Close()
+	d.comps.Close()
+	d.serveWG.Wait()
+	d.log.Info("stopped")
+}
+
+// run serves until SIGTERM or SIGINT; SIGHUP reloads.
+func run(cfg *Config) error {
+	level := new(slog.LevelVar)
+	log := newLogger(cfg, level)
+	d, err := start(cfg, log, level)
+	if err != nil {
+		return err
+	}
+	d.greet()
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for s := range sig {
+		if s == syscall.SIGHUP {
+			d.reload()
+			continue
+		}
+		break
+	}
+	signal.Stop(sig)
+	d.shutdown(orDur(cfg.Shutdown.Grace.Duration, 10*time.Second))
+	return nil
+}
+
+func orDur(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// greet logs where s2sd listens and, on the embedded default, how to attach
+// a component and how to go to production.
+func (d *daemon) greet() {
+	cfg := d.cfg.Load()
+	attrs := []any{"version", version, "domains", cfg.Server.Domains, "s2s", addrString(d.s2sAddr), "state_dir", cfg.Server.StateDir}
+	if d.directAddr != nil {
+		attrs = append(attrs, "s2s_direct_tls", addrString(d.directAddr))
+	}
+	if d.compAddr != nil {
+		attrs = append(attrs, "components", addrString(d.compAddr))
+	}
+	if d.metricsAddr != nil {
+		attrs = append(attrs, "metrics", "http://"+addrString(d.metricsAddr)+"/metrics")
+	}
+	d.log.Info("s2sd started", attrs...)
+	if len(cfg.selfSigned) > 0 {
+		d.log.Warn("using self-signed certificates: peers that require valid certificates will refuse them; set [[certificate]] for production", "domains", cfg.selfSigned)
+	}
+	if cfg.isDefault {
+		for _, c := range cfg.Component {
+			// The embedded default prints its generated component secret
+			// once, on purpose: it is the laptop setup's only credential.
+			fmt.Fprintf(os.Stderr, "\nAttach a component (XEP-0114): connect to %s as %s with secret %s\n",
+				addrString(d.compAddr), c.Domain, cfg.secrets[c.Domain])
+			fmt.Fprintf(os.Stderr, "  e.g. in Go: component.Dial(ctx, %q, %q, SECRET)\n", addrString(d.compAddr), c.Domain)
+		}
+		fmt.Fprintf(os.Stderr, "To go to production: copy s2sd.example.toml, set your domains, certificates and public listeners, check it with `s2sd -t -config FILE`, and run `s2sd -config FILE`.\n\n")
+	}
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
