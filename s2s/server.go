@@ -259,6 +259,7 @@ type in struct {
 	c       *Conn
 	pending sync.WaitGroup
 	sasl    bool
+	log     *slog.Logger
 }
 
 func (s *Server) handle(nc net.Conn, direct bool) {
@@ -292,7 +293,7 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 			s.OnStream(c, false)
 		}
 	}()
-	st := &in{s: s, c: c}
+	st := &in{s: s, c: c, log: log}
 	err := st.run()
 	st.pending.Wait()
 	switch {
@@ -380,7 +381,7 @@ func (st *in) header() error {
 			c.remote = h.From
 		}
 	}
-	c.log = c.log.With("local", c.local, "remote", h.From, "stream_id", id)
+	c.log = st.log.With("local", c.local, "remote", h.From, "stream_id", id)
 	return c.write(context.Background(), st.features(h))
 }
 

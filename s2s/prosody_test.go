@@ -1,0 +1,96 @@
+package s2s_test
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/s2sd/s2sd/internal/interop"
+	"github.com/s2sd/s2sd/s2s"
+	"github.com/s2sd/s2sd/s2s/s2stest"
+)
+
+// prosodyPair starts a Go server for go.test and a Prosody for
+// prosody.test, both resolving through one loopback DNS zone, and logs
+// alice@prosody.test in.
+func prosodyPair(t *testing.T, goOpts s2stest.Options, pOpts interop.ProsodyOptions) (*s2stest.Server, *interop.Prosody, *interop.Client) {
+	t.Helper()
+	interop.Require(t, "prosody")
+	dns := s2stest.NewDNS(t)
+	g := s2stest.NewServer(t, dns, "go.test", goOpts)
+	pOpts.Domain = "prosody.test"
+	pOpts.DNS = dns.Addr()
+	pOpts.Users = []string{"alice:pw"}
+	p := interop.StartProsody(t, pOpts)
+	dns.AddServer("prosody.test", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(p.S2S)))
+	alice := interop.DialClient(t, p.C2SAddr(), jid.MustParse("alice@prosody.test"), "pw")
+	return g, p, alice
+}
+
+// roundTrip: a message from alice at Prosody reaches the Go server, and the
+// Go server's answer reaches alice.
+func roundTrip(t *testing.T, g *s2stest.Server, alice *interop.Client) {
+	t.Helper()
+	for i := range 3 {
+		body := fmt.Sprintf("Can't wait to see you tomorrow. %d", i)
+		if err := alice.Send(fmt.Sprintf("<message to='bob@go.test' type='chat' id='p%d'><subject>Hello!</subject><body>%s</body></message>", i, body)); err != nil {
+			t.Fatal(err)
+		}
+		got := g.Expect(t, 30*time.Second)
+		if got.From.Bare().String() != "alice@prosody.test" || bodyOf(t, got.El.Raw) != body || !strings.Contains(string(got.El.Raw), "<subject>Hello!</subject>") {
+			t.Fatalf("Go side got %s: %s", got, got.El.Raw)
+		}
+		g.Send(t, fmt.Sprintf("<message from='bob@go.test' to='%s' type='chat' id='g%d'><body>answer %d</body></message>", alice.JID, i, i))
+		in := alice.Expect(t, 30*time.Second, func(s interop.Stanza) bool { return s.Name == "message" })
+		if in.Attrs["from"] != "bob@go.test" || bodyOf(t, []byte(in.Raw)) != fmt.Sprintf("answer %d", i) || in.Attrs["type"] == "error" {
+			t.Fatalf("alice got %s", in.Raw)
+		}
+	}
+}
+
+func TestProsodyDialback(t *testing.T) {
+	g, p, alice := prosodyPair(t, s2stest.Options{}, interop.ProsodyOptions{})
+	roundTrip(t, g, alice)
+	log := p.Log()
+	for _, want := range []string{
+		"Stream encrypted",
+		"connection go.test->prosody.test is now authenticated for go.test",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("prosody.log lacks %q", want)
+		}
+	}
+	if m := authMethods(g); len(m) == 0 || m[0] != "dialback" {
+		t.Errorf("Go inbound streams authenticated with %v, want dialback", m)
+	}
+}
+
+func TestProsodySASLExternal(t *testing.T) {
+	ca := s2stest.LoadCA(t)
+	dir := t.TempDir()
+	pc := ca.Issue(t, "prosody.test", "*.prosody.test")
+	certFile, keyFile := s2stest.WritePEM(t, dir, "prosody.test", pc)
+	caFile := dir + "/ca.crt"
+	writeFile(t, caFile, ca.PEM)
+	gc := ca.Issue(t, "go.test")
+	secure := func(string) s2s.Policy { return s2s.RequireValidCert }
+	g, p, alice := prosodyPair(t,
+		s2stest.Options{Cert: &gc, Roots: ca.Pool(), Policy: secure},
+		interop.ProsodyOptions{Cert: certFile, Key: keyFile, CAFile: caFile, SecureAuth: true})
+	roundTrip(t, g, alice)
+	if !strings.Contains(p.Log(), "SASL EXTERNAL with go.test succeeded") {
+		t.Errorf("Prosody did not authenticate to go.test with SASL EXTERNAL")
+	}
+	if m := authMethods(g); len(m) == 0 || m[0] != "sasl-external" {
+		t.Errorf("Go inbound streams authenticated with %v, want sasl-external", m)
+	}
+	for _, c := range g.Pool.Streams() {
+		if c.AuthMethod() != "sasl-external" {
+			t.Errorf("Go outbound stream authenticated with %s", c.AuthMethod())
+		}
+	}
+}
