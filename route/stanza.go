@@ -60,12 +60,12 @@ func NewStanza(el *xmlstream.Element, ctx xmlstream.StreamContext, origin Origin
 	}
 	var err error
 	if v := el.Attr("to"); v != "" {
-		if s.To, err = jid.Parse(v); err != nil {
+		if s.To, err = ParseJID(v); err != nil {
 			return nil, &stanza.Error{Condition: stanza.JIDMalformed, Text: "bad 'to' address"}
 		}
 	}
 	if v := el.Attr("from"); v != "" {
-		if s.From, err = jid.Parse(v); err != nil {
+		if s.From, err = ParseJID(v); err != nil {
 			return nil, &stanza.Error{Condition: stanza.JIDMalformed, Text: "bad 'from' address"}
 		}
 	}

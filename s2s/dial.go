@@ -258,7 +258,11 @@ func (d *Dialer) attempt(ctx context.Context, local, remote string, t Target, ap
 		tc := tls.Client(nc, d.tlsConfig(local, remote, true))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("TLS handshake: %w", err)
+			err = fmt.Errorf("TLS handshake: %w", err)
+			if d.Trace != nil && d.Trace.Negotiate != nil {
+				d.Trace.Negotiate(err)
+			}
+			return nil, err
 		}
 		nc = tc
 	}

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"mellium.im/xmpp/jid"
-
 	"github.com/s2sd/s2sd/internal/xmlstream"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/stanza"
@@ -374,7 +372,7 @@ func (st *in) header() error {
 	}
 	c.local, c.id = h.To, id
 	if h.From != "" {
-		if _, err := jid.Parse(h.From); err != nil {
+		if _, err := route.ParseJID(h.From); err != nil {
 			return stream.New(stream.InvalidFrom, "malformed 'from' domain")
 		}
 		if c.remote == "" {
@@ -541,7 +539,7 @@ func (st *in) dialback(el *xmlstream.Element) error {
 	if !s.Hosted(d.To) {
 		return reply("error", "item-not-found")
 	}
-	if _, err := jid.Parse(d.From); err != nil || d.From == "" {
+	if _, err := route.ParseJID(d.From); err != nil || d.From == "" {
 		return stream.New(stream.InvalidFrom, "malformed dialback 'from'")
 	}
 	secure := c.State()&Secure != 0
@@ -609,11 +607,11 @@ func (st *in) stanza(el *xmlstream.Element) error {
 	if from == "" || to == "" {
 		return stream.New(stream.ImproperAddressing, "stanzas between servers need 'from' and 'to'")
 	}
-	fj, err := jid.Parse(from)
+	fj, err := route.ParseJID(from)
 	if err != nil {
 		return stream.New(stream.InvalidFrom, "malformed 'from'")
 	}
-	tj, err := jid.Parse(to)
+	tj, err := route.ParseJID(to)
 	fromDomain := fj.Domainpart()
 	if err != nil {
 		// The sender is authenticated: answer with a stanza error.
