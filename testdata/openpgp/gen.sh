@@ -5,6 +5,8 @@
 set -eu
 export GNUPGHOME=$(mktemp -d /tmp/s2sd-gpg.XXXXXX)
 trap 'gpgconf --kill all; rm -rf "$GNUPGHOME"' EXIT
+# Cheap passphrase protection (the least S2K count): tests unlock Bob's key often.
+echo 's2k-count 65536' >"$GNUPGHOME/gpg-agent.conf"
 g() { gpg --batch --quiet --faked-system-time 20200101T000000 --pinentry-mode loopback "$@"; }
 fpr() { gpg --list-keys --with-colons "$1" | awk -F: '/^fpr/{print $10; exit}'; }
 
@@ -18,7 +20,7 @@ g --passphrase '' --quick-add-key "$(fpr legacy@example.org)" elg2048 encr never
 g --armor --export alice@example.com >alice.pub.asc
 g --armor --passphrase '' --export-secret-keys alice@example.com >alice.sec.asc
 g --armor --export bob@example.net >bob.pub.asc
-g --armor --passphrase 'bob passphrase' --export-secret-keys bob@example.net >bob.sec.asc
+g --armor --passphrase 'bob passphrase' --s2k-count 65536 --export-secret-keys bob@example.net >bob.sec.asc
 g --armor --export legacy@example.org >legacy.pub.asc
 g --armor --passphrase '' --export-secret-keys legacy@example.org >legacy.sec.asc
 
