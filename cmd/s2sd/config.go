@@ -154,8 +154,8 @@ func checkAddr(what, a string) error {
 
 // resolve validates the config and loads the files it names.
 func (c *Config) resolve() error {
-	if len(c.Server.Domains) == 0 {
-		return errors.New("server.domains: at least one domain is needed")
+	if len(c.Server.Domains) == 0 && len(c.Component) == 0 {
+		return errors.New("server.domains: at least one domain (or one [[component]]) is needed")
 	}
 	for _, d := range c.Server.Domains {
 		if err := checkDomain(d); err != nil {
@@ -299,6 +299,14 @@ func (c *Config) prepareState() error {
 		c.selfSigned = append(c.selfSigned, d)
 	}
 	return nil
+}
+
+// anyDomain returns a domain of ours, for peers that send no SNI.
+func (c *Config) anyDomain() string {
+	if len(c.Server.Domains) > 0 {
+		return c.Server.Domains[0]
+	}
+	return c.Component[0].Domain
 }
 
 // certFor returns the certificate for a domain, exact or wildcard.

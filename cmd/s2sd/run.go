@@ -67,7 +67,7 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 			return cert, nil
 		}
 		// SNI may be absent or name another of our domains.
-		return c.certFor(c.Server.Domains[0]), nil
+		return c.certFor(c.anyDomain()), nil
 	}
 	policy := func(remote string) s2s.Policy { return d.cfg.Load().policyFor(remote) }
 	d.dialer = &s2s.Dialer{
