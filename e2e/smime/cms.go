@@ -227,6 +227,11 @@ func verify(der, content []byte, roots *x509.CertPool, extra []*x509.Certificate
 		if err := p7.VerifyWithChainAtTime(roots, now); err != nil {
 			return err
 		}
+		// RFC 5750 §4.4.2: a key usage extension, if any, must allow
+		// signatures.
+		if signer.KeyUsage != 0 && signer.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
+			return errors.New("smime: the signer's key usage does not allow signatures")
+		}
 		v.content = p7.Content
 		v.chain = []*x509.Certificate{signer}
 		for _, c := range p7.Certificates {
@@ -250,10 +255,19 @@ func safely(f func() error) (err error) {
 	return f()
 }
 
-// contentType returns the contentType of a DER or BER ContentInfo.
+// contentType returns the contentType of a DER or BER ContentInfo. It
+// walks the whole structure first, so that nothing nested deeper than
+// maxBERDepth or with lengths that overrun reaches pkcs7, whose BER
+// reader recurses without a limit.
 func contentType(der []byte) (asn1.ObjectIdentifier, error) {
-	ci, _, err := readTLV(der, 0)
+	ci, rest, err := readTLV(der, 0)
 	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, errors.New("smime: data after the CMS object")
+	}
+	if err := walkBER(ci, 0); err != nil {
 		return nil, err
 	}
 	if ci.tag != 16 || !ci.constructed || ci.class != 0 {
@@ -334,6 +348,24 @@ func envelopedAlgorithm(der []byte) (asn1.ObjectIdentifier, error) {
 			return nil, bad
 		}
 	}
+}
+
+// walkBER checks every element inside t.
+func walkBER(t tlv, depth int) error {
+	if !t.constructed {
+		return nil
+	}
+	for rest := t.content; len(rest) > 0; {
+		var c tlv
+		var err error
+		if c, rest, err = readTLV(rest, depth+1); err != nil {
+			return err
+		}
+		if err := walkBER(c, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // tlv is one BER element.

@@ -1,0 +1,303 @@
+package smime
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/s2sd/s2sd/e2e"
+)
+
+// Interoperability with OpenSSL (`openssl cms`, `openssl smime`), the
+// reference peer: what this package writes, OpenSSL reads, and the other
+// way round. Without an openssl binary the tests skip, or fail when
+// CI=true.
+
+// opensslPath returns the openssl binary.
+func opensslPath(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("openssl")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("openssl is missing: install it (apt-get install openssl); CI=true makes this a failure")
+		}
+		t.Skip("openssl not found; skipping the OpenSSL interop test")
+	}
+	return path
+}
+
+// peer is an OpenSSL working directory with the test PKI in PEM files.
+type peer struct {
+	t   *testing.T
+	bin string
+	dir string
+}
+
+func newPeer(t *testing.T) *peer {
+	bin := opensslPath(t)
+	p := testPKI(t)
+	o := &peer{t: t, bin: bin, dir: t.TempDir()}
+	writePEM(t, o.dir, "root.pem", nil, p.root)
+	writePEM(t, o.dir, "juliet.pem", nil, p.juliet.cert)
+	writePEM(t, o.dir, "juliet.key", p.juliet.key)
+	writePEM(t, o.dir, "romeo.pem", nil, p.romeo.cert)
+	writePEM(t, o.dir, "romeo.key", p.romeo.key)
+	writePEM(t, o.dir, "inter.pem", nil, p.romeo.chain...)
+	return o
+}
+
+func (o *peer) path(name string) string { return filepath.Join(o.dir, name) }
+
+func (o *peer) write(name string, b []byte) string {
+	o.t.Helper()
+	path := o.path(name)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		o.t.Fatal(err)
+	}
+	return path
+}
+
+// run runs openssl with args in the peer's directory and returns stdout.
+func (o *peer) run(args ...string) ([]byte, error) {
+	o.t.Helper()
+	cmd := exec.Command(o.bin, args...)
+	cmd.Dir = o.dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, errors.New(strings.TrimSpace(stderr.String()) + ": " + err.Error())
+	}
+	return stdout.Bytes(), nil
+}
+
+func (o *peer) mustRun(args ...string) []byte {
+	o.t.Helper()
+	out, err := o.run(args...)
+	if err != nil {
+		o.t.Fatalf("openssl %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// cdata returns the raw content of the CDATA section of a sealed stanza:
+// the entity with CRLF line ends, as a gateway that strips the XML
+// wrapper forwards it (RFC 3923 §8).
+func cdata(t *testing.T, sealed []byte) []byte {
+	t.Helper()
+	i := bytes.Index(sealed, []byte("<![CDATA["))
+	j := bytes.LastIndex(sealed, []byte("]]>"))
+	if i < 0 || j < i {
+		t.Fatalf("no CDATA in %s", sealed)
+	}
+	return sealed[i+len("<![CDATA[") : j]
+}
+
+func lf(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")) }
+
+// TestOpenSSLVerifies: what this package signs, `openssl cms -verify` and
+// `openssl smime -verify` accept, in the LF form an XML receiver sees and
+// in the CRLF form on the wire.
+func TestOpenSSLVerifies(t *testing.T) {
+	o := newPeer(t)
+	p := testPKI(t)
+	for _, who := range []party{p.juliet, p.romeo} {
+		a := p.agent(who)
+		sealed, err := a.Sign([]byte(iqStanza))
+		if err != nil {
+			t.Fatal(err)
+		}
+		asReceived := o.write("lf.eml", e2eText(t, sealed))
+		onWire := o.write("crlf.eml", cdata(t, sealed))
+		// The content OpenSSL extracts is the signed Message/CPIM entity.
+		out := o.mustRun("cms", "-verify", "-in", asReceived, "-CAfile", "root.pem")
+		if !bytes.HasPrefix(lf(out), []byte("Content-Type: Message/CPIM\n\nFrom: <im:juliet@example.com>\nTo: <im:romeo@example.net>\nDateTime: ")) ||
+			!bytes.Contains(out, []byte("<os>FiendOS</os>")) {
+			t.Errorf("cms -verify content:\n%s", out)
+		}
+		o.mustRun("smime", "-verify", "-in", asReceived, "-CAfile", "root.pem", "-out", os.DevNull)
+		o.mustRun("cms", "-verify", "-in", onWire, "-CAfile", "root.pem", "-out", os.DevNull)
+		o.mustRun("cms", "-verify", "-binary", "-crlfeol", "-in", onWire, "-CAfile", "root.pem", "-out", os.DevNull)
+		o.mustRun("smime", "-verify", "-in", onWire, "-CAfile", "root.pem", "-out", os.DevNull)
+		// A tampered copy fails in OpenSSL too.
+		bad := o.write("bad.eml", bytes.Replace(e2eText(t, sealed), []byte("FiendOS"), []byte("FiendOZ"), 1))
+		if _, err := o.run("cms", "-verify", "-in", bad, "-CAfile", "root.pem", "-out", os.DevNull); err == nil {
+			t.Error("openssl verified a tampered signature")
+		}
+	}
+}
+
+// TestOpenSSLDecrypts: what this package encrypts with AES-128 and
+// AES-256, `openssl cms -decrypt` opens; signed-then-encrypted content
+// verifies after decryption.
+func TestOpenSSLDecrypts(t *testing.T) {
+	o := newPeer(t)
+	p := testPKI(t)
+	for _, tc := range []struct {
+		cipher Cipher
+		sign   bool
+	}{{AES128CBC, false}, {AES256CBC, false}, {AES128CBC, true}, {AES256CBC, true}} {
+		a := p.agent(p.juliet)
+		a.Cipher = tc.cipher
+		sealed, err := a.Seal([]byte(iqStanza), SealOptions{Sign: tc.sign, Recipients: []*x509.Certificate{p.romeo.cert}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := o.write("enc.eml", e2eText(t, sealed))
+		info := o.mustRun("cms", "-cmsout", "-print", "-noout", "-in", in)
+		if !bytes.Contains(info, []byte(tc.cipher.String())) || !bytes.Contains(info, []byte("rsaEncryption")) {
+			t.Errorf("%v: cms -print:\n%s", tc.cipher, info)
+		}
+		out := o.mustRun("cms", "-decrypt", "-in", in, "-recip", "romeo.pem", "-inkey", "romeo.key")
+		if !tc.sign {
+			if !bytes.HasPrefix(bytes.ToLower(out), []byte("content-type: message/cpim\r\n\r\nfrom: <im:juliet@example.com>\r\n")) ||
+				!bytes.Contains(out, []byte("<os>FiendOS</os>")) {
+				t.Errorf("%v: decrypted:\n%s", tc.cipher, out)
+			}
+			continue
+		}
+		signed := o.write("signed.eml", out)
+		content := o.mustRun("cms", "-verify", "-in", signed, "-CAfile", "root.pem")
+		if !bytes.Contains(content, []byte("<os>FiendOS</os>")) {
+			t.Errorf("%v: verified content:\n%s", tc.cipher, content)
+		}
+	}
+}
+
+// interopObject writes the Message/CPIM object OpenSSL signs or encrypts:
+// an iq from juliet as application/xmpp+xml, padded to at least size
+// bytes.
+func interopObject(t *testing.T, o *peer, size int) string {
+	stanza := iqStanza
+	if pad := size - len(stanza); pad > 0 {
+		stanza = strings.Replace(stanza, "<os>FiendOS</os>", "<os>FiendOS"+strings.Repeat(" and more", pad/9+1)+"</os>", 1)
+	}
+	return o.write("object.eml", cpimObject(t, "im:juliet@example.com", time.Now().UTC(), stanza))
+}
+
+const interopStart = "<iq type='result' from='juliet@example.com/balcony' to='romeo@example.net/orchard' id='evil1'>"
+
+// TestOpenSSLSigned: what OpenSSL signs, this package opens:
+// `openssl smime -sign` (legacy x-pkcs7-signature), `openssl cms -sign`
+// with SHA-256 and SHA-1, a signer with an intermediate CA, and an opaque
+// streamed `cms -sign -nodetach -stream` of more than 4 KiB (BER with
+// chunked content).
+func TestOpenSSLSigned(t *testing.T) {
+	o := newPeer(t)
+	for _, tc := range []struct {
+		name   string
+		size   int
+		args   []string
+		signer string
+		check  func([]byte) bool
+	}{{
+		name:  "smime -sign",
+		args:  []string{"smime", "-sign", "-signer", "juliet.pem", "-inkey", "juliet.key"},
+		check: func(b []byte) bool { return bytes.Contains(b, []byte("application/x-pkcs7-signature")) },
+	}, {
+		name:  "cms -sign -md sha256",
+		args:  []string{"cms", "-sign", "-md", "sha256", "-signer", "juliet.pem", "-inkey", "juliet.key"},
+		check: func(b []byte) bool { return bytes.Contains(b, []byte(`micalg="sha-256"`)) },
+	}, {
+		name: "cms -sign -md sha1",
+		args: []string{"cms", "-sign", "-md", "sha1", "-signer", "juliet.pem", "-inkey", "juliet.key"},
+		check: func(b []byte) bool {
+			return bytes.Contains(b, []byte("micalg=sha1")) || bytes.Contains(b, []byte(`micalg="sha1"`))
+		},
+	}, {
+		name:   "cms -sign with intermediate",
+		args:   []string{"cms", "-sign", "-signer", "romeo.pem", "-inkey", "romeo.key", "-certfile", "inter.pem"},
+		signer: "romeo@example.net",
+	}, {
+		name:  "cms -sign -nodetach -stream 4 KiB",
+		size:  5000,
+		args:  []string{"cms", "-sign", "-nodetach", "-stream", "-signer", "juliet.pem", "-inkey", "juliet.key"},
+		check: func(b []byte) bool { return bytes.Contains(b, []byte("smime-type=signed-data")) },
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			signer := "juliet@example.com"
+			start := interopStart
+			if tc.signer != "" {
+				signer = tc.signer
+				start = strings.Replace(start, "juliet@example.com", signer, 1)
+			}
+			obj := interopObject(t, o, tc.size)
+			if tc.signer != "" {
+				b, _ := os.ReadFile(obj)
+				obj = o.write("object.eml", bytes.ReplaceAll(b, []byte("juliet@example.com"), []byte(signer)))
+			}
+			out := o.mustRun(append(tc.args, "-in", obj)...)
+			if tc.check != nil && !tc.check(out) {
+				t.Fatalf("unexpected OpenSSL output:\n%.400s", out)
+			}
+			_, romeo, _ := pair(t)
+			opened, err := romeo.Open(wrap(start, out))
+			if err != nil {
+				t.Fatalf("Open: %v\n%.600s", err, out)
+			}
+			if !opened.Signed || opened.Encrypted || opened.Signer != signer {
+				t.Errorf("Result %+v", opened.Result)
+			}
+			if !bytes.Contains(opened.Stanza, []byte("<os>FiendOS")) {
+				t.Errorf("Stanza %.200s", opened.Stanza)
+			}
+		})
+	}
+}
+
+// TestOpenSSLEncrypted: what OpenSSL encrypts, this package opens: the
+// default (DES-EDE3-CBC), -aes128, -aes256, RSA-OAEP key transport, and
+// sign-then-encrypt; AES-192 is refused.
+func TestOpenSSLEncrypted(t *testing.T) {
+	o := newPeer(t)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		signed bool
+		want   error
+	}{
+		{name: "smime -encrypt (3DES)", args: []string{"smime", "-encrypt", "romeo.pem"}},
+		{name: "cms -encrypt (3DES)", args: []string{"cms", "-encrypt", "romeo.pem"}},
+		{name: "cms -encrypt -aes128", args: []string{"cms", "-encrypt", "-aes128", "romeo.pem"}},
+		{name: "cms -encrypt -aes256", args: []string{"cms", "-encrypt", "-aes256", "romeo.pem"}},
+		{name: "cms -encrypt -aes256 OAEP", args: []string{"cms", "-encrypt", "-aes256", "-recip", "romeo.pem", "-keyopt", "rsa_padding_mode:oaep"}},
+		{name: "cms -sign | cms -encrypt", signed: true, args: []string{"cms", "-encrypt", "-aes128", "romeo.pem"}},
+		{name: "cms -encrypt -aes192", args: []string{"cms", "-encrypt", "-aes192", "romeo.pem"}, want: ErrUnsupportedCipher},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := interopObject(t, o, 0)
+			if tc.signed {
+				signed := o.mustRun("cms", "-sign", "-signer", "juliet.pem", "-inkey", "juliet.key", "-in", obj)
+				obj = o.write("signed.eml", signed)
+			}
+			// Options before the recipient certificate.
+			args := append([]string{tc.args[0], "-in", obj}, tc.args[1:]...)
+			out := o.mustRun(args...)
+			_, romeo, _ := pair(t)
+			opened, err := romeo.Open(wrap(interopStart, out))
+			if tc.want != nil {
+				if !errors.Is(err, e2e.ErrDecryptionFailed) || !errors.Is(err, tc.want) {
+					t.Fatalf("Open: %v, want %v", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open: %v\n%.600s", err, out)
+			}
+			if !opened.Encrypted || opened.Signed != tc.signed {
+				t.Errorf("Result %+v", opened.Result)
+			}
+			if tc.signed && opened.Signer != "juliet@example.com" {
+				t.Errorf("Signer %q", opened.Signer)
+			}
+			if string(opened.Stanza) != iqStanza {
+				t.Errorf("Stanza %s", opened.Stanza)
+			}
+		})
+	}
+}
