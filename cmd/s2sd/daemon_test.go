@@ -387,3 +387,12 @@ func TestCheckConfig(t *testing.T) {
 		t.Errorf("-version: %s", out)
 	}
 }
+
+// TestExampleConfig: the shipped example parses (its files do not exist
+// here, so only the error about the first missing file is accepted).
+func TestExampleConfig(t *testing.T) {
+	_, err := loadConfig("../../dist/s2sd.example.toml")
+	if err == nil || !strings.Contains(err.Error(), "certificate[0]") {
+		t.Fatalf("example config: %v", err)
+	}
+}
