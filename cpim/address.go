@@ -1,0 +1,124 @@
+package cpim
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"mellium.im/xmpp/jid"
+)
+
+// RFC 3922 §3: only the localpart is mapped; the domain is copied.
+
+// XMPPToIM maps a JID to an im: URI (RFC 3922 §3.2). The resource, if any,
+// is dropped. The JID must have a localpart.
+func XMPPToIM(j string) (string, error) { return xmppToURI("im:", j) }
+
+// XMPPToPres maps a JID to a pres: URI (RFC 3922 §3.2).
+func XMPPToPres(j string) (string, error) { return xmppToURI("pres:", j) }
+
+// IMToXMPP maps an im: URI to a bare JID (RFC 3922 §3.3).
+func IMToXMPP(uri string) (string, error) { return uriToXMPP("im", uri) }
+
+// PresToXMPP maps a pres: URI to a bare JID (RFC 3922 §3.3).
+func PresToXMPP(uri string) (string, error) { return uriToXMPP("pres", uri) }
+
+// localSafe is the set of octets RFC 3922 §3.2 step 4 leaves unencoded.
+func localSafe(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!$*.?_~+=", c) >= 0
+}
+
+// The RFC 3922 §3 character sequences for octets URIs allow but XMPP
+// localparts do not. (These are not XEP-0106 escapes.)
+var (
+	xmppUnescape = strings.NewReplacer("#26;", "&", "#27;", "'", "#2f;", "/")
+	xmppEscape   = strings.NewReplacer("&", "#26;", "'", "#27;", "/", "#2f;")
+)
+
+func xmppToURI(scheme, s string) (string, error) {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q: %v", ErrAddress, s, err)
+	}
+	local := j.Localpart()
+	if local == "" {
+		return "", fmt.Errorf("%w: %q has no localpart", ErrAddress, s)
+	}
+	local = xmppUnescape.Replace(local)
+	var b strings.Builder
+	b.WriteString(scheme)
+	for i := 0; i < len(local); i++ {
+		if c := local[i]; localSafe(c) {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	b.WriteByte('@')
+	b.WriteString(j.Domainpart())
+	return b.String(), nil
+}
+
+func uriToXMPP(scheme, uri string) (string, error) {
+	s, rest, ok := strings.Cut(uri, ":")
+	if !ok || !strings.EqualFold(s, scheme) {
+		return "", fmt.Errorf("%w: %q is not a %s: URI", ErrAddress, uri, scheme)
+	}
+	enc, domain, ok := strings.Cut(rest, "@")
+	if !ok || enc == "" {
+		return "", fmt.Errorf("%w: %q has no localpart", ErrAddress, uri)
+	}
+	local, err := percentDecode(enc)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q: %v", ErrAddress, uri, err)
+	}
+	if !utf8.ValidString(local) {
+		return "", fmt.Errorf("%w: %q: localpart is not UTF-8", ErrAddress, uri)
+	}
+	local = xmppEscape.Replace(local)
+	j, err := jid.New(local, domain, "")
+	if err != nil {
+		return "", fmt.Errorf("%w: %q: %v", ErrAddress, uri, err)
+	}
+	return j.String(), nil
+}
+
+func percentDecode(s string) (string, error) {
+	if strings.IndexByte(s, '%') < 0 {
+		return s, nil
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b = append(b, s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", fmt.Errorf("truncated %%-escape")
+		}
+		hi, ok1 := unhex(s[i+1])
+		lo, ok2 := unhex(s[i+2])
+		if !ok1 || !ok2 {
+			return "", fmt.Errorf("bad %%-escape %q", s[i:i+3])
+		}
+		b = append(b, hi<<4|lo)
+		i += 2
+	}
+	return string(b), nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}

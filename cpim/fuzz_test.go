@@ -1,0 +1,157 @@
+package cpim
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// seedVectors adds every stored vector with one of the extensions.
+func seedVectors(f *testing.F, exts ...string) {
+	ents, err := os.ReadDir(vectorDir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range ents {
+		for _, ext := range exts {
+			if strings.HasSuffix(e.Name(), ext) {
+				b, err := os.ReadFile(filepath.Join(vectorDir, e.Name()))
+				if err != nil {
+					f.Fatal(err)
+				}
+				switch ext {
+				case ".hdr":
+					b = append(crlf(b), textContent...)
+				case ".content":
+					b = append([]byte("\r\n"), crlf(b)...)
+				}
+				f.Add(b)
+			}
+		}
+	}
+}
+
+func FuzzParseMessage(f *testing.F) {
+	seedVectors(f, ".cpim", ".hdr", ".content")
+	f.Add([]byte(minimal))
+	f.Add([]byte("Subject: \\uD83D\\uDE00 \\q\\\r\nNS: <urn:a>\r\nFrom: x\r\nX.y:;p=\"a b\";lang=en v\r\n\r\nContent-type: a/b\r\n c\r\n\r\n"))
+	f.Add([]byte("Content-Type: Message/CPIM\n\nDateTime: 2001-02-02T10:48:54+00:00\n\nContent-type: text/plain\n\n\n"))
+	p := Parser{MaxSize: 64 << 10, MaxHeaders: 64, MaxLineLength: 4096}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := p.Parse(b)
+		if err != nil {
+			if !errors.Is(err, ErrSyntax) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		out, err := m.Marshal()
+		if err != nil {
+			t.Fatalf("Marshal of parsed message: %v\n%#v", err, m)
+		}
+		m2, err := Parse(out)
+		if err != nil {
+			t.Fatalf("re-encoded message does not parse: %v\n%q", err, out)
+		}
+		if !sameMessage(m, m2) {
+			t.Fatalf("re-encoded message differs:\n got %#v\nwant %#v", m2, m)
+		}
+		out2, err := m2.Marshal()
+		if err != nil || !bytes.Equal(out, out2) {
+			t.Fatalf("Marshal not stable: %q\n%q %v", out, out2, err)
+		}
+		// The mapping never panics on a parsed message.
+		_, _ = m.Stanza(NSServer)
+		_, _ = m.Presence(NSServer)
+	})
+}
+
+func FuzzParsePIDF(f *testing.F) {
+	seedVectors(f, ".pidf")
+	f.Add([]byte(`<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:a@b'><tuple id='_x0041_'><status><basic>closed</basic></status><contact priority='0.5'>x</contact><note xml:lang=''>n</note></tuple></presence>`))
+	f.Add([]byte(`<!DOCTYPE x [<!ENTITY a "aaaa">]><presence/>`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ss, err := PIDFToPresences(b, NSClient)
+		var ue *UnmappedError
+		if err != nil && !errors.As(err, &ue) {
+			return
+		}
+		for _, s := range ss {
+			pidf, err := PresenceToPIDF(s)
+			if err != nil {
+				t.Fatalf("presence %s from PIDF does not map back: %v", s, err)
+			}
+			again, err := PIDFToPresences(pidf, NSClient)
+			if err != nil || len(again) != 1 || !bytes.Equal(again[0], s) {
+				t.Fatalf("PIDF round trip: %s\n-> %s\n-> %q %v", s, pidf, again, err)
+			}
+		}
+	})
+}
+
+func FuzzAddress(f *testing.F) {
+	for _, s := range []string{
+		"juliet@example.com", "romeo-montague@example.net/orchard", "o#27;malley@example.com",
+		"at#26;t@example.com", "élise@example.com", "im:romeo%2Dmontague@example.net",
+		"im:o%27malley@example.com", "im:%C3%A9lise@example.com", "pres:a%2326%3B@x", "example.com",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if j, err := IMToXMPP(s); err == nil {
+			im, err := XMPPToIM(j)
+			if err != nil {
+				t.Fatalf("IMToXMPP(%q) = %q, which XMPPToIM rejects: %v", s, j, err)
+			}
+			if j2, err := IMToXMPP(im); err != nil || j2 != j {
+				t.Fatalf("%q -> %q -> %q -> %q, %v", s, j, im, j2, err)
+			}
+		}
+		if im, err := XMPPToPres(s); err == nil {
+			j, err := PresToXMPP(im)
+			if err != nil {
+				t.Fatalf("XMPPToPres(%q) = %q, which PresToXMPP rejects: %v", s, im, err)
+			}
+			if im2, err := XMPPToPres(j); err != nil || im2 != im {
+				t.Fatalf("%q -> %q -> %q -> %q, %v", s, im, j, im2, err)
+			}
+		}
+		if r := TupleResource(TupleID(s)); utf8.ValidString(s) && r != s {
+			t.Fatalf("tuple id of %q reads back as %q", s, r)
+		}
+	})
+}
+
+// FuzzFromStanza: a message that maps to CPIM maps back to XMPP and again
+// to the same CPIM object.
+func FuzzFromStanza(f *testing.F) {
+	seedVectors(f, ".xml")
+	f.Add([]byte(`<message xmlns='jabber:client' from='a@b/c' to='d@e' id='x' type='chat' xml:lang='en'><subject xml:lang='cz'>s</subject><body>b</body><body xml:lang='de'>c</body><thread parent='p'>t</thread><x xmlns='urn:x' xmlns:y='urn:y' y:z='1'>q<r/></x></message>`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := FromStanza(b)
+		var ue *UnmappedError
+		if err != nil && !errors.As(err, &ue) {
+			return
+		}
+		enc, err := m.Marshal()
+		if err != nil {
+			t.Fatalf("Marshal: %v", err)
+		}
+		s, err := m.Stanza(NSClient)
+		if err != nil {
+			t.Fatalf("Stanza: %v\n%s", err, enc)
+		}
+		m2, err := FromStanza(s)
+		if err != nil {
+			t.Fatalf("FromStanza(Stanza): %v\n%s", err, s)
+		}
+		enc2, _ := m2.Marshal()
+		if !bytes.Equal(enc, enc2) {
+			t.Fatalf("CPIM -> XMPP -> CPIM:\n%q\n%q\nstanza %s", enc, enc2, s)
+		}
+	})
+}
