@@ -1,155 +1,22 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/s2sd/s2sd/component"
+	"github.com/s2sd/s2sd/internal/s2sdtest"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/s2s/s2stest"
 )
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// s2sdBinary builds cmd/s2sd once per test run.
-func s2sdBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "s2sd-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "s2sd")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// proc is a running s2sd process.
-type proc struct {
-	t        *testing.T
-	cmd      *exec.Cmd
-	dir      string
-	cfgPath  string
-	mu       sync.Mutex
-	lines    []string
-	S2S      netip.AddrPort
-	Comp     string
-	Metrics  string
-	exited   chan struct{}
-	exitCode int
-}
-
-var addrRE = regexp.MustCompile(`(\w+)=(?:http://)?(127\.0\.0\.1:\d+)`)
-
-// startS2SD writes cfg to a file and runs s2sd on it until the test ends.
-func startS2SD(t *testing.T, name, cfg string) *proc {
-	t.Helper()
-	dir := t.TempDir()
-	p := &proc{t: t, dir: dir, cfgPath: filepath.Join(dir, name+".toml"), exited: make(chan struct{})}
-	cfg = strings.ReplaceAll(cfg, "STATE", filepath.Join(dir, "state"))
-	if err := os.WriteFile(p.cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(s2sdBinary(t), "-config", p.cfgPath)
-	stderr, _ := p.cmd.StderrPipe()
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(nil, 1<<20)
-		once := sync.Once{}
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.lines = append(p.lines, line)
-			p.mu.Unlock()
-			if strings.Contains(line, "s2sd started") {
-				for _, m := range addrRE.FindAllStringSubmatch(line, -1) {
-					switch m[1] {
-					case "s2s":
-						p.S2S = netip.MustParseAddrPort(m[2])
-					case "components":
-						p.Comp = m[2]
-					case "metrics":
-						p.Metrics = m[2]
-					}
-				}
-				once.Do(func() { close(started) })
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	go func() {
-		p.cmd.Wait()
-		p.exitCode = p.cmd.ProcessState.ExitCode()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(15 * time.Second):
-			p.cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, p.log())
-		}
-	})
-	select {
-	case <-started:
-	case <-p.exited:
-		t.Fatalf("s2sd %s exited: %s", name, p.log())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("s2sd %s did not start: %s", name, p.log())
-	}
-	return p
-}
-
-func (p *proc) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.lines, "\n")
-}
-
-// waitLog waits until a log line contains s.
-func (p *proc) waitLog(s string, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if strings.Contains(p.log(), s) {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
-}
-
-func (p *proc) signal(s os.Signal) { p.cmd.Process.Signal(s) }
 
 func daemonConfig(domain, dns, comp, secret, extra string) string {
 	return fmt.Sprintf(`
@@ -180,12 +47,12 @@ grace = "5s"
 
 // pair starts two daemons, a.test and b.test, each with a component, and
 // registers both domains and both component domains in a loopback DNS.
-func pair(t *testing.T) (*s2stest.DNS, *proc, *proc) {
+func pair(t *testing.T) (*s2stest.DNS, *s2sdtest.Proc, *s2sdtest.Proc) {
 	dns := s2stest.NewDNS(t)
-	a := startS2SD(t, "a", daemonConfig("a.test", dns.Addr(), "bot.a.test", "sa", ""))
-	b := startS2SD(t, "b", daemonConfig("b.test", dns.Addr(), "bot.b.test", "sb", ""))
+	a := s2sdtest.Start(t, "a", daemonConfig("a.test", dns.Addr(), "bot.a.test", "sa", ""))
+	b := s2sdtest.Start(t, "b", daemonConfig("b.test", dns.Addr(), "bot.b.test", "sb", ""))
 	for _, x := range []struct {
-		p *proc
+		p *s2sdtest.Proc
 		d string
 	}{{a, "a.test"}, {a, "bot.a.test"}, {b, "b.test"}, {b, "bot.b.test"}} {
 		dns.AddServer(x.d, x.p.S2S)
@@ -193,7 +60,7 @@ func pair(t *testing.T) (*s2stest.DNS, *proc, *proc) {
 	return dns, a, b
 }
 
-func dialComp(t *testing.T, p *proc, domain, secret string) *component.Conn {
+func dialComp(t *testing.T, p *s2sdtest.Proc, domain, secret string) *component.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -266,7 +133,7 @@ func TestComponentsOverS2S(t *testing.T) {
 
 func TestComponentHandshakeFailures(t *testing.T) {
 	dns := s2stest.NewDNS(t)
-	a := startS2SD(t, "a", daemonConfig("a.test", dns.Addr(), "bot.a.test", "sa", ""))
+	a := s2sdtest.Start(t, "a", daemonConfig("a.test", dns.Addr(), "bot.a.test", "sa", ""))
 	ctx := context.Background()
 	if _, err := component.Dial(ctx, a.Comp, "bot.a.test", "wrong"); err == nil || !strings.Contains(err.Error(), "not-authorized") {
 		t.Errorf("wrong secret: %v", err)
@@ -274,7 +141,7 @@ func TestComponentHandshakeFailures(t *testing.T) {
 	if _, err := component.Dial(ctx, a.Comp, "nobody.a.test", "sa"); err == nil || !strings.Contains(err.Error(), "host-unknown") {
 		t.Errorf("unknown domain: %v", err)
 	}
-	if strings.Contains(a.log(), "sa") && regexp.MustCompile(`secret.{0,3}sa\b`).MatchString(a.log()) {
+	if strings.Contains(a.Log(), "sa") && regexp.MustCompile(`secret.{0,3}sa\b`).MatchString(a.Log()) {
 		t.Errorf("the component secret appears in the log")
 	}
 }
@@ -297,11 +164,11 @@ func TestReload(t *testing.T) {
 	cb := dialComp(t, b, "bot.b.test", "sb")
 	ca.Send([]byte("<message from='x@bot.a.test' to='y@bot.b.test' id='before'/>"))
 	next(t, cb, 15*time.Second)
-	cfg, _ := os.ReadFile(b.cfgPath)
+	cfg, _ := os.ReadFile(b.CfgPath)
 	newCfg := string(cfg) + "\n[[component]]\ndomain = \"new.b.test\"\nsecret = \"sn\"\n"
-	os.WriteFile(b.cfgPath, []byte(newCfg), 0o600)
-	b.signal(syscall.SIGHUP)
-	if !b.waitLog("configuration reloaded", 5*time.Second) {
+	os.WriteFile(b.CfgPath, []byte(newCfg), 0o600)
+	b.Signal(syscall.SIGHUP)
+	if !b.WaitLog("configuration reloaded", 5*time.Second) {
 		t.Fatal("no reload")
 	}
 	dns.AddServer("new.b.test", b.S2S)
@@ -316,7 +183,7 @@ func TestReload(t *testing.T) {
 	}
 	// The stream from a to b was not re-established by the reload.
 	n := 0
-	for _, l := range strings.Split(b.log(), "\n") {
+	for _, l := range strings.Split(b.Log(), "\n") {
 		if strings.Contains(l, "authenticated with dialback") && strings.Contains(l, "local=bot.b.test") {
 			n++
 		}
@@ -324,9 +191,9 @@ func TestReload(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d dialback authentications at b, want 1 (streams dropped by reload?)", n)
 	}
-	os.WriteFile(b.cfgPath, []byte("[server\nbroken"), 0o600)
-	b.signal(syscall.SIGHUP)
-	if !b.waitLog("reload failed; keeping the running configuration", 5*time.Second) {
+	os.WriteFile(b.CfgPath, []byte("[server\nbroken"), 0o600)
+	b.Signal(syscall.SIGHUP)
+	if !b.WaitLog("reload failed; keeping the running configuration", 5*time.Second) {
 		t.Fatal("bad config not reported")
 	}
 	ca.Send([]byte("<message from='x@bot.a.test' to='y@bot.b.test' id='still'/>"))
@@ -346,24 +213,24 @@ func TestGracefulShutdown(t *testing.T) {
 		ca.Send([]byte(fmt.Sprintf("<message from='x@bot.a.test' to='y@bot.b.test' id='q%d'/>", i)))
 	}
 	time.Sleep(20 * time.Millisecond) // let a read them; the stream to b is still coming up
-	a.signal(syscall.SIGTERM)
+	a.Signal(syscall.SIGTERM)
 	for i := range n {
 		if s := next(t, cb, 15*time.Second); s.ID != fmt.Sprintf("q%d", i) {
 			t.Fatalf("got %s, want q%d", s, i)
 		}
 	}
 	select {
-	case <-a.exited:
+	case <-a.Exited:
 	case <-time.After(15 * time.Second):
 		t.Fatal("s2sd did not exit after SIGTERM")
 	}
-	if a.exitCode != 0 {
-		t.Errorf("exit code %d", a.exitCode)
+	if a.ExitCode != 0 {
+		t.Errorf("exit code %d", a.ExitCode)
 	}
 }
 
 func TestCheckConfig(t *testing.T) {
-	bin := s2sdBinary(t)
+	bin := s2sdtest.Binary(t)
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.toml")
 	os.WriteFile(good, []byte(daemonConfig("a.test", "127.0.0.1:53", "bot.a.test", "s", "")), 0o600)

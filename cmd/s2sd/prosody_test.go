@@ -10,6 +10,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/s2sd/s2sd/internal/interop"
+	"github.com/s2sd/s2sd/internal/s2sdtest"
 	"github.com/s2sd/s2sd/s2s/s2stest"
 )
 
@@ -37,7 +38,7 @@ listen = "127.0.0.1:0"
 domain = "s2sd.test"
 secret = "bobsecret"
 `, dns.Addr())
-	d := startS2SD(t, "s2sd", cfg)
+	d := s2sdtest.Start(t, "s2sd", cfg)
 	dns.AddServer("s2sd.test", d.S2S)
 	p := interop.StartProsody(t, interop.ProsodyOptions{Domain: "prosody.test", DNS: dns.Addr(), Users: []string{"alice:pw"}})
 	dns.AddServer("prosody.test", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(p.S2S)))

@@ -1,0 +1,154 @@
+// Package s2sdtest runs the s2sd binary for tests: it builds cmd/s2sd once,
+// starts it on a generated configuration, and reads the listener addresses
+// from its first log line.
+package s2sdtest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds cmd/s2sd once per test binary and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "s2sd-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "s2sd")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/s2sd/s2sd/cmd/s2sd").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Proc is a running s2sd process.
+type Proc struct {
+	t        testing.TB
+	cmd      *exec.Cmd
+	Dir      string
+	CfgPath  string
+	mu       sync.Mutex
+	lines    []string
+	S2S      netip.AddrPort
+	Comp     string
+	Metrics  string
+	Exited   chan struct{}
+	ExitCode int
+}
+
+var addrRE = regexp.MustCompile(`(\w+)=(?:http://)?(127\.0\.0\.1:\d+)`)
+
+// Start writes cfg to a file (STATE in it becomes a state directory in a
+// temporary directory) and runs s2sd on it until the test ends. It returns
+// once s2sd has logged its listener addresses.
+func Start(t testing.TB, name, cfg string) *Proc {
+	t.Helper()
+	dir := t.TempDir()
+	p := &Proc{t: t, Dir: dir, CfgPath: filepath.Join(dir, name+".toml"), Exited: make(chan struct{})}
+	cfg = strings.ReplaceAll(cfg, "STATE", filepath.Join(dir, "state"))
+	if err := os.WriteFile(p.CfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(Binary(t), "-config", p.CfgPath)
+	stderr, _ := p.cmd.StderrPipe()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(nil, 1<<20)
+		once := sync.Once{}
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.lines = append(p.lines, line)
+			p.mu.Unlock()
+			if strings.Contains(line, "s2sd started") {
+				for _, m := range addrRE.FindAllStringSubmatch(line, -1) {
+					switch m[1] {
+					case "s2s":
+						p.S2S = netip.MustParseAddrPort(m[2])
+					case "components":
+						p.Comp = m[2]
+					case "metrics":
+						p.Metrics = m[2]
+					}
+				}
+				once.Do(func() { close(started) })
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	go func() {
+		p.cmd.Wait()
+		p.ExitCode = p.cmd.ProcessState.ExitCode()
+		close(p.Exited)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.Exited:
+		case <-time.After(15 * time.Second):
+			p.cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, p.Log())
+		}
+	})
+	select {
+	case <-started:
+	case <-p.Exited:
+		t.Fatalf("s2sd %s exited: %s", name, p.Log())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("s2sd %s did not start: %s", name, p.Log())
+	}
+	return p
+}
+
+// Log returns what s2sd logged so far.
+func (p *Proc) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.lines, "\n")
+}
+
+// WaitLog waits until a log line contains s.
+func (p *Proc) WaitLog(s string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if strings.Contains(p.Log(), s) {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// Signal sends s to the process.
+func (p *Proc) Signal(s os.Signal) { p.cmd.Process.Signal(s) }
