@@ -112,7 +112,7 @@ type Prosody struct {
 	Dir    string
 	Pid    int
 	// Ports it listens on, all on 127.0.0.1 (S2STLS is 0 when off).
-	C2S, S2S, S2STLS, Component int
+	C2S, S2S, S2STLS, Component    int
 	ComponentName, ComponentSecret string
 
 	t        testing.TB

@@ -191,6 +191,10 @@ func (s *scanner) streamHeader() (Header, error) {
 		// RFC 6120 §4.8.2: the default namespace must be declared.
 		return Header{}, stream.New(stream.InvalidNamespace, "no default namespace on the stream header")
 	}
+	if s.pos > s.limit {
+		// As in finish: a header that arrived whole in one read.
+		return Header{}, stream.Errorf(stream.PolicyViolation, "stream header larger than %d bytes", s.limit)
+	}
 	s.r.r = s.start + s.pos
 	return h, nil
 }

@@ -842,6 +842,11 @@ func (s *scanner) markupTop() error {
 }
 
 func (s *scanner) finish(el *Element, top []attr, inherited []string) (*Element, error) {
+	if s.pos > s.limit {
+		// fill checks the limit only when it must read more; an element
+		// that arrived whole in one read is checked here.
+		return nil, stream.Errorf(stream.PolicyViolation, "element larger than %d bytes", s.limit)
+	}
 	el.Raw = append([]byte(nil), s.bytes(0, s.pos)...)
 	el.attrs = top
 	el.inherited = inherited

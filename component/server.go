@@ -1,0 +1,752 @@
+package component
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/s2sd/s2sd/internal/xmlstream"
+	"github.com/s2sd/s2sd/route"
+	"github.com/s2sd/s2sd/stanza"
+	"github.com/s2sd/s2sd/stream"
+)
+
+// DefaultAddr is where ListenAndServe listens when given no address: the
+// conventional component port, on loopback only, because XEP-0114 streams
+// are neither encrypted nor authenticated beyond the shared secret.
+const DefaultAddr = "127.0.0.1:5347"
+
+// DefaultHandshakeTimeout is the default of Server.HandshakeTimeout.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or
+// Close.
+var ErrServerClosed = errors.New("component: server closed")
+
+// errClosing stops a handshake whose stream was closed from elsewhere.
+var errClosing = errors.New("component: stream closing")
+
+// ConflictPolicy says what happens when a component authenticates for a
+// domain that already has a stream.
+type ConflictPolicy uint8
+
+// Conflict policies. Either way the loser receives the conflict stream
+// error (RFC 6120 §4.9.3.3) and is closed.
+const (
+	// Replace closes the old stream and routes the domain to the new one:
+	// a component that lost its connection without noticing (a NAT timeout)
+	// reconnects at once instead of waiting for the old stream to time out.
+	Replace ConflictPolicy = iota
+	// Refuse keeps the old stream and closes the new one after its
+	// handshake, as Prosody does by default (its
+	// component_conflict_resolve option; Replace is its "kick_old").
+	Refuse
+)
+
+func (p ConflictPolicy) String() string {
+	if p == Refuse {
+		return "refuse"
+	}
+	return "replace"
+}
+
+// ConnState is the state of a component connection, for Server.ConnState.
+type ConnState uint8
+
+// Connection states.
+const (
+	// StateNew: accepted, handshake not completed.
+	StateNew ConnState = iota
+	// StateActive: authenticated; stanzas for the domain go to it.
+	StateActive
+	// StateClosed: closed. Reported once per connection.
+	StateClosed
+)
+
+func (s ConnState) String() string {
+	switch s {
+	case StateActive:
+		return "active"
+	case StateClosed:
+		return "closed"
+	}
+	return "new"
+}
+
+// Server accepts XEP-0114 component streams. Set the fields before calling
+// Serve; the zero value refuses every component (no Secret).
+//
+// A Server is also the route.Handler of its components' domains: Deliver
+// writes a stanza to the component connected for the stanza's 'to' domain.
+type Server struct {
+	// Secret returns the shared secret of a component domain, or false if
+	// the domain is not a component of ours (the stream is then closed with
+	// host-unknown). It is called for each new stream, so a configuration
+	// reload applies to the next connection. nil refuses every domain.
+	Secret func(domain string) (secret string, ok bool)
+
+	// Handler receives each stanza a component sends, as a route.Stanza with
+	// Origin route.FromComponent, on the connection's goroutine: a slow
+	// handler slows that component down. Its context ends when the stream
+	// does. A *stanza.Error it returns is sent back to the component as the
+	// error reply (route.ErrNotConnected as service-unavailable, anything
+	// else as internal-server-error). nil answers every stanza with
+	// service-unavailable.
+	Handler route.Handler
+
+	// Conflict is the policy for a second stream for a connected domain
+	// (default Replace).
+	Conflict ConflictPolicy
+
+	// Limits bound what one component may make the server buffer; zero
+	// fields take the xmlstream defaults. A violation is a policy-violation
+	// stream error.
+	Limits xmlstream.Limits
+
+	// HandshakeTimeout bounds the time from accepting a connection to a
+	// successful handshake (default DefaultHandshakeTimeout). A peer that
+	// is slower, or that opens connections and sends nothing, is closed
+	// with connection-timeout.
+	HandshakeTimeout time.Duration
+
+	// IdleTimeout, when positive, closes with connection-timeout a
+	// component stream that sends nothing (not even a whitespace
+	// keepalive) for that long. Zero means never.
+	IdleTimeout time.Duration
+
+	// MaxPending is the most bytes queued for one component that does not
+	// read fast enough (default 1 MiB); Deliver then fails with the
+	// resource-constraint stanza error.
+	MaxPending int
+
+	// Logger receives connection events with the keys domain, remote and
+	// stream_id. nil means slog.Default(). Secrets are never logged.
+	Logger *slog.Logger
+
+	// OnConnect, if set, is called when a component has authenticated and
+	// its domain is routed to it; OnDisconnect once for each OnConnect,
+	// after it, when the domain stops being routed to that stream. Under
+	// Replace the old stream's OnDisconnect comes before the new one's
+	// OnConnect. They run on connection goroutines and should not block.
+	OnConnect    func(domain string)
+	OnDisconnect func(domain string)
+
+	// ConnState, if set, is called when a connection changes state, as in
+	// net/http.Server: for counting connections in metrics.
+	ConnState func(net.Conn, ConnState)
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*serverConn]struct{}
+	domains   map[string]*serverConn
+	wg        sync.WaitGroup
+}
+
+var _ route.Handler = (*Server)(nil)
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) handshakeTimeout() time.Duration {
+	if s.HandshakeTimeout > 0 {
+		return s.HandshakeTimeout
+	}
+	return DefaultHandshakeTimeout
+}
+
+func (s *Server) setState(nc net.Conn, st ConnState) {
+	if s.ConnState != nil {
+		s.ConnState(nc, st)
+	}
+}
+
+// ListenAndServe listens on the TCP address addr (DefaultAddr if empty) and
+// calls Serve.
+func (s *Server) ListenAndServe(addr string) error {
+	if s.shuttingDown() {
+		return ErrServerClosed
+	}
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(l)
+}
+
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Serve accepts component connections on l, each served by its own
+// goroutine, until l fails or the server is shut down; it then returns
+// ErrServerClosed. Serve closes l.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		l.Close()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.shuttingDown() {
+				return ErrServerClosed
+			}
+			// Out of file descriptors and the like: wait, as net/http does.
+			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.logger().Warn("component: accept failed; retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c := s.newConn(nc)
+		if c == nil {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, ends every
+// component stream with the system-shutdown stream error and
+// </stream:stream>, and waits until every connection is closed or ctx ends;
+// in the latter case the remaining connections are closed at once and
+// ctx.Err() is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	lerr, conns := s.stop()
+	for _, c := range conns {
+		c.close(stream.New(stream.SystemShutdown, "the server is shutting down"), true)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return lerr
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.nc.Close()
+		}
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection at once, without ending
+// the streams. Use Shutdown to end them properly.
+func (s *Server) Close() error {
+	lerr, conns := s.stop()
+	for _, c := range conns {
+		c.close(nil, false)
+		c.nc.Close()
+	}
+	return lerr
+}
+
+// stop marks the server closed, closes its listeners and returns its
+// connections.
+func (s *Server) stop() (error, []*serverConn) {
+	s.mu.Lock()
+	s.closed = true
+	var lerr error
+	for l := range s.listeners {
+		if err := l.Close(); err != nil && lerr == nil && !errors.Is(err, net.ErrClosed) {
+			lerr = err
+		}
+	}
+	conns := make([]*serverConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	return lerr, conns
+}
+
+// Connected returns the domains of the components connected now, sorted.
+func (s *Server) Connected() []string {
+	s.mu.Lock()
+	l := make([]string, 0, len(s.domains))
+	for d := range s.domains {
+		l = append(l, d)
+	}
+	s.mu.Unlock()
+	slices.Sort(l)
+	return l
+}
+
+// Deliver writes st to the component connected for st.To's domain,
+// reframed for the component's stream (its namespace; the xml:lang and
+// prefixes of the stream st was read on made explicit). It never blocks on
+// the network. It returns route.ErrNotConnected when no component is
+// connected for the domain, and a *stanza.Error resource-constraint when
+// the component does not read fast enough.
+func (s *Server) Deliver(_ context.Context, st *route.Stanza) error {
+	s.mu.Lock()
+	c := s.domains[st.To.Domainpart()]
+	s.mu.Unlock()
+	if c == nil {
+		return route.ErrNotConnected
+	}
+	return c.send(st)
+}
+
+func (s *Server) newConn(nc net.Conn) *serverConn {
+	id := newStreamID()
+	c := &serverConn{
+		s:         s,
+		nc:        nc,
+		id:        id,
+		r:         xmlstream.NewReader(nc, s.Limits),
+		w:         xmlstream.NewWriter(nc, s.MaxPending),
+		flushed:   make(chan struct{}),
+		connected: make(chan struct{}),
+		log:       s.logger().With("remote", nc.RemoteAddr().String(), "stream_id", id),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.cancel()
+		c.w.Close()
+		return nil
+	}
+	if s.conns == nil {
+		s.conns = make(map[*serverConn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.setState(nc, StateNew)
+	return c
+}
+
+// register routes c's domain to c after a successful handshake, queueing
+// the <handshake/> reply first so that no stanza can precede it. It
+// returns the stream c replaces, if any.
+func (s *Server) register(c *serverConn) (*serverConn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, stream.New(stream.SystemShutdown, "the server is shutting down")
+	}
+	old := s.domains[c.domain]
+	if old != nil && s.Conflict == Refuse {
+		return nil, stream.New(stream.Conflict, "a component is already connected for this domain")
+	}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return nil, errClosing
+	}
+	err := c.w.Write([]byte("<handshake/>"))
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if s.domains == nil {
+		s.domains = make(map[string]*serverConn)
+	}
+	s.domains[c.domain] = c
+	c.registered = true
+	return old, nil
+}
+
+// unregister stops routing c's domain to c, once.
+func (s *Server) unregister(c *serverConn) {
+	s.mu.Lock()
+	was := c.registered
+	if was && s.domains[c.domain] == c {
+		// c.domain is only read once registered: the handshake sets it
+		// before registering.
+		delete(s.domains, c.domain)
+	}
+	c.registered = false
+	s.mu.Unlock()
+	if was {
+		// OnConnect comes first, even when c is replaced or shut down
+		// before its handshake goroutine reaches it.
+		<-c.connected
+		if s.OnDisconnect != nil {
+			s.OnDisconnect(c.domain)
+		}
+	}
+}
+
+func (s *Server) forget(c *serverConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// serverConn is one accepted component connection.
+type serverConn struct {
+	s   *Server
+	nc  net.Conn
+	id  string
+	r   *xmlstream.Reader
+	w   *xmlstream.Writer
+	ctx context.Context // ends with the stream; for the Handler
+	// cancel ends ctx.
+	cancel  context.CancelFunc
+	flushed chan struct{} // closed when the last bytes are written
+	// connected is closed once OnConnect has returned.
+	connected chan struct{}
+
+	// Set by the handshake before the domain is registered, then constant.
+	domain string
+	inCtx  xmlstream.StreamContext
+
+	registered bool // under s.mu
+
+	mu         sync.Mutex
+	log        *slog.Logger
+	closing    bool
+	headerSent bool
+}
+
+// serve runs the connection: handshake, then stanzas until the stream ends.
+func (c *serverConn) serve() {
+	defer c.s.wg.Done()
+	err := c.handshake()
+	if err == nil {
+		err = c.readLoop()
+	}
+	c.end(err)
+	c.finish()
+}
+
+func (c *serverConn) logger() *slog.Logger {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.log
+}
+
+// setReadDeadline sets the read deadline unless the stream is closing
+// (which sets its own).
+func (c *serverConn) setReadDeadline(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closing {
+		c.nc.SetReadDeadline(t)
+	}
+}
+
+func (c *serverConn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// handshake runs XEP-0114 §3 as the server.
+func (c *serverConn) handshake() error {
+	c.setReadDeadline(time.Now().Add(c.s.handshakeTimeout()))
+	h, err := c.r.ReadHeader()
+	if err != nil {
+		return err
+	}
+	c.inCtx = h.Context()
+	if h.NS != NS {
+		return stream.Errorf(stream.InvalidNamespace, "component streams are in the %s namespace", NS)
+	}
+	if h.To == "" {
+		return stream.New(stream.HostUnknown, "the stream header has no 'to'")
+	}
+	j, err := jid.Parse(h.To)
+	if err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
+		return stream.New(stream.HostUnknown, "'to' is not a domain")
+	}
+	domain := j.Domainpart()
+	c.mu.Lock()
+	c.log = c.log.With("domain", domain)
+	c.mu.Unlock()
+	var secret string
+	ok := false
+	if c.s.Secret != nil {
+		secret, ok = c.s.Secret(domain)
+	}
+	if !ok {
+		return stream.New(stream.HostUnknown, "no component is configured for this domain")
+	}
+	c.domain = domain
+	if err := c.writeHeader(domain); err != nil {
+		return err
+	}
+	el, err := c.r.Next()
+	if err != nil {
+		return err
+	}
+	if el.Space != NS || el.Local != "handshake" {
+		// RFC 6120 §4.9.3.12: data before authentication.
+		return stream.New(stream.NotAuthorized, "handshake expected")
+	}
+	if !checkHandshake(el.Inner(), c.id, secret) {
+		return stream.New(stream.NotAuthorized, "handshake failed")
+	}
+	old, err := c.s.register(c)
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		old.logger().Info("component: stream replaced by a new one")
+		old.close(stream.New(stream.Conflict, "replaced by a new stream for the same domain"), true)
+	}
+	c.setReadDeadline(time.Time{})
+	c.s.setState(c.nc, StateActive)
+	c.logger().Info("component: connected")
+	if c.s.OnConnect != nil {
+		c.s.OnConnect(domain)
+	}
+	close(c.connected)
+	return nil
+}
+
+func (c *serverConn) writeHeader(domain string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return errClosing
+	}
+	c.headerSent = true
+	return c.w.Write(xmlstream.AppendHeader(nil, xmlstream.Header{NS: NS, From: domain, ID: c.id}, false))
+}
+
+// readLoop reads stanzas until the stream ends.
+func (c *serverConn) readLoop() error {
+	for {
+		if c.s.IdleTimeout > 0 {
+			c.setReadDeadline(time.Now().Add(c.s.IdleTimeout))
+		}
+		el, err := c.r.Next()
+		if err != nil {
+			return err
+		}
+		if c.isClosing() {
+			continue // drain until the peer's end or the linger deadline
+		}
+		st, err := c.stanza(el)
+		if err != nil {
+			var se *stanza.Error
+			if !errors.As(err, &se) {
+				return err
+			}
+			c.reply(st, se)
+			continue
+		}
+		c.handle(st)
+	}
+}
+
+// stanza checks an element from the component. A stream error ends the
+// stream; a *stanza.Error is answered, with the stanza built from the
+// envelope alone.
+func (c *serverConn) stanza(el *xmlstream.Element) (*route.Stanza, error) {
+	if !isStanza(el) {
+		if el.Space == NS && el.Local == "handshake" {
+			return nil, stream.New(stream.UnsupportedStanzaType, "already authenticated")
+		}
+		return nil, stream.Errorf(stream.UnsupportedStanzaType, "{%s}%s is not a stanza", el.Space, el.Local)
+	}
+	from, _ := el.LookupAttr("from")
+	to, _ := el.LookupAttr("to")
+	if from == "" || to == "" {
+		// RFC 6120 §4.9.3.7; XEP-0114 streams are addressed like s2s.
+		return nil, stream.New(stream.ImproperAddressing, "stanzas from a component need 'from' and 'to'")
+	}
+	fj, err := jid.Parse(from)
+	if err != nil {
+		return nil, stream.New(stream.ImproperAddressing, "'from' is not a JID")
+	}
+	if fj.Domainpart() != c.domain {
+		// RFC 6120 §4.9.3.9; Prosody closes the stream the same way.
+		return nil, stream.New(stream.InvalidFrom, "'from' is not at the component's domain")
+	}
+	st, err := route.NewStanza(el, c.inCtx, route.FromComponent)
+	if err != nil {
+		// Only 'to' can be malformed now: answer jid-malformed.
+		var se *stanza.Error
+		if !errors.As(err, &se) {
+			return nil, err
+		}
+		env := &route.Stanza{El: el, Ctx: c.inCtx, Kind: el.Local, From: fj, Type: el.Attr("type"), ID: el.Attr("id"), Origin: route.FromComponent}
+		return env, se
+	}
+	return st, nil
+}
+
+// handle passes st to the Handler and answers its stanza error.
+func (c *serverConn) handle(st *route.Stanza) {
+	h := c.s.Handler
+	var err error
+	if h == nil {
+		err = stanza.New(stanza.ServiceUnavailable, "")
+	} else {
+		err = h.Deliver(c.ctx, st)
+	}
+	if err == nil {
+		return
+	}
+	var se *stanza.Error
+	switch {
+	case errors.As(err, &se):
+	case errors.Is(err, route.ErrNotConnected):
+		se = stanza.New(stanza.ServiceUnavailable, "")
+	default:
+		c.logger().Warn("component: handler failed", "stanza", st.String(), "err", err)
+		se = stanza.New(stanza.InternalServerError, "")
+	}
+	c.reply(st, se)
+}
+
+// reply sends the error reply to st, unless st is an error itself.
+func (c *serverConn) reply(st *route.Stanza, se *stanza.Error) {
+	r := route.ErrorReply(st, se)
+	if r == nil {
+		c.logger().Debug("component: error stanza dropped", "stanza", st.String(), "condition", se.Condition)
+		return
+	}
+	if err := c.send(r); err != nil {
+		c.logger().Debug("component: error reply not sent", "err", err)
+	}
+}
+
+// send queues st on the stream.
+func (c *serverConn) send(st *route.Stanza) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return route.ErrNotConnected
+	}
+	err := c.w.AppendFunc(func(b []byte) []byte { return st.AppendTo(b, streamCtx) })
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, xmlstream.ErrPendingFull):
+		return &stanza.Error{Condition: stanza.ResourceConstraint, Text: "the component does not read fast enough"}
+	}
+	return route.ErrNotConnected
+}
+
+// end closes the stream after the read side stopped with err.
+func (c *serverConn) end(err error) {
+	var se *stream.Error
+	switch {
+	case err == nil, errors.Is(err, xmlstream.ErrStreamEnd):
+		c.close(nil, true)
+	case errors.As(err, &se):
+		c.close(se, true)
+	case isTimeout(err):
+		c.close(stream.New(stream.ConnectionTimeout, ""), true)
+	default:
+		// The peer is gone (or the stream was closed from elsewhere, in
+		// which case this does nothing).
+		if !c.isClosing() {
+			c.logger().Debug("component: connection lost", "err", err)
+		}
+		c.close(nil, false)
+	}
+}
+
+// close ends the stream: with se when set, then </stream:stream> when send
+// is true, preceded by a stream header if none was sent yet (RFC 6120
+// §4.9.1.2). It unroutes the domain at once; the bytes are flushed in the
+// background. Only the first call does anything.
+func (c *serverConn) close(se *stream.Error, send bool) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	if send {
+		_ = c.w.AppendFunc(func(b []byte) []byte {
+			if !c.headerSent {
+				b = xmlstream.AppendHeader(b, xmlstream.Header{NS: NS, ID: c.id}, false)
+			}
+			if se != nil {
+				return xmlstream.AppendStreamError(b, se)
+			}
+			return append(b, xmlstream.StreamEnd...)
+		})
+	}
+	log := c.log
+	c.mu.Unlock()
+	if se != nil {
+		log.Info("component: stream error", "condition", se.Condition, "text", se.Text)
+	}
+	c.s.unregister(c)
+	c.cancel()
+	go c.flush(send)
+}
+
+// flush writes what is queued, half-closes the connection and gives the
+// peer lingerTimeout to end its side.
+func (c *serverConn) flush(send bool) {
+	defer close(c.flushed)
+	wd := time.Now().Add(closeTimeout)
+	if !send {
+		wd = aLongTimeAgo
+	}
+	c.nc.SetWriteDeadline(wd)
+	c.w.Close()
+	c.mu.Lock()
+	if send {
+		closeWrite(c.nc)
+		c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	} else {
+		c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+	c.mu.Unlock()
+}
+
+// finish waits for the flush and the peer's end, then closes the
+// connection.
+func (c *serverConn) finish() {
+	<-c.flushed
+	// Read what the peer still sends until it closes or the linger ends, so
+	// that closing with unread data does not reset the connection and lose
+	// our stream error on the way.
+	var buf [512]byte
+	for {
+		if _, err := c.nc.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	c.nc.Close()
+	c.s.forget(c)
+	c.s.setState(c.nc, StateClosed)
+	c.logger().Debug("component: connection closed")
+}
