@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -83,5 +85,56 @@ secret = "bobsecret"
 			}
 			break
 		}
+	}
+}
+
+// TestDiag runs `s2sd diag` with the running daemon's configuration against
+// the Prosody peer (dialback succeeds: the daemon answers Prosody's
+// verification) and against a domain with no records.
+func TestDiag(t *testing.T) {
+	interop.Require(t, "prosody")
+	dns := s2stest.NewDNS(t)
+	cfg := fmt.Sprintf(`
+[server]
+domains = ["s2sd.test"]
+state_dir = "STATE"
+
+[s2s]
+listen = "127.0.0.1:0"
+dns = [%q]
+`, dns.Addr())
+	d := s2sdtest.Start(t, "s2sd", cfg)
+	dns.AddServer("s2sd.test", d.S2S)
+	p := interop.StartProsody(t, interop.ProsodyOptions{Domain: "prosody.test", DNS: dns.Addr()})
+	dns.AddServer("prosody.test", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(p.S2S)))
+
+	out, err := exec.Command(s2sdtest.Binary(t), "diag", "-config", d.CfgPath, "prosody.test").CombinedOutput()
+	text := string(out)
+	for _, want := range []string{
+		fmt.Sprintf("_xmpp-server._tcp.prosody.test."),
+		fmt.Sprintf("port %d", p.S2S),
+		"TLS 1.3",
+		"self-signed",
+		"STARTTLS (required), dialback",
+		"dialback: valid",
+	} {
+		if !strings.Contains(strings.Join(strings.Fields(text), " "), strings.Join(strings.Fields(want), " ")) {
+			t.Errorf("diag report lacks %q:\n%s", want, text)
+		}
+	}
+	if err == nil {
+		t.Errorf("diag exited 0 despite the self-signed certificate warning")
+	}
+
+	out, err = exec.Command(s2sdtest.Binary(t), "diag", "-json", "-config", d.CfgPath, "missing.test").CombinedOutput()
+	var r struct {
+		OK       bool `json:"ok"`
+		Problems []struct{ Severity, Text string }
+	}
+	if jerr := json.Unmarshal(out, &r); jerr != nil {
+		t.Fatalf("diag -json: %v\n%s", jerr, out)
+	}
+	if err == nil || r.OK || len(r.Problems) == 0 || !strings.Contains(string(out), "no SRV records") {
+		t.Errorf("diag of a domain with no records: %s", out)
 	}
 }
