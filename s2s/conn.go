@@ -21,6 +21,7 @@ const (
 	nsTLS              = "urn:ietf:params:xml:ns:xmpp-tls"
 	nsSASL             = "urn:ietf:params:xml:ns:xmpp-sasl"
 	nsDialbackFeature  = "urn:xmpp:features:dialback"
+	nsSM               = "urn:xmpp:sm:3"
 	nsDialback         = xmlstream.NSDialback
 	nsServer           = xmlstream.NSServer
 	alpnXMPPServer     = "xmpp-server"
@@ -59,6 +60,7 @@ type Conn struct {
 	pairs map[string]map[string]bool
 
 	method string // how the stream authenticated: "sasl-external" or "dialback"
+	sm     bool   // XEP-0198 acknowledgements are enabled
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -134,6 +136,14 @@ func (c *Conn) AuthMethod() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.method
+}
+
+// StreamManagement reports whether XEP-0198 acknowledgements are enabled on
+// the stream.
+func (c *Conn) StreamManagement() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sm
 }
 
 // SendRaw queues raw bytes, which must be complete elements, on a ready

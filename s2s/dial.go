@@ -48,8 +48,10 @@ type Dialer struct {
 	Logger *slog.Logger
 	// Trace, when set, is told of each step (for s2sd diag).
 	Trace *Trace
-	// Control, when set, is used as net.Dialer.Control (tests).
+	// NetDialer makes TCP connections (nil means a zero net.Dialer).
 	NetDialer *net.Dialer
+	// DisableSM turns off XEP-0198 acknowledgements on outbound streams.
+	DisableSM bool
 }
 
 // Trace receives the steps of a dial. Any field may be nil.
@@ -327,6 +329,9 @@ func (d *Dialer) negotiate(ctx context.Context, c *Conn, p purpose) error {
 		}
 		if saslDone {
 			c.authenticate(c.remote, c.local, "sasl-external")
+			if err := d.enableSM(ctx, c, f); err != nil {
+				return err
+			}
 			c.startWriter(0)
 			return nil
 		}
@@ -348,6 +353,9 @@ func (d *Dialer) negotiate(ctx context.Context, c *Conn, p purpose) error {
 			return stream.New(stream.UnsupportedFeature, "the peer offers no authentication we can use (no valid certificate for SASL EXTERNAL, no dialback)")
 		}
 		if err := d.dialback(ctx, c); err != nil {
+			return err
+		}
+		if err := d.enableSM(ctx, c, f); err != nil {
 			return err
 		}
 		c.startWriter(0)
@@ -459,6 +467,28 @@ func (d *Dialer) dialback(ctx context.Context, c *Conn) error {
 		c.authenticate(c.remote, c.local, "dialback")
 		return nil
 	}
+}
+
+// enableSM turns on XEP-0198 acknowledgements when the peer offers them
+// (XEP-0198 §3). Resumption is not asked for: unacknowledged stanzas are
+// sent again on the next stream instead.
+func (d *Dialer) enableSM(ctx context.Context, c *Conn, f features) error {
+	if !f.SM || d.DisableSM {
+		return nil
+	}
+	if err := c.write(ctx, []byte("<enable xmlns='"+nsSM+"'/>")); err != nil {
+		return err
+	}
+	el, err := c.next(ctx)
+	if err != nil {
+		return err
+	}
+	if el.Space == nsSM && el.Local == "enabled" {
+		c.mu.Lock()
+		c.sm = true
+		c.mu.Unlock()
+	}
+	return nil
 }
 
 // hostPort formats a target for logs.

@@ -14,6 +14,7 @@ type features struct {
 	Mechanisms       []string
 	Dialback         bool // urn:xmpp:features:dialback (XEP-0220 §2.1)
 	DialbackErrors   bool
+	SM               bool // urn:xmpp:sm:3 (XEP-0198)
 	Raw              string
 }
 
@@ -38,11 +39,12 @@ func parseFeatures(el *xmlstream.Element) (features, error) {
 		Dialback   *struct {
 			Errors *struct{} `xml:"errors"`
 		} `xml:"urn:xmpp:features:dialback dialback"`
+		SM *struct{} `xml:"urn:xmpp:sm:3 sm"`
 	}
 	if err := el.Unmarshal(&v); err != nil {
 		return features{}, stream.New(stream.BadFormat, "bad stream features")
 	}
-	f := features{Mechanisms: v.Mechanisms, Raw: string(el.Raw)}
+	f := features{Mechanisms: v.Mechanisms, Raw: string(el.Raw), SM: v.SM != nil}
 	if v.StartTLS != nil {
 		f.StartTLS = true
 		f.StartTLSRequired = v.StartTLS.Required != nil

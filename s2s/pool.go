@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -50,6 +51,18 @@ type Pool struct {
 	OnStream func(c *Conn, up bool)
 	// OnQueue, when set, is told of queue length changes (delta).
 	OnQueue func(delta int)
+	// Store, when set, keeps queued stanzas across restarts (see Restore);
+	// nil keeps them in memory only.
+	Store Store
+	// AckEvery is how many stanzas go out between XEP-0198 requests for
+	// acknowledgement (default 64); an idle stream asks every 50ms while
+	// stanzas are unacknowledged.
+	AckEvery int
+	// MaxUnacked bounds the stanzas sent and not yet acknowledged on a
+	// stream with XEP-0198 (default 512): more wait in the queue. It also
+	// bounds the duplicates a broken stream can cause, since what was not
+	// acknowledged is sent again.
+	MaxUnacked int
 
 	mu     sync.Mutex
 	links  map[pair]*link
@@ -60,13 +73,24 @@ type Pool struct {
 type pair struct{ local, remote string }
 
 type link struct {
-	p       *Pool
-	pair    pair
-	mu      sync.Mutex
-	queue   []*route.Stanza
-	conn    *Conn
-	dialing bool
-	last    time.Time
+	p        *Pool
+	pair     pair
+	mu       sync.Mutex
+	queue    []entry
+	inflight []entry // sent on conn, not yet acknowledged (XEP-0198)
+	acked    uint32  // h of the last acknowledgement on conn
+	unasked  int     // sent since the last <r/>
+	conn     *Conn
+	dialing  bool
+	last     time.Time
+}
+
+// entry is a stanza waiting for, or travelling on, a stream.
+type entry struct {
+	id  uint64 // in the Store; 0 without one
+	s   *route.Stanza
+	raw []byte // reframed for jabber:server
+	at  time.Time
 }
 
 var _ route.Handler = (*Pool)(nil)
@@ -84,11 +108,17 @@ var ErrPoolClosed = errors.New("s2s: pool closed")
 // Deliver queues s for its remote domain.
 func (p *Pool) Deliver(ctx context.Context, s *route.Stanza) error {
 	pr := pair{local: s.From.Domainpart(), remote: s.To.Domainpart()}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if p.isClosed() {
 		return stanza.New(stanza.ServiceUnavailable, "server shutting down")
 	}
+	l := p.link(pr)
+	e := entry{s: s, raw: s.AppendTo(nil, outCtx), at: time.Now()}
+	return l.deliver(e, true)
+}
+
+func (p *Pool) link(pr pair) *link {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.links == nil {
 		p.links = map[pair]*link{}
 	}
@@ -97,34 +127,146 @@ func (p *Pool) Deliver(ctx context.Context, s *route.Stanza) error {
 		l = &link{p: p, pair: pr}
 		p.links[pr] = l
 	}
-	p.mu.Unlock()
-	return l.deliver(s)
+	return l
 }
 
-func (l *link) deliver(s *route.Stanza) error {
+// Restore queues again what the Store kept from an earlier run, and starts
+// delivering it. It returns the number of stanzas restored.
+func (p *Pool) Restore() (int, error) {
+	if p.Store == nil {
+		return 0, nil
+	}
+	var entries []struct {
+		pr pair
+		e  entry
+	}
+	err := p.Store.Load(func(id uint64, local, remote string, raw []byte, at time.Time) {
+		s, err := route.New(raw, nsServer)
+		if err != nil {
+			p.logger().Warn("queue store: dropping an entry that does not parse", "err", err)
+			p.Store.Delete(id)
+			return
+		}
+		entries = append(entries, struct {
+			pr pair
+			e  entry
+		}{pair{local, remote}, entry{id: id, s: s, raw: raw, at: at}})
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, x := range entries {
+		p.link(x.pr).deliver(x.e, false)
+	}
+	if len(entries) > 0 {
+		p.logger().Info("restored queued stanzas", "count", len(entries))
+	}
+	return len(entries), nil
+}
+
+func (l *link) deliver(e entry, persist bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.conn != nil {
-		if err := l.conn.Send(s); err == nil {
-			l.last = time.Now()
+	if l.conn == nil && len(l.queue) >= durInt(l.p.QueueLimit, 10000) {
+		return stanza.New(stanza.ResourceConstraint, "too many stanzas queued for "+l.pair.remote)
+	}
+	if persist && l.p.Store != nil {
+		e.id = l.p.Store.Put(l.pair.local, l.pair.remote, e.raw, e.at)
+	}
+	if l.conn != nil && len(l.queue) == 0 && l.window() {
+		if l.send(e) == nil {
 			return nil
 		}
 		// The stream is going away: queue and redial.
-		l.conn = nil
+		l.lost(l.conn)
 	}
-	if len(l.queue) >= durInt(l.p.QueueLimit, 10000) {
-		return stanza.New(stanza.ResourceConstraint, "too many stanzas queued for "+l.pair.remote)
-	}
-	l.queue = append(l.queue, s)
+	l.queue = append(l.queue, e)
 	if l.p.OnQueue != nil {
 		l.p.OnQueue(1)
 	}
-	if !l.dialing {
+	if l.conn == nil && !l.dialing {
 		l.dialing = true
 		l.p.wg.Add(1)
 		go l.run()
 	}
 	return nil
+}
+
+// window reports whether the stream may take another stanza now; l.mu is
+// held.
+func (l *link) window() bool {
+	return !l.conn.StreamManagement() || len(l.inflight) < durInt(l.p.MaxUnacked, 512)
+}
+
+// drain sends queued stanzas while the window allows; l.mu is held.
+func (l *link) drain() {
+	n := 0
+	for n < len(l.queue) && l.conn != nil && l.window() {
+		if l.send(l.queue[n]) != nil {
+			break
+		}
+		n++
+	}
+	if n > 0 {
+		l.queue = append(l.queue[:0:0], l.queue[n:]...)
+		if l.p.OnQueue != nil {
+			l.p.OnQueue(-n)
+		}
+	}
+	if l.conn != nil && l.unasked > 0 && l.conn.StreamManagement() && len(l.queue) > 0 {
+		l.askAck()
+	}
+}
+
+// send writes e on the current stream; l.mu is held. With XEP-0198 the
+// entry waits in inflight for its acknowledgement; without, it is done.
+func (l *link) send(e entry) error {
+	c := l.conn
+	if err := c.SendRaw(e.raw); err != nil {
+		return err
+	}
+	l.last = time.Now()
+	if c.StreamManagement() {
+		l.inflight = append(l.inflight, e)
+		l.unasked++
+		if l.unasked >= durInt(l.p.AckEvery, 64) {
+			l.askAck()
+		}
+	} else if e.id != 0 {
+		l.p.Store.Delete(e.id)
+	}
+	return nil
+}
+
+func (l *link) askAck() {
+	l.unasked = 0
+	l.conn.SendRaw([]byte("<r xmlns='" + nsSM + "'/>"))
+}
+
+// ack handles <a h='N'/>: the first N-acked inflight entries are done.
+func (l *link) ack(c *Conn, h uint32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != c {
+		return
+	}
+	n := int(h - l.acked)
+	if n < 0 || n > len(l.inflight) {
+		c.log.Warn("acknowledgement for stanzas never sent", "h", h, "acked", l.acked, "inflight", len(l.inflight))
+		n = len(l.inflight)
+	}
+	if l.p.Store != nil {
+		ids := make([]uint64, 0, n)
+		for _, e := range l.inflight[:n] {
+			if e.id != 0 {
+				ids = append(ids, e.id)
+			}
+		}
+		l.p.Store.Delete(ids...)
+	}
+	l.inflight = append(l.inflight[:0:0], l.inflight[n:]...)
+	l.acked = h
+	l.drain()
 }
 
 // run brings the stream up, drains the queue, and bounces it when retries
@@ -149,6 +291,13 @@ func (l *link) run() {
 		if errors.As(err, &de) {
 			cond, perm = de.Condition, de.Permanent
 		}
+		if p.isClosed() && p.Store != nil {
+			// Kept in the store for the next start.
+			l.mu.Lock()
+			l.dialing = false
+			l.mu.Unlock()
+			return
+		}
 		if perm || time.Since(start)+backoff > durOr(p.RetryFor, 2*time.Minute) || p.isClosed() {
 			log.Warn("remote domain unreachable, bouncing queued stanzas", "err", err, "condition", cond)
 			l.fail(stanza.New(cond, "cannot reach "+l.pair.remote))
@@ -171,21 +320,11 @@ func (p *Pool) isClosed() bool {
 func (l *link) up(c *Conn) {
 	p := l.p
 	l.mu.Lock()
-	q := l.queue
-	l.queue = nil
-	for i, s := range q {
-		if err := c.Send(s); err != nil {
-			// Cannot happen on a fresh writer unless the queue exceeds its
-			// bound: keep the rest queued and redial later.
-			l.queue = append(l.queue, q[i:]...)
-			q = q[:i]
-			break
-		}
+	l.conn, l.acked, l.unasked, l.inflight = c, 0, 0, nil
+	l.drain()
+	if l.unasked > 0 && c.StreamManagement() {
+		l.askAck()
 	}
-	if p.OnQueue != nil {
-		p.OnQueue(-len(q))
-	}
-	l.conn = c
 	l.dialing = false
 	l.last = time.Now()
 	l.mu.Unlock()
@@ -209,17 +348,30 @@ func (l *link) watch(c *Conn) {
 				readErr <- err
 				return
 			}
-			if el.Space == stream.NS && el.Local == "error" {
+			switch {
+			case el.Space == stream.NS && el.Local == "error":
 				se, _ := stream.Parse(el.Raw)
 				if se != nil {
 					readErr <- se
 					return
 				}
+			case el.Space == nsSM && el.Local == "a":
+				h, err := strconv.ParseUint(el.Attr("h"), 10, 32)
+				if err != nil {
+					readErr <- stream.New(stream.BadFormat, "bad acknowledgement")
+					return
+				}
+				l.ack(c, uint32(h))
+			case el.Space == nsSM && el.Local == "r":
+				// Nothing is received on an outbound stream.
+				c.SendRaw([]byte("<a xmlns='" + nsSM + "' h='0'/>"))
 			}
 		}
 	}()
 	ka := time.NewTicker(durOr(p.KeepAlive, time.Minute))
 	defer ka.Stop()
+	ackTick := time.NewTicker(50 * time.Millisecond)
+	defer ackTick.Stop()
 	idle := durOr(p.IdleTimeout, 10*time.Minute)
 	for {
 		select {
@@ -233,6 +385,12 @@ func (l *link) watch(c *Conn) {
 		case <-c.Done():
 			l.down(c)
 			return
+		case <-ackTick.C:
+			l.mu.Lock()
+			if l.conn == c && len(l.inflight) > 0 {
+				l.askAck()
+			}
+			l.mu.Unlock()
 		case <-ka.C:
 			l.mu.Lock()
 			quiet := time.Since(l.last)
@@ -248,11 +406,27 @@ func (l *link) watch(c *Conn) {
 	}
 }
 
+// lost forgets stream c; what it did not acknowledge goes back to the
+// front of the queue, to be sent again on the next stream (at-least-once:
+// the peer may have handled some of it). l.mu is held.
+func (l *link) lost(c *Conn) {
+	if l.conn != c {
+		return
+	}
+	l.conn = nil
+	if len(l.inflight) > 0 {
+		c.log.Info("stream lost with unacknowledged stanzas; they will be sent again", "count", len(l.inflight))
+		l.queue = append(append([]entry(nil), l.inflight...), l.queue...)
+		if l.p.OnQueue != nil {
+			l.p.OnQueue(len(l.inflight))
+		}
+		l.inflight = nil
+	}
+}
+
 func (l *link) down(c *Conn) {
 	l.mu.Lock()
-	if l.conn == c {
-		l.conn = nil
-	}
+	l.lost(c)
 	redial := len(l.queue) > 0 && !l.dialing
 	if redial {
 		l.dialing = true
@@ -275,10 +449,13 @@ func (l *link) fail(e *stanza.Error) {
 	if l.p.OnQueue != nil {
 		l.p.OnQueue(-len(q))
 	}
-	for _, s := range q {
+	for _, x := range q {
+		if x.id != 0 {
+			l.p.Store.Delete(x.id)
+		}
 		if l.p.Bouncer != nil {
 			ec := *e
-			l.p.Bouncer.Bounce(context.Background(), s, &ec)
+			l.p.Bouncer.Bounce(context.Background(), x.s, &ec)
 		}
 	}
 }
@@ -305,14 +482,16 @@ func (p *Pool) Queued() int {
 	n := 0
 	for _, l := range p.links {
 		l.mu.Lock()
-		n += len(l.queue)
+		n += len(l.queue) + len(l.inflight)
 		l.mu.Unlock()
 	}
 	return n
 }
 
-// Shutdown refuses new stanzas, gives queued ones until ctx ends to go out,
-// then bounces what is left and closes every stream with system-shutdown.
+// Shutdown refuses new stanzas, gives queued ones until ctx ends to go out
+// (and be acknowledged, with XEP-0198), then closes every stream with
+// system-shutdown. What is left is bounced, or, with a Store, kept for the
+// next start.
 func (p *Pool) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
@@ -332,7 +511,9 @@ wait:
 		}
 	}
 	for _, l := range links {
-		l.fail(stanza.New(stanza.RemoteServerTimeout, "server shutting down"))
+		if p.Store == nil {
+			l.fail(stanza.New(stanza.RemoteServerTimeout, "server shutting down"))
+		}
 		l.mu.Lock()
 		c := l.conn
 		l.mu.Unlock()

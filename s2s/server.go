@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"fmt"
 	"errors"
 	"log/slog"
 	"net"
@@ -59,6 +60,11 @@ type Server struct {
 	// OnStream, when set, is told when a stream becomes authenticated and
 	// when it ends (metrics).
 	OnStream func(c *Conn, up bool)
+	// DisableSM turns off XEP-0198 acknowledgements on inbound streams.
+	DisableSM bool
+	// Flush, when set, is called before acknowledging stanzas (XEP-0198):
+	// it returns once what was delivered so far is written out.
+	Flush func(ctx context.Context) error
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -257,6 +263,8 @@ type in struct {
 	c       *Conn
 	pending sync.WaitGroup
 	sasl    bool
+	sm      bool
+	handled uint32 // stanzas handled, for XEP-0198 acknowledgements
 	log     *slog.Logger
 }
 
@@ -406,6 +414,12 @@ func (st *in) features(h xmlstream.Header) []byte {
 			b = append(b, "<mechanisms xmlns='"+nsSASL+"'><mechanism>EXTERNAL</mechanism></mechanisms>"...)
 		}
 		b = append(b, "<dialback xmlns='"+nsDialbackFeature+"'><errors/></dialback>"...)
+		if !s.DisableSM {
+			b = append(b, "<sm xmlns='"+nsSM+"'/>"...)
+		}
+	}
+	if st.sasl && !s.DisableSM {
+		b = append(b, "<sm xmlns='"+nsSM+"'/>"...)
 	}
 	return append(b, "</stream:features>"...)
 }
@@ -441,6 +455,8 @@ func (st *in) element(el *xmlstream.Element) (bool, error) {
 		return st.sasl_(el)
 	case nsDialback:
 		return false, st.dialback(el)
+	case nsSM:
+		return false, st.streamManagement(el)
 	case stream.NS:
 		if el.Local == "error" {
 			se, _ := stream.Parse(el.Raw)
@@ -635,10 +651,47 @@ func (st *in) stanza(el *xmlstream.Element) error {
 		}
 		return err
 	}
-	if s.Handler == nil {
+	if s.Handler != nil {
+		if err := s.Handler.Deliver(context.Background(), rs); err != nil {
+			return err
+		}
+	}
+	st.handled++
+	return nil
+}
+
+// streamManagement answers XEP-0198 requests: enable once authenticated,
+// and an acknowledgement of the stanzas handled for each <r/>. Before it
+// answers, Flush lets the destinations of those stanzas write them out, so
+// that an acknowledged stanza is never only in this process's memory.
+func (st *in) streamManagement(el *xmlstream.Element) error {
+	s, c := st.s, st.c
+	switch el.Local {
+	case "enable":
+		if s.DisableSM || st.sm || c.State()&Authn == 0 {
+			return c.write(context.Background(), []byte("<failed xmlns='"+nsSM+"'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"))
+		}
+		st.sm = true
+		return c.write(context.Background(), []byte("<enabled xmlns='"+nsSM+"'/>"))
+	case "r":
+		if !st.sm {
+			return stream.New(stream.UnsupportedStanzaType, "stream management is not enabled")
+		}
+		if s.Flush != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := s.Flush(ctx)
+			cancel()
+			if err != nil {
+				// Not written out: do not acknowledge; the peer sends
+				// them again on its next stream.
+				return stream.New(stream.ResourceConstraint, "cannot write out what was received")
+			}
+		}
+		return c.write(context.Background(), []byte(fmt.Sprintf("<a xmlns='%s' h='%d'/>", nsSM, st.handled)))
+	case "a":
 		return nil
 	}
-	return s.Handler.Deliver(context.Background(), rs)
+	return stream.New(stream.UnsupportedStanzaType, "unknown stream management element")
 }
 
 // bounce answers a stanza that cannot be parsed into a route.Stanza.

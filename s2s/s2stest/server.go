@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,6 +31,8 @@ type Server struct {
 	Cert     tls.Certificate
 	Received chan *route.Stanza
 	Listener net.Listener
+
+	closeOnce sync.Once
 }
 
 // Options configure NewServer. The zero value gives a self-signed
@@ -43,6 +46,8 @@ type Options struct {
 	// (default true unless NoRegister).
 	NoRegister bool
 	Logger     *slog.Logger
+	// Store keeps the outbound queue (nil: memory only).
+	Store s2s.Store
 }
 
 // NewServer starts a server for domain whose resolver asks dns.
@@ -84,7 +89,7 @@ func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
 			return stanza.New(stanza.ResourceConstraint, "test server full")
 		}
 	})
-	p := &s2s.Pool{Dialer: d, Bouncer: r, Logger: log, RetryFor: o.RetryFor, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond}
+	p := &s2s.Pool{Dialer: d, Bouncer: r, Logger: log, RetryFor: o.RetryFor, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Store: o.Store}
 	if p.RetryFor == 0 {
 		p.RetryFor = 2 * time.Second
 	}
@@ -102,17 +107,23 @@ func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
 	}
 	srv.S2S, srv.Pool, srv.Router = s, p, r
 	go s.Serve(l)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		p.Shutdown(ctx)
-		s.Shutdown(ctx)
-		s.Close()
-	})
+	t.Cleanup(srv.Close)
 	if !o.NoRegister {
 		dns.AddServer(domain, srv.Addr)
 	}
 	return srv
+}
+
+// Close shuts the server down: queued stanzas get a second to go out, then
+// streams end with system-shutdown. It may be called more than once.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		s.Pool.Shutdown(ctx)
+		s.S2S.Shutdown(ctx)
+		s.S2S.Close()
+	})
 }
 
 // Send routes a raw stanza (jabber:server namespace) as if generated

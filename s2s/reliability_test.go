@@ -1,0 +1,137 @@
+package s2s_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/s2sd/s2sd/s2s"
+	"github.com/s2sd/s2sd/s2s/s2stest"
+)
+
+// collect reads stanzas at s until every id in want has arrived, and
+// returns how many arrived more than once.
+func collect(t *testing.T, s *s2stest.Server, n int, timeout time.Duration) (dups int) {
+	t.Helper()
+	seen := map[string]int{}
+	deadline := time.After(timeout)
+	for len(seen) < n {
+		select {
+		case st := <-s.Received:
+			if st.Type == "error" {
+				t.Fatalf("bounce: %s", st.El.Raw)
+			}
+			if seen[st.ID]++; seen[st.ID] > 1 {
+				dups++
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d stanzas arrived within %v", len(seen), n, timeout)
+		}
+	}
+	return dups
+}
+
+func TestStreamManagement(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{})
+	for i := range 200 {
+		a.Send(t, msg("alice@a.test", "bob@b.test", fmt.Sprint("sm", i)))
+	}
+	if d := collect(t, b, 200, wait); d != 0 {
+		t.Errorf("%d duplicates on a healthy stream", d)
+	}
+	streams := a.Pool.Streams()
+	if len(streams) != 1 || !streams[0].StreamManagement() {
+		t.Fatalf("XEP-0198 not enabled on the outbound stream")
+	}
+	deadline := time.Now().Add(wait)
+	for a.Pool.Queued() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d stanzas never acknowledged", a.Pool.Queued())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLinkCuts: the link between a and b is cut several times while 3000
+// stanzas flow; unacknowledged stanzas are sent again on the next stream,
+// so none is lost.
+func TestLinkCuts(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{RetryFor: 20 * time.Second})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{NoRegister: true})
+	proxy := s2stest.NewProxy(t, b.Addr.String())
+	dns.AddServer("b.test", proxy.Addr)
+	const n, cuts = 3000, 4
+	go func() {
+		for i := range n {
+			a.Send(t, msg("alice@a.test", "bob@b.test", fmt.Sprint("c", i)))
+			if i%700 == 350 {
+				proxy.Cut()
+			}
+			if i%100 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	dups := collect(t, b, n, 30*time.Second)
+	t.Logf("%d stanzas, %d delivered twice after cuts", n, dups)
+	// Each cut can repeat at most the unacknowledged window (MaxUnacked,
+	// 512 by default).
+	if dups > cuts*512 {
+		t.Errorf("%d duplicates: more than %d cuts of the unacknowledged window explain", dups, cuts)
+	}
+}
+
+// TestStoreRestart: stanzas queued for an unreachable domain survive a
+// restart of the sending server through the queue file, and go out when
+// the domain comes back.
+func TestStoreRestart(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	path := filepath.Join(t.TempDir(), "queue.db")
+	store, err := s2s.OpenBoltStore(path, s2s.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{RetryFor: time.Minute, Store: store, NoRegister: true})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{NoRegister: true})
+	proxy := s2stest.NewProxy(t, b.Addr.String())
+	proxy.Refuse(true)
+	dns.AddServer("b.test", proxy.Addr)
+	for i := range 100 {
+		a.Send(t, msg("alice@a.test", "bob@b.test", fmt.Sprint("s", i)))
+	}
+	time.Sleep(100 * time.Millisecond)
+	a.Close()
+	store.Close()
+
+	store2, err := s2s.OpenBoltStore(path, s2s.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store2.Close()
+	a2 := s2stest.NewServer(t, dns, "a.test", s2stest.Options{RetryFor: time.Minute, Store: store2})
+	n, err := a2.Pool.Restore()
+	if err != nil || n != 100 {
+		t.Fatalf("restored %d stanzas (%v), want 100", n, err)
+	}
+	proxy.Refuse(false)
+	if d := collect(t, b, 100, 20*time.Second); d != 0 {
+		t.Errorf("%d duplicates", d)
+	}
+	// Delivered and acknowledged: the file is empty once commits land.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left := 0
+		store2.Load(func(uint64, string, string, []byte, time.Time) { left++ })
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d stanzas still stored after delivery", left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

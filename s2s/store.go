@@ -1,0 +1,231 @@
+package s2s
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Store keeps stanzas queued for remote domains across restarts. A Pool
+// puts each stanza it accepts and deletes it once the peer has acknowledged
+// it (XEP-0198) or, with a peer that does not support acknowledgements, once
+// it is written to the stream.
+type Store interface {
+	// Put records a stanza (raw XML in the jabber:server namespace) queued
+	// for the pair at time at, and returns its id.
+	Put(local, remote string, raw []byte, at time.Time) uint64
+	// Delete forgets stanzas.
+	Delete(ids ...uint64)
+	// Load calls f for every stored stanza, oldest first.
+	Load(f func(id uint64, local, remote string, raw []byte, at time.Time)) error
+	// Close writes what is pending and closes the store.
+	Close() error
+}
+
+var bucketQueue = []byte("queue")
+
+// BoltStore is a Store in a bbolt file. Writes are batched: Put and Delete
+// return at once and a goroutine commits them together at most Interval
+// later, so a busy stream costs one transaction per batch, not per stanza.
+type BoltStore struct {
+	db       *bolt.DB
+	interval time.Duration
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	next    uint64
+	puts    map[uint64][]byte
+	dels    []uint64
+	kick    chan struct{}
+	done    chan struct{}
+	stopped chan struct{}
+}
+
+// BoltOptions configure OpenBoltStore.
+type BoltOptions struct {
+	// Interval is the longest a Put waits before it is committed (default
+	// 2ms). A process that is killed loses at most that window's stanzas.
+	Interval time.Duration
+	// Sync makes every commit fsync the file, so that stanzas also survive a
+	// power loss; without it they survive a crash of the process.
+	Sync   bool
+	Logger *slog.Logger
+}
+
+// OpenBoltStore opens (or creates) the queue file at path.
+func OpenBoltStore(path string, o BoltOptions) (*BoltStore, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: !o.Sync, NoFreelistSync: true})
+	if err != nil {
+		return nil, fmt.Errorf("s2s: queue store %s: %w", path, err)
+	}
+	s := &BoltStore{
+		db:       db,
+		interval: durOr(o.Interval, 2*time.Millisecond),
+		log:      o.Logger,
+		puts:     map[uint64][]byte{},
+		kick:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketQueue)
+		if err != nil {
+			return err
+		}
+		if k, _ := b.Cursor().Last(); k != nil {
+			s.next = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("s2s: queue store %s: %w", path, err)
+	}
+	go s.loop()
+	return s, nil
+}
+
+func encodeEntry(local, remote string, raw []byte, at time.Time) []byte {
+	b := make([]byte, 0, 12+len(local)+len(remote)+len(raw))
+	b = binary.BigEndian.AppendUint64(b, uint64(at.UnixNano()))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(local)))
+	b = append(b, local...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(remote)))
+	b = append(b, remote...)
+	return append(b, raw...)
+}
+
+var errBadEntry = errors.New("s2s: corrupt queue entry")
+
+func decodeEntry(v []byte) (local, remote string, raw []byte, at time.Time, err error) {
+	if len(v) < 12 {
+		return "", "", nil, time.Time{}, errBadEntry
+	}
+	at = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+	v = v[8:]
+	n := int(binary.BigEndian.Uint16(v))
+	if len(v) < 2+n+2 {
+		return "", "", nil, time.Time{}, errBadEntry
+	}
+	local, v = string(v[2:2+n]), v[2+n:]
+	n = int(binary.BigEndian.Uint16(v))
+	if len(v) < 2+n {
+		return "", "", nil, time.Time{}, errBadEntry
+	}
+	remote, raw = string(v[2:2+n]), append([]byte(nil), v[2+n:]...)
+	return local, remote, raw, at, nil
+}
+
+// Put implements Store.
+func (s *BoltStore) Put(local, remote string, raw []byte, at time.Time) uint64 {
+	e := encodeEntry(local, remote, raw, at)
+	s.mu.Lock()
+	s.next++
+	id := s.next
+	s.puts[id] = e
+	s.mu.Unlock()
+	s.signal()
+	return id
+}
+
+// Delete implements Store.
+func (s *BoltStore) Delete(ids ...uint64) {
+	s.mu.Lock()
+	for _, id := range ids {
+		if _, ok := s.puts[id]; ok {
+			// Never written: nothing to delete on disk.
+			delete(s.puts, id)
+			continue
+		}
+		s.dels = append(s.dels, id)
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *BoltStore) signal() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *BoltStore) loop() {
+	defer close(s.stopped)
+	for {
+		select {
+		case <-s.kick:
+		case <-s.done:
+			s.commit()
+			return
+		}
+		time.Sleep(s.interval)
+		s.commit()
+	}
+}
+
+// commit writes the pending puts and deletes in one transaction.
+func (s *BoltStore) commit() {
+	s.mu.Lock()
+	puts, dels := s.puts, s.dels
+	if len(puts) == 0 && len(dels) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	s.puts, s.dels = make(map[uint64][]byte, len(puts)), nil
+	s.mu.Unlock()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketQueue)
+		var k [8]byte
+		for id, v := range puts {
+			binary.BigEndian.PutUint64(k[:], id)
+			if err := b.Put(k[:], v); err != nil {
+				return err
+			}
+		}
+		for _, id := range dels {
+			binary.BigEndian.PutUint64(k[:], id)
+			if err := b.Delete(k[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("queue store: commit failed; stanzas stay in memory only", "err", err)
+	}
+}
+
+// Load implements Store.
+func (s *BoltStore) Load(f func(id uint64, local, remote string, raw []byte, at time.Time)) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketQueue).ForEach(func(k, v []byte) error {
+			local, remote, raw, at, err := decodeEntry(v)
+			if err != nil {
+				s.log.Warn("queue store: skipping a corrupt entry", "key", fmt.Sprintf("%x", k))
+				return nil
+			}
+			f(binary.BigEndian.Uint64(k), local, remote, raw, at)
+			return nil
+		})
+	})
+}
+
+// Close implements Store.
+func (s *BoltStore) Close() error {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	<-s.stopped
+	return s.db.Close()
+}
