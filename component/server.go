@@ -324,6 +324,27 @@ func (s *Server) Deliver(_ context.Context, st *route.Stanza) error {
 	return c.send(st)
 }
 
+// Flush waits until every stanza delivered so far to a connected
+// component has been written to its connection (or ctx ends). s2s uses it
+// before acknowledging stanzas to a remote server (XEP-0198), so that an
+// acknowledged stanza is not only in this process's memory.
+func (s *Server) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	conns := make([]*serverConn, 0, len(s.domains))
+	for _, c := range s.domains {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		if err := c.w.Flush(ctx); err != nil {
+			// Lost with the component's connection, or not written in
+			// time: the caller must not acknowledge.
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *Server) newConn(nc net.Conn) *serverConn {
 	id := newStreamID()
 	c := &serverConn{

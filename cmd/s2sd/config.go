@@ -69,6 +69,16 @@ type Config struct {
 		MaxDepth  int `toml:"max_depth"`
 		MaxAttrs  int `toml:"max_attributes"`
 	} `toml:"limits"`
+	Queue struct {
+		// Path of the queue file (default STATE_DIR/queue.db).
+		Path string `toml:"path"`
+		// Memory keeps the outbound queue in memory only: faster, but a
+		// restart or crash loses what is queued.
+		Memory bool `toml:"memory"`
+		// Sync fsyncs each commit: queued stanzas survive a power loss, not
+		// only a crash of s2sd.
+		Sync bool `toml:"sync"`
+	} `toml:"queue"`
 	Metrics struct {
 		Listen string `toml:"listen"`
 	} `toml:"metrics"`

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,6 +33,7 @@ type daemon struct {
 	s2s     *s2s.Server
 	comps   *component.Server
 	httpSrv *http.Server
+	store   *s2s.BoltStore
 
 	// Listeners, for tests and the first log lines.
 	s2sAddr, directAddr, compAddr, metricsAddr net.Addr
@@ -79,11 +81,22 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 		Limits:         cfg.limits(),
 		Logger:         log,
 	}
+	if !cfg.Queue.Memory {
+		path := cfg.Queue.Path
+		if path == "" {
+			path = filepath.Join(cfg.Server.StateDir, "queue.db")
+		}
+		st, err := s2s.OpenBoltStore(path, s2s.BoltOptions{Sync: cfg.Queue.Sync, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		d.store = st
+	}
 	d.pool = &s2s.Pool{
 		Dialer:      d.dialer,
 		Bouncer:     d.router,
 		QueueLimit:  cfg.S2S.QueueLimit,
-		RetryFor:    cfg.S2S.RetryFor.Duration,
+		RetryFor:    orDur(cfg.S2S.RetryFor.Duration, time.Hour),
 		IdleTimeout: cfg.S2S.IdleTimeout.Duration,
 		Logger:      log,
 		OnStream: func(c *s2s.Conn, up bool) {
@@ -94,6 +107,9 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 			}
 		},
 		OnQueue: func(delta int) { d.metrics.queue.Add(float64(delta)) },
+	}
+	if d.store != nil {
+		d.pool.Store = d.store
 	}
 	d.router.Remote = d.pool
 	d.comps = &component.Server{
@@ -125,6 +141,7 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 		IdleTimeout:    cfg.S2S.IdleTimeout.Duration,
 		MaxConns:       cfg.S2S.MaxConns,
 		MaxConnsPerIP:  cfg.S2S.MaxConnsPerIP,
+		Flush:          d.comps.Flush,
 		Logger:         log,
 		OnStream: func(c *s2s.Conn, up bool) {
 			if up {
@@ -140,6 +157,9 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 		if err != nil {
 			for _, l := range ls {
 				l.Close()
+			}
+			if d.store != nil {
+				d.store.Close()
 			}
 			return nil, err
 		}
@@ -176,6 +196,9 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 		d.metricsAddr = l.Addr()
 		d.httpSrv = &http.Server{Handler: d.metrics.handler(d.healthy), ReadHeaderTimeout: 5 * time.Second}
 		d.serve(func() error { return d.httpSrv.Serve(l) })
+	}
+	if _, err := d.pool.Restore(); err != nil {
+		log.Error("queue store: cannot restore queued stanzas", "err", err)
 	}
 	return d, nil
 }
@@ -248,6 +271,9 @@ func (d *daemon) shutdown(grace time.Duration) {
 	d.s2s.Close()
 	d.comps.Close()
 	d.serveWG.Wait()
+	if d.store != nil {
+		d.store.Close()
+	}
 	d.log.Info("stopped")
 }
 

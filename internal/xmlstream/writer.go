@@ -1,6 +1,7 @@
 package xmlstream
 
 import (
+	"context"
 	"errors"
 	"io"
 	"sync"
@@ -24,6 +25,8 @@ type Writer struct {
 	pending []byte
 	spare   []byte
 	closed  bool
+	writing bool // a write to the connection is in progress
+	flushed *sync.Cond
 	err     error
 	done    chan struct{}
 	// connection; may be nil.
@@ -37,6 +40,7 @@ func NewWriter(w io.Writer, maxPending int) *Writer {
 	}
 	wr := &Writer{w: w, maxPending: maxPending, done: make(chan struct{})}
 	wr.cond = sync.NewCond(&wr.mu)
+	wr.flushed = sync.NewCond(&wr.mu)
 	go wr.loop()
 	return wr
 }
@@ -97,14 +101,18 @@ func (w *Writer) loop() {
 			w.cond.Wait()
 		}
 		if len(w.pending) == 0 && w.closed {
+			w.flushed.Broadcast()
 			w.mu.Unlock()
 			return
 		}
 		buf := w.pending
 		w.pending = w.spare[:0]
+		w.writing = true
 		w.mu.Unlock()
 		_, err := w.w.Write(buf)
 		w.mu.Lock()
+		w.writing = false
+		w.flushed.Broadcast()
 		if cap(buf) <= 64<<10 {
 			w.spare = buf[:0]
 		} else {
@@ -118,6 +126,26 @@ func (w *Writer) loop() {
 			return
 		}
 	}
+}
+
+// Flush waits until everything queued so far has been written to the
+// connection, the writer has failed, or ctx ends.
+func (w *Writer) Flush(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		w.mu.Lock()
+		w.flushed.Broadcast()
+		w.mu.Unlock()
+	})
+	defer stop()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for (len(w.pending) > 0 || w.writing) && w.err == nil && ctx.Err() == nil {
+		w.flushed.Wait()
+	}
+	if w.err != nil {
+		return w.err
+	}
+	return ctx.Err()
 }
 
 // Close writes what is queued, then stops the writer. It does not close
