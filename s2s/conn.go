@@ -62,6 +62,8 @@ type Conn struct {
 	method string // how the stream authenticated: "sasl-external" or "dialback"
 	sm     bool   // XEP-0198 acknowledgements are enabled
 
+	hdrSent bool // we have sent a stream header (inbound streams)
+
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -239,7 +241,13 @@ func (c *Conn) readHeader(ctx context.Context) (xmlstream.Header, error) {
 func (c *Conn) fail(err error) error {
 	var se *stream.Error
 	if errors.As(err, &se) && !se.Remote {
-		b := xmlstream.AppendStreamError(nil, se)
+		var b []byte
+		if c.state&Received != 0 && !c.hdrSent {
+			// RFC 6120 §4.9.1.2: open the stream first, so that the
+			// error has a stream to go on.
+			b = xmlstream.AppendHeader(nil, xmlstream.Header{NS: nsServer, ID: newStreamID(), Version: "1.0"}, false)
+		}
+		b = xmlstream.AppendStreamError(b, se)
 		if c.w != nil {
 			c.w.Write(b)
 		} else {

@@ -317,15 +317,12 @@ func (st *in) run() error {
 	s, c := st.s, st.c
 	deadline := time.Now().Add(durOr(s.NegotiationTimeout, defaultNegotiation))
 	c.nc.SetReadDeadline(deadline)
-	// A watchdog ends a stream that has not authenticated in time.
-	negTimer := time.AfterFunc(time.Until(deadline), func() {
-		if c.State()&Authn == 0 {
-			c.CloseWithError(stream.New(stream.ConnectionTimeout, "not authenticated in time"))
-		}
-	})
-	defer negTimer.Stop()
 	for {
 		if err := st.header(); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return stream.New(stream.ConnectionTimeout, "not authenticated in time")
+			}
 			return err
 		}
 		for {
@@ -369,6 +366,7 @@ func (st *in) header() error {
 	if err := c.write(context.Background(), xmlstream.AppendHeader(nil, reply, true)); err != nil {
 		return err
 	}
+	c.hdrSent = true
 	if h.NS != nsServer {
 		return stream.Errorf(stream.InvalidNamespace, "default namespace must be jabber:server")
 	}
@@ -450,6 +448,7 @@ func (st *in) element(el *xmlstream.Element) (bool, error) {
 		}
 		c.nc, c.tls = tc, tc
 		c.setState(Secure)
+		c.hdrSent = false
 		return true, nil
 	case nsSASL:
 		return st.sasl_(el)

@@ -49,6 +49,7 @@ type Config struct {
 		IdleTimeout     duration          `toml:"idle_timeout"`
 		MaxConns        int               `toml:"max_connections"`
 		MaxConnsPerIP   int               `toml:"max_connections_per_ip"`
+		Negotiation     duration          `toml:"negotiation_timeout"`
 	} `toml:"s2s"`
 	Certificates []struct {
 		Domains []string `toml:"domains"`

@@ -130,19 +130,20 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 	}
 	d.setComponents(cfg)
 	d.s2s = &s2s.Server{
-		Hosted:         d.router.Hosted,
-		Handler:        d.router,
-		GetCertificate: getCert,
-		Roots:          cfg.roots,
-		Policy:         policy,
-		Secret:         cfg.dbSecret,
-		Dialer:         d.dialer,
-		Limits:         cfg.limits(),
-		IdleTimeout:    cfg.S2S.IdleTimeout.Duration,
-		MaxConns:       cfg.S2S.MaxConns,
-		MaxConnsPerIP:  cfg.S2S.MaxConnsPerIP,
-		Flush:          d.comps.Flush,
-		Logger:         log,
+		Hosted:             d.router.Hosted,
+		Handler:            d.router,
+		GetCertificate:     getCert,
+		Roots:              cfg.roots,
+		Policy:             policy,
+		Secret:             cfg.dbSecret,
+		Dialer:             d.dialer,
+		Limits:             cfg.limits(),
+		IdleTimeout:        cfg.S2S.IdleTimeout.Duration,
+		MaxConns:           cfg.S2S.MaxConns,
+		MaxConnsPerIP:      cfg.S2S.MaxConnsPerIP,
+		Flush:              d.comps.Flush,
+		NegotiationTimeout: cfg.S2S.Negotiation.Duration,
+		Logger:             log,
 		OnStream: func(c *s2s.Conn, up bool) {
 			if up {
 				d.metrics.streams.WithLabelValues("in").Inc()

@@ -131,6 +131,9 @@ func Start(t testing.TB, name, cfg string) *Proc {
 	return p
 }
 
+// Pid returns the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Log returns what s2sd logged so far.
 func (p *Proc) Log() string {
 	p.mu.Lock()
