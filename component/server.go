@@ -124,6 +124,11 @@ type Server struct {
 	// read fast enough (default 1 MiB); Deliver then fails with the
 	// resource-constraint stanza error.
 	MaxPending int
+	// RateLimit paces each component to this many stanzas a second, with
+	// bursts of RateBurst: past it, reading stops and TCP pushes back
+	// (0, the default, means no limit).
+	RateLimit float64
+	RateBurst int
 
 	// Logger receives connection events with the keys domain, remote and
 	// stream_id. nil means slog.Default(). Secrets are never logged.
@@ -567,6 +572,7 @@ func (c *serverConn) writeHeader(domain string) error {
 
 // readLoop reads stanzas until the stream ends.
 func (c *serverConn) readLoop() error {
+	lim := xmlstream.NewLimiter(c.s.RateLimit, c.s.RateBurst)
 	for {
 		if c.s.IdleTimeout > 0 {
 			c.setReadDeadline(time.Now().Add(c.s.IdleTimeout))
@@ -588,6 +594,7 @@ func (c *serverConn) readLoop() error {
 			continue
 		}
 		c.handle(st)
+		lim.Wait()
 	}
 }
 

@@ -60,6 +60,11 @@ type Server struct {
 	// OnStream, when set, is told when a stream becomes authenticated and
 	// when it ends (metrics).
 	OnStream func(c *Conn, up bool)
+	// RateLimit paces each inbound stream to this many stanzas a second,
+	// with bursts of RateBurst: past it, reading stops and TCP pushes back
+	// (0, the default, means no limit).
+	RateLimit float64
+	RateBurst int
 	// DisableSM turns off XEP-0198 acknowledgements on inbound streams.
 	DisableSM bool
 	// Flush, when set, is called before acknowledging stanzas (XEP-0198):
@@ -315,6 +320,7 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 // run negotiates, then reads stanzas until the stream ends.
 func (st *in) run() error {
 	s, c := st.s, st.c
+	lim := xmlstream.NewLimiter(s.RateLimit, s.RateBurst)
 	deadline := time.Now().Add(durOr(s.NegotiationTimeout, defaultNegotiation))
 	c.nc.SetReadDeadline(deadline)
 	for {
@@ -343,6 +349,9 @@ func (st *in) run() error {
 			restart, err := st.element(el)
 			if err != nil {
 				return err
+			}
+			if el.Space == xmlstream.NSServer {
+				lim.Wait()
 			}
 			if restart {
 				break

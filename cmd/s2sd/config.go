@@ -69,6 +69,10 @@ type Config struct {
 		MaxStanza int `toml:"max_stanza"`
 		MaxDepth  int `toml:"max_depth"`
 		MaxAttrs  int `toml:"max_attributes"`
+		// Stanzas a second each inbound stream or component may send
+		// (0: no limit), with bursts of rate_burst.
+		Rate      float64 `toml:"stanzas_per_second"`
+		RateBurst int     `toml:"rate_burst"`
 	} `toml:"limits"`
 	Queue struct {
 		// Path of the queue file (default STATE_DIR/queue.db).

@@ -117,10 +117,12 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 			s, ok := d.cfg.Load().secrets[domain]
 			return s, ok
 		},
-		Handler:  d.router,
-		Conflict: cfg.conflict,
-		Limits:   cfg.limits(),
-		Logger:   log,
+		Handler:   d.router,
+		Conflict:  cfg.conflict,
+		RateLimit: cfg.Limits.Rate,
+		RateBurst: cfg.Limits.RateBurst,
+		Limits:    cfg.limits(),
+		Logger:    log,
 		OnConnect: func(domain string) {
 			d.metrics.comps.Inc()
 		},
@@ -142,6 +144,8 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 		MaxConns:           cfg.S2S.MaxConns,
 		MaxConnsPerIP:      cfg.S2S.MaxConnsPerIP,
 		Flush:              d.comps.Flush,
+		RateLimit:          cfg.Limits.Rate,
+		RateBurst:          cfg.Limits.RateBurst,
 		NegotiationTimeout: cfg.S2S.Negotiation.Duration,
 		Logger:             log,
 		OnStream: func(c *s2s.Conn, up bool) {
