@@ -1,6 +1,7 @@
 package component
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -121,7 +122,7 @@ type Server struct {
 	IdleTimeout time.Duration
 
 	// MaxPending is the most bytes queued for one component that does not
-	// read fast enough (default 1 MiB); Deliver then fails with the
+	// read fast enough (default 4 MiB); Deliver then fails with the
 	// resource-constraint stanza error.
 	MaxPending int
 	// RateLimit paces each component to this many stanzas a second, with
@@ -357,7 +358,7 @@ func (s *Server) newConn(nc net.Conn) *serverConn {
 		nc:        nc,
 		id:        id,
 		r:         xmlstream.NewReader(nc, s.Limits),
-		w:         xmlstream.NewWriter(nc, s.MaxPending),
+		w:         xmlstream.NewWriter(nc, cmp.Or(s.MaxPending, 4<<20)),
 		flushed:   make(chan struct{}),
 		connected: make(chan struct{}),
 		log:       s.logger().With("remote", nc.RemoteAddr().String(), "stream_id", id),

@@ -26,6 +26,9 @@ const (
 	nsServer           = xmlstream.NSServer
 	alpnXMPPServer     = "xmpp-server"
 	defaultNegotiation = 30 * time.Second
+	// outboundPending bounds the bytes queued on an outbound stream's
+	// writer; past it, stanzas wait in the pool's queue (back-pressure).
+	outboundPending = 8 << 20
 )
 
 // State bits of a stream.

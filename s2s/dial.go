@@ -332,7 +332,7 @@ func (d *Dialer) negotiate(ctx context.Context, c *Conn, p purpose) error {
 			if err := d.enableSM(ctx, c, f); err != nil {
 				return err
 			}
-			c.startWriter(0)
+			c.startWriter(outboundPending)
 			return nil
 		}
 		verified := c.State()&Verified != 0
@@ -358,7 +358,7 @@ func (d *Dialer) negotiate(ctx context.Context, c *Conn, p purpose) error {
 		if err := d.enableSM(ctx, c, f); err != nil {
 			return err
 		}
-		c.startWriter(0)
+		c.startWriter(outboundPending)
 		return nil
 	}
 }

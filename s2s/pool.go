@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/s2sd/s2sd/internal/xmlstream"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/stanza"
 	"github.com/s2sd/s2sd/stream"
@@ -174,11 +175,16 @@ func (l *link) deliver(e entry, persist bool) error {
 		e.id = l.p.Store.Put(l.pair.local, l.pair.remote, e.raw, e.at)
 	}
 	if l.conn != nil && len(l.queue) == 0 && l.window() {
-		if l.send(e) == nil {
+		err := l.send(e)
+		if err == nil {
 			return nil
 		}
-		// The stream is going away: queue and redial.
-		l.lost(l.conn)
+		if !errors.Is(err, xmlstream.ErrPendingFull) {
+			// The stream is going away: queue and redial.
+			c := l.conn
+			l.lost(c)
+			go c.Close()
+		}
 	}
 	l.queue = append(l.queue, e)
 	if l.p.OnQueue != nil {
@@ -202,7 +208,13 @@ func (l *link) window() bool {
 func (l *link) drain() {
 	n := 0
 	for n < len(l.queue) && l.conn != nil && l.window() {
-		if l.send(l.queue[n]) != nil {
+		if err := l.send(l.queue[n]); err != nil {
+			if !errors.Is(err, xmlstream.ErrPendingFull) {
+				c := l.conn
+				l.lost(c)
+				go c.Close()
+			}
+			// Full: the peer reads slowly; the watch loop drains later.
 			break
 		}
 		n++
@@ -389,6 +401,9 @@ func (l *link) watch(c *Conn) {
 			l.mu.Lock()
 			if l.conn == c && len(l.inflight) > 0 {
 				l.askAck()
+			}
+			if l.conn == c && len(l.queue) > 0 {
+				l.drain()
 			}
 			l.mu.Unlock()
 		case <-ka.C:

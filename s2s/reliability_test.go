@@ -3,6 +3,7 @@ package s2s_test
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,5 +134,33 @@ func TestStoreRestart(t *testing.T) {
 			t.Fatalf("%d stanzas still stored after delivery", left)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSlowPeerBackPressure: a peer that reads slower than stanzas arrive
+// (and does not acknowledge, so nothing but the write buffer bounds what is
+// in flight) fills the stream's write buffer; stanzas then wait in the
+// queue. Nothing is resent or lost, and no second stream is opened.
+func TestSlowPeerBackPressure(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{RetryFor: 20 * time.Second})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{NoRegister: true, DisableSM: true})
+	proxy := s2stest.NewProxy(t, b.Addr.String())
+	dns.AddServer("b.test", proxy.Addr)
+	a.Send(t, msg("alice@a.test", "bob@b.test", "warm"))
+	collect(t, b, 1, wait)
+	proxy.Delay(time.Millisecond)
+	body := strings.Repeat("x", 8<<10)
+	const n = 1500 // 12 MiB: more than the 8 MiB write buffer
+	go func() {
+		for i := range n {
+			a.Send(t, fmt.Sprintf("<message from='alice@a.test' to='bob@b.test' id='p%d'><body>%s</body></message>", i, body))
+		}
+	}()
+	if d := collect(t, b, n, 60*time.Second); d != 0 {
+		t.Errorf("%d duplicates under back-pressure", d)
+	}
+	if s := a.Pool.Streams(); len(s) != 1 {
+		t.Errorf("%d outbound streams, want 1", len(s))
 	}
 }

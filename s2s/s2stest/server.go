@@ -48,6 +48,8 @@ type Options struct {
 	Logger     *slog.Logger
 	// Store keeps the outbound queue (nil: memory only).
 	Store s2s.Store
+	// DisableSM turns XEP-0198 off on the server's inbound streams.
+	DisableSM bool
 }
 
 // NewServer starts a server for domain whose resolver asks dns.
@@ -104,6 +106,7 @@ func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
 		Dialer:             d,
 		Logger:             log,
 		NegotiationTimeout: 5 * time.Second,
+		DisableSM:          o.DisableSM,
 	}
 	srv.S2S, srv.Pool, srv.Router = s, p, r
 	go s.Serve(l)

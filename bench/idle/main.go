@@ -1,0 +1,372 @@
+// Command idle measures what an idle stream costs a running s2sd: it opens M
+// streams to it, and reports the growth of its resident memory (VmRSS from
+// /proc/PID/status) per stream, and, when s2sd's metrics listener is given,
+// the growth of its Go heap and goroutines.
+//
+// Usage:
+//
+//	idle s2s  -pid PID -target a.test -listen 127.0.0.1:PORT -dns 127.0.0.1:PORT -m 1000
+//	idle comp -pid PID -addr 127.0.0.1:PORT -domain c%d.a.test -secret S -m 1000
+//
+// In s2s mode, idle is M remote servers at once: one s2s.Server and one
+// s2s.Dialer in this process host d1.test … dM.test (-prefix, -suffix),
+// which the zone served to s2sd points at -listen. For each domain idle
+// dials target as dN.test: STARTTLS, then Server Dialback, for which s2sd
+// connects back to idle's server (found through the same DNS) to verify
+// the key. Each dial leaves s2sd with one authenticated inbound stream and
+// nothing else (the verification stream closes), which is what a federated
+// server holds for each idle peer that has written to it. No stanza is
+// needed.
+//
+// In comp mode, idle connects M components (XEP-0114) named by -domain
+// (a format with one %d, from 1 to M); s2sd's configuration must list them.
+//
+// The streams are held for -hold, then closed.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/s2sd/s2sd/component"
+	"github.com/s2sd/s2sd/route"
+	"github.com/s2sd/s2sd/s2s"
+)
+
+// Result is printed as one JSON line.
+type Result struct {
+	Mode          string  `json:"mode"`
+	Wanted        int     `json:"wanted"`
+	Opened        int     `json:"opened"`
+	Failed        int     `json:"failed"`
+	FirstError    string  `json:"first_error,omitempty"`
+	Seconds       float64 `json:"open_seconds"`
+	RSSBefore     int     `json:"rss_before_kib"`
+	RSSAfter      int     `json:"rss_after_kib"`
+	KiBPer        float64 `json:"rss_kib_per_stream"`
+	HeapBefore    float64 `json:"heap_inuse_before_kib,omitempty"`
+	HeapAfter     float64 `json:"heap_inuse_after_kib,omitempty"`
+	HeapKiBPer    float64 `json:"heap_kib_per_stream,omitempty"`
+	GoroutinesPer float64 `json:"goroutines_per_stream,omitempty"`
+}
+
+type common struct {
+	pid      int
+	m        int
+	parallel int
+	settle   time.Duration
+	hold     time.Duration
+	metrics  string
+}
+
+func main() {
+	if len(os.Args) < 2 || (os.Args[1] != "s2s" && os.Args[1] != "comp") {
+		fmt.Fprintln(os.Stderr, "usage: idle s2s|comp [flags] (idle s2s -h)")
+		os.Exit(2)
+	}
+	mode := os.Args[1]
+	fs := flag.NewFlagSet("idle "+mode, flag.ExitOnError)
+	var c common
+	fs.IntVar(&c.pid, "pid", 0, "`pid` of the s2sd to measure")
+	fs.IntVar(&c.m, "m", 1000, "streams to open")
+	fs.IntVar(&c.parallel, "parallel", 16, "streams opened at a time")
+	fs.DurationVar(&c.settle, "settle", 3*time.Second, "wait before each measurement")
+	fs.DurationVar(&c.hold, "hold", 0, "keep the streams open this long after measuring")
+	fs.StringVar(&c.metrics, "metrics", "", "s2sd's metrics `URL` (http://127.0.0.1:PORT/metrics), for heap and goroutines")
+	var (
+		target = fs.String("target", "a.test", "s2s: the s2sd's `domain`")
+		listen = fs.String("listen", "127.0.0.1:5270", "s2s: `address` of the server that hosts the remote domains")
+		dnsSrv = fs.String("dns", "127.0.0.1:15353", "s2s: `nameserver` that resolves the remote domains and target")
+		prefix = fs.String("prefix", "d", "s2s: remote domains are PREFIX1SUFFIX … PREFIXmSUFFIX")
+		suffix = fs.String("suffix", ".test", "s2s: see -prefix")
+		addr   = fs.String("addr", "127.0.0.1:5347", "comp: s2sd's component `address`")
+		domain = fs.String("domain", "c%d.a.test", "comp: component domain `format`, %d from 1 to m")
+		secret = fs.String("secret", "secret", "comp: component `secret`")
+	)
+	fs.Parse(os.Args[2:])
+	if c.pid == 0 {
+		fmt.Fprintln(os.Stderr, "idle: -pid is required")
+		os.Exit(2)
+	}
+
+	var (
+		open func(ctx context.Context, i int) (io.Closer, error)
+		stop func()
+	)
+	switch mode {
+	case "s2s":
+		r, err := newRemotes(*listen, *dnsSrv, *prefix, *suffix, c.m)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "idle:", err)
+			os.Exit(1)
+		}
+		stop = r.close
+		open = func(ctx context.Context, i int) (io.Closer, error) {
+			return r.dialer.DialContext(ctx, r.domain(i), *target)
+		}
+	case "comp":
+		stop = func() {}
+		open = func(ctx context.Context, i int) (io.Closer, error) {
+			return component.Dial(ctx, *addr, fmt.Sprintf(*domain, i), *secret)
+		}
+	}
+	res, conns := measure(c, mode, open)
+	fmt.Fprintf(os.Stderr, "idle %s: %d of %d streams in %.1fs; s2sd VmRSS %d -> %d KiB = %.1f KiB per stream",
+		mode, res.Opened, res.Wanted, res.Seconds, res.RSSBefore, res.RSSAfter, res.KiBPer)
+	if res.HeapKiBPer != 0 {
+		fmt.Fprintf(os.Stderr, "; Go heap in use %.0f -> %.0f KiB = %.1f KiB per stream; %.1f goroutines per stream",
+			res.HeapBefore, res.HeapAfter, res.HeapKiBPer, res.GoroutinesPer)
+	}
+	if res.Failed > 0 {
+		fmt.Fprintf(os.Stderr, "; %d failed (first: %s)", res.Failed, res.FirstError)
+	}
+	fmt.Fprintln(os.Stderr)
+	j, _ := json.Marshal(res)
+	fmt.Println(string(j))
+	if c.hold > 0 {
+		time.Sleep(c.hold)
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for _, cl := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			cl.Close()
+			<-sem
+		}()
+	}
+	wg.Wait()
+	stop()
+	if res.Opened == 0 {
+		os.Exit(1)
+	}
+}
+
+// measure opens c.m streams with open, c.parallel at a time, and measures
+// s2sd before and after.
+func measure(c common, mode string, open func(context.Context, int) (io.Closer, error)) (Result, []io.Closer) {
+	res := Result{Mode: mode, Wanted: c.m}
+	time.Sleep(c.settle)
+	res.RSSBefore = rss(c.pid)
+	heap0, gor0 := scrape(c.metrics)
+	res.HeapBefore = heap0 / 1024
+
+	var (
+		mu     sync.Mutex
+		conns  []io.Closer
+		failed atomic.Int64
+		first  atomic.Pointer[string]
+		next   atomic.Int64
+		wg     sync.WaitGroup
+	)
+	start := time.Now()
+	for range c.parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1))
+				if i > c.m {
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				cl, err := open(ctx, i)
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					s := err.Error()
+					first.CompareAndSwap(nil, &s)
+					continue
+				}
+				mu.Lock()
+				conns = append(conns, cl)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	res.Seconds = time.Since(start).Seconds()
+	res.Opened, res.Failed = len(conns), int(failed.Load())
+	if p := first.Load(); p != nil {
+		res.FirstError = *p
+	}
+
+	time.Sleep(c.settle)
+	res.RSSAfter = rss(c.pid)
+	heap1, gor1 := scrape(c.metrics)
+	if res.Opened > 0 {
+		res.KiBPer = float64(res.RSSAfter-res.RSSBefore) / float64(res.Opened)
+		if heap1 > 0 {
+			res.HeapAfter = heap1 / 1024
+			res.HeapKiBPer = (heap1 - heap0) / 1024 / float64(res.Opened)
+			res.GoroutinesPer = (gor1 - gor0) / float64(res.Opened)
+		}
+	}
+	return res, conns
+}
+
+// rss returns VmRSS of pid in KiB, or -1.
+func rss(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return -1
+}
+
+// scrape returns go_memstats_heap_inuse_bytes and go_goroutines from a
+// Prometheus text endpoint, or zeros.
+func scrape(url string) (heap, goroutines float64) {
+	if url == "" {
+		return 0, 0
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "go_memstats_heap_inuse_bytes":
+			heap = f
+		case "go_goroutines":
+			goroutines = f
+		}
+	}
+	return heap, goroutines
+}
+
+// remotes is M remote servers in one: an s2s.Server that hosts every
+// domain PREFIXiSUFFIX, answering s2sd's dialback verifications, and a
+// Dialer that opens streams from them.
+type remotes struct {
+	prefix, suffix string
+	m              int
+	dialer         *s2s.Dialer
+	srv            *s2s.Server
+}
+
+func (r *remotes) domain(i int) string { return r.prefix + strconv.Itoa(i) + r.suffix }
+
+func (r *remotes) hosted(d string) bool {
+	n, ok := strings.CutPrefix(d, r.prefix)
+	if !ok {
+		return false
+	}
+	n, ok = strings.CutSuffix(n, r.suffix)
+	if !ok {
+		return false
+	}
+	i, err := strconv.Atoi(n)
+	return err == nil && i >= 1 && i <= r.m
+}
+
+func newRemotes(listen, dnsAddr, prefix, suffix string, m int) (*remotes, error) {
+	cert, err := selfSigned("idle.test", "*"+suffix)
+	if err != nil {
+		return nil, err
+	}
+	getCert := func(string) (*tls.Certificate, error) { return &cert, nil }
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	secret := s2s.NewSecret()
+	policy := func(string) s2s.Policy { return s2s.DialbackOverTLS }
+	r := &remotes{prefix: prefix, suffix: suffix, m: m}
+	r.dialer = &s2s.Dialer{
+		Resolver:       &s2s.Resolver{Servers: []string{dnsAddr}, Logger: log},
+		GetCertificate: getCert,
+		Policy:         policy,
+		Secret:         secret,
+		Logger:         log,
+	}
+	r.srv = &s2s.Server{
+		Hosted:         r.hosted,
+		Handler:        route.HandlerFunc(func(context.Context, *route.Stanza) error { return nil }),
+		GetCertificate: getCert,
+		Policy:         policy,
+		Secret:         secret,
+		Dialer:         r.dialer,
+		MaxConns:       1 << 20,
+		MaxConnsPerIP:  1 << 20,
+		Logger:         log,
+	}
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		if err := r.srv.Serve(l); err != nil && !errors.Is(err, s2s.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, "idle: s2s server:", err)
+		}
+	}()
+	return r, nil
+}
+
+func (r *remotes) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r.srv.Shutdown(ctx)
+	r.srv.Close()
+}
+
+// selfSigned returns a self-signed certificate for names. s2sd cannot
+// verify it, so the streams authenticate with dialback, as the default
+// policy wants.
+func selfSigned(names ...string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: names[0]},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:     names,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}

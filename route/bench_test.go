@@ -1,0 +1,59 @@
+package route_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/s2sd/s2sd/internal/xmlstream"
+	"github.com/s2sd/s2sd/route"
+)
+
+// sink writes stanzas the way a stream writer does: reframed, appended to a
+// buffer.
+type sink struct{ buf []byte }
+
+func (s *sink) Deliver(_ context.Context, st *route.Stanza) error {
+	s.buf = st.AppendTo(s.buf[:0], xmlstream.StreamContext{NS: xmlstream.NSComponent})
+	return nil
+}
+
+// BenchmarkRelay reads one stanza from a server stream, routes it, and
+// writes it for a component stream: the whole relay path of one hop.
+func BenchmarkRelay(b *testing.B) {
+	for _, size := range []int{100, 4096} {
+		b.Run(map[int]string{100: "100B", 4096: "4KiB"}[size], func(b *testing.B) {
+			msg := "<message from='juliet@capulet.example/balcony' to='romeo@bot.montague.example' type='chat' id='m1'><body>" + strings.Repeat("x", size) + "</body></message>"
+			hdr := "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+			in := []byte(hdr + strings.Repeat(msg, 1000))
+			out := &sink{}
+			r := &route.Router{Local: out, Remote: out}
+			r.SetComponent("bot.montague.example", out)
+			ctx := context.Background()
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			n := 0
+			var rd *xmlstream.Reader
+			var sctx xmlstream.StreamContext
+			for b.Loop() {
+				if n%1000 == 0 {
+					rd = xmlstream.NewReader(bytes.NewReader(in), xmlstream.Limits{})
+					h, _ := rd.ReadHeader()
+					sctx = h.Context()
+				}
+				n++
+				el, err := rd.Next()
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, err := route.NewStanza(el, sctx, route.FromRemote)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r.Deliver(ctx, s)
+			}
+		})
+	}
+}
