@@ -360,10 +360,27 @@ func (s *scanner) skipWS() (bool, error) {
 // attribute value, the closing quote q). It allows only the predefined
 // entities and character references (RFC 6120 §11.1) and valid UTF-8.
 func (s *scanner) text(q byte) error {
+	tbl := &stopText
+	switch q {
+	case '\'':
+		tbl = &stopApos
+	case '"':
+		tbl = &stopQuot
+	}
 	for {
 	scan:
-		for s.pos < s.avail() {
-			c := s.at(s.pos)
+		for {
+			// Fast path: skip the bytes that need no attention.
+			buf := s.r.buf[s.start+s.pos : s.r.w]
+			i := 0
+			for i < len(buf) && !tbl[buf[i]] {
+				i++
+			}
+			s.pos += i
+			if i == len(buf) {
+				break
+			}
+			c := buf[i]
 			switch {
 			case c == '<':
 				if q != 0 {
@@ -376,11 +393,8 @@ func (s *scanner) text(q byte) error {
 				if err := s.ref(); err != nil {
 					return err
 				}
-				continue
-			case c < 0x20 && c != '\t' && c != '\n' && c != '\r':
-				return errSyntax("control character in text")
 			case c >= 0x80:
-				rest := s.bytes(s.pos, s.avail())
+				rest := buf[i:]
 				if !utf8.FullRune(rest) {
 					break scan
 				}
@@ -389,14 +403,30 @@ func (s *scanner) text(q byte) error {
 					return stream.New(stream.NotWellFormed, "invalid UTF-8")
 				}
 				s.pos += n
-				continue
+			default:
+				return errSyntax("control character in text")
 			}
-			s.pos++
 		}
 		if err := s.more(); err != nil {
 			return err
 		}
 	}
+}
+
+// Bytes at which text scanning stops: markup, references, control
+// characters, non-ASCII (checked as UTF-8) and, in attribute values, the
+// closing quote.
+var stopText, stopApos, stopQuot = stopTable(0), stopTable('\''), stopTable('"')
+
+func stopTable(q byte) [256]bool {
+	var t [256]bool
+	for c := 0; c < 256; c++ {
+		t[c] = c == '<' || c == '&' || c >= 0x80 || c < 0x20 && c != '\t' && c != '\n' && c != '\r'
+	}
+	if q != 0 {
+		t[q] = true
+	}
+	return t
 }
 
 // ref checks an entity or character reference at pos.
