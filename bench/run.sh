@@ -23,10 +23,12 @@
 #   WARMUP=1000    messages sent and awaited before each measurement
 #   PROSODY=1      0 skips Prosody
 #   KEEP=0         1 keeps the work directory (configs, logs, results)
+#   PPROF=0        1 records 5 s CPU profiles of both s2sd during the first
+#                  scenario (a.prof, b.prof in the work directory; KEEP=1)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-N=${N:-100000}; NLAT=${NLAT:-5000}; WARMUP=${WARMUP:-1000}; PROSODY=${PROSODY:-1}
+N=${N:-100000}; NLAT=${NLAT:-5000}; WARMUP=${WARMUP:-1000}; PROSODY=${PROSODY:-1}; PPROF=${PPROF:-0}
 work=$(mktemp -d "${TMPDIR:-/tmp}/s2sd-bench.XXXXXX")
 . "$here/lib.sh"
 trap cleanup EXIT
@@ -67,6 +69,7 @@ secret = "$5"
 [shutdown]
 grace = "2s"
 EOF
+  if [ -n "${7:-}" ]; then printf '\n[metrics]\nlisten = "127.0.0.1:%s"\npprof = true\n' "$7"; fi
 }
 
 command -v ss >/dev/null || die "ss (iproute2) is needed"
@@ -76,15 +79,25 @@ log "N=$N NLAT=$NLAT WARMUP=$WARMUP, $(nproc) CPUs"
 
 # --- s2sd -------------------------------------------------------------------
 dns=$(freeport); a_s2s=$(freeport); a_comp=$(freeport); b_s2s=$(freeport); b_comp=$(freeport)
+a_mon=""; b_mon=""
+if [ "$PPROF" = 1 ]; then a_mon=$(freeport); b_mon=$(freeport); fi
 start_dnsd dns-s2sd "$dns" \
   -srv "a.test=127.0.0.1:$a_s2s" -srv "send.a.test=127.0.0.1:$a_s2s" \
   -srv "b.test=127.0.0.1:$b_s2s" -srv "recv.b.test=127.0.0.1:$b_s2s"
-start_s2sd a.test "$(s2sd_config a.test "$a_s2s" "$a_comp" send.a.test secret-a "$dns")" "$a_s2s" "$a_comp"; pa=$s2sd_pid
-start_s2sd b.test "$(s2sd_config b.test "$b_s2s" "$b_comp" recv.b.test secret-b "$dns")" "$b_s2s" "$b_comp"; pb=$s2sd_pid
+start_s2sd a.test "$(s2sd_config a.test "$a_s2s" "$a_comp" send.a.test secret-a "$dns" "$a_mon")" "$a_s2s" "$a_comp"; pa=$s2sd_pid
+start_s2sd b.test "$(s2sd_config b.test "$b_s2s" "$b_comp" recv.b.test secret-b "$dns" "$b_mon")" "$b_s2s" "$b_comp"; pb=$s2sd_pid
 sleep 1
 mem_s2sd_idle="A $(rss "$pa") KiB, B $(rss "$pb") KiB"
 log "s2sd idle after start: $mem_s2sd_idle"
+prof_pids=()
+if [ "$PPROF" = 1 ]; then
+  (sleep 1; curl -s -o "$work/a.prof" "http://127.0.0.1:$a_mon/debug/pprof/profile?seconds=5") &
+  prof_pids+=($!)
+  (sleep 1; curl -s -o "$work/b.prof" "http://127.0.0.1:$b_mon/debug/pprof/profile?seconds=5") &
+  prof_pids+=($!)
+fi
 bench_pair s2sd "$a_comp" "$b_comp" "$pa" "$pb"
+for p in ${prof_pids[@]+"${prof_pids[@]}"}; do wait "$p" || true; done
 sleep 1
 mem_s2sd_after="A $(rss "$pa") KiB (peak $(hwm "$pa")), B $(rss "$pb") KiB (peak $(hwm "$pb"))"
 log "s2sd after the runs: $mem_s2sd_after"

@@ -225,6 +225,8 @@ func (d *Dialer) tlsConfig(local, remote string, direct bool) *tls.Config {
 	if cfg.MinVersion < tls.VersionTLS12 {
 		cfg.MinVersion = tls.VersionTLS12
 	}
+	// Full-size records: streams carry many stanzas back to back.
+	cfg.DynamicRecordSizingDisabled = true
 	if direct {
 		cfg.NextProtos = []string{alpnXMPPServer}
 	}

@@ -199,6 +199,8 @@ func (s *Server) tlsConfig() *tls.Config {
 	if cfg.MinVersion < tls.VersionTLS12 {
 		cfg.MinVersion = tls.VersionTLS12
 	}
+	// Full-size records: streams carry many stanzas back to back.
+	cfg.DynamicRecordSizingDisabled = true
 	// The peer's certificate is checked by VerifyPeer against the domain it
 	// claims; TLS only asks for it.
 	cfg.ClientAuth = tls.RequestClientCert

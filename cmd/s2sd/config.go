@@ -86,6 +86,9 @@ type Config struct {
 	} `toml:"queue"`
 	Metrics struct {
 		Listen string `toml:"listen"`
+		// Pprof serves net/http/pprof under /debug/pprof/ on the metrics
+		// listener (keep it on loopback).
+		Pprof bool `toml:"pprof"`
 	} `toml:"metrics"`
 	Shutdown struct {
 		Grace duration `toml:"grace"`

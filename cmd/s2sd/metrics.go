@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,9 +68,15 @@ func (m *metrics) observe(phase string, d time.Duration) {
 	m.dialTime.WithLabelValues(phase).Observe(d.Seconds())
 }
 
-// handler serves /metrics and /healthz.
-func (m *metrics) handler(healthy func() error) http.Handler {
+// handler serves /metrics and /healthz, and /debug/pprof/ when asked.
+func (m *metrics) handler(healthy func() error, profiling bool) http.Handler {
 	mux := http.NewServeMux()
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := healthy(); err != nil {

@@ -199,7 +199,7 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 			return nil, fmt.Errorf("metrics listener: %w", err)
 		}
 		d.metricsAddr = l.Addr()
-		d.httpSrv = &http.Server{Handler: d.metrics.handler(d.healthy), ReadHeaderTimeout: 5 * time.Second}
+		d.httpSrv = &http.Server{Handler: d.metrics.handler(d.healthy, cfg.Metrics.Pprof), ReadHeaderTimeout: 5 * time.Second}
 		d.serve(func() error { return d.httpSrv.Serve(l) })
 	}
 	if _, err := d.pool.Restore(); err != nil {

@@ -113,7 +113,9 @@ func (w *Writer) loop() {
 		w.mu.Lock()
 		w.writing = false
 		w.flushed.Broadcast()
-		if cap(buf) <= 64<<10 {
+		// Keep the buffer for the next batch, so that a busy stream does
+		// not grow a new one each time; a very large one is let go.
+		if cap(buf) <= 1<<20 {
 			w.spare = buf[:0]
 		} else {
 			w.spare = nil
