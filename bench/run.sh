@@ -91,9 +91,9 @@ mem_s2sd_idle="A $(rss "$pa") KiB, B $(rss "$pb") KiB"
 log "s2sd idle after start: $mem_s2sd_idle"
 prof_pids=()
 if [ "$PPROF" = 1 ]; then
-  (sleep 1; curl -s -o "$work/a.prof" "http://127.0.0.1:$a_mon/debug/pprof/profile?seconds=5") &
+  (sleep "${PROFILE_DELAY:-1}"; curl -s -o "$work/a.prof" "http://127.0.0.1:$a_mon/debug/pprof/profile?seconds=5") &
   prof_pids+=($!)
-  (sleep 1; curl -s -o "$work/b.prof" "http://127.0.0.1:$b_mon/debug/pprof/profile?seconds=5") &
+  (sleep "${PROFILE_DELAY:-1}"; curl -s -o "$work/b.prof" "http://127.0.0.1:$b_mon/debug/pprof/profile?seconds=5") &
   prof_pids+=($!)
 fi
 bench_pair s2sd "$a_comp" "$b_comp" "$pa" "$pb"

@@ -31,7 +31,9 @@ var bucketQueue = []byte("queue")
 
 // BoltStore is a Store in a bbolt file. Writes are batched: Put and Delete
 // return at once and a goroutine commits them together at most Interval
-// later, so a busy stream costs one transaction per batch, not per stanza.
+// later, so a busy stream costs one transaction per batch, not per stanza,
+// and a stanza acknowledged before its batch is committed never touches
+// the disk.
 type BoltStore struct {
 	db       *bolt.DB
 	interval time.Duration
@@ -39,7 +41,7 @@ type BoltStore struct {
 
 	mu      sync.Mutex
 	next    uint64
-	puts    map[uint64][]byte
+	puts    map[uint64]pendingPut
 	dels    []uint64
 	kick    chan struct{}
 	done    chan struct{}
@@ -49,7 +51,7 @@ type BoltStore struct {
 // BoltOptions configure OpenBoltStore.
 type BoltOptions struct {
 	// Interval is the longest a Put waits before it is committed (default
-	// 2ms). A process that is killed loses at most that window's stanzas.
+	// 10ms). A process that is killed loses at most that window's stanzas.
 	Interval time.Duration
 	// Sync makes every commit fsync the file, so that stanzas also survive a
 	// power loss; without it they survive a crash of the process.
@@ -65,9 +67,9 @@ func OpenBoltStore(path string, o BoltOptions) (*BoltStore, error) {
 	}
 	s := &BoltStore{
 		db:       db,
-		interval: durOr(o.Interval, 2*time.Millisecond),
+		interval: durOr(o.Interval, 10*time.Millisecond),
 		log:      o.Logger,
-		puts:     map[uint64][]byte{},
+		puts:     map[uint64]pendingPut{},
 		kick:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -124,13 +126,20 @@ func decodeEntry(v []byte) (local, remote string, raw []byte, at time.Time, err 
 	return local, remote, raw, at, nil
 }
 
+// pendingPut is a Put not yet committed; it is encoded only if it lives
+// until the commit. raw is never modified by the Pool once put.
+type pendingPut struct {
+	local, remote string
+	raw           []byte
+	at            time.Time
+}
+
 // Put implements Store.
 func (s *BoltStore) Put(local, remote string, raw []byte, at time.Time) uint64 {
-	e := encodeEntry(local, remote, raw, at)
 	s.mu.Lock()
 	s.next++
 	id := s.next
-	s.puts[id] = e
+	s.puts[id] = pendingPut{local, remote, raw, at}
 	s.mu.Unlock()
 	s.signal()
 	return id
@@ -180,14 +189,14 @@ func (s *BoltStore) commit() {
 		s.mu.Unlock()
 		return
 	}
-	s.puts, s.dels = make(map[uint64][]byte, len(puts)), nil
+	s.puts, s.dels = make(map[uint64]pendingPut, len(puts)), nil
 	s.mu.Unlock()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketQueue)
 		var k [8]byte
-		for id, v := range puts {
+		for id, p := range puts {
 			binary.BigEndian.PutUint64(k[:], id)
-			if err := b.Put(k[:], v); err != nil {
+			if err := b.Put(k[:], encodeEntry(p.local, p.remote, p.raw, p.at)); err != nil {
 				return err
 			}
 		}

@@ -2,6 +2,7 @@ package xmlstream
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"unicode/utf8"
@@ -370,9 +371,13 @@ func (s *scanner) text(q byte) error {
 	for {
 	scan:
 		for {
-			// Fast path: skip the bytes that need no attention.
+			// Fast path: skip the bytes that need no attention, eight at a
+			// time while none of them might, then one at a time.
 			buf := s.r.buf[s.start+s.pos : s.r.w]
 			i := 0
+			for i+8 <= len(buf) && !mayStop(binary.LittleEndian.Uint64(buf[i:]), q) {
+				i += 8
+			}
 			for i < len(buf) && !tbl[buf[i]] {
 				i++
 			}
@@ -411,6 +416,24 @@ func (s *scanner) text(q byte) error {
 			return err
 		}
 	}
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// hasZero reports whether a byte of x is zero.
+func hasZero(x uint64) bool { return (x-ones)&^x&highs != 0 }
+
+// mayStop reports whether any of the eight bytes in x might stop a text
+// scan: non-ASCII, a control character (tab and newlines included, a false
+// alarm the byte loop sorts out), '<', '&' or the quote q.
+func mayStop(x uint64, q byte) bool {
+	if x&highs != 0 || (x-0x20*ones)&^x&highs != 0 || hasZero(x^('<'*ones)) || hasZero(x^('&'*ones)) {
+		return true
+	}
+	return q != 0 && hasZero(x^(uint64(q)*ones))
 }
 
 // Bytes at which text scanning stops: markup, references, control
