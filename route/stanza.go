@@ -77,6 +77,12 @@ func NewStanza(el *xmlstream.Element, ctx xmlstream.StreamContext, origin Origin
 // IsError reports whether the stanza is of type error.
 func (s *Stanza) IsError() bool { return s.Type == "error" }
 
+// Reframe returns the stanza's bytes for a stream with context dst: the
+// raw bytes themselves when nothing changes (never modify them).
+func (s *Stanza) Reframe(dst xmlstream.StreamContext) []byte {
+	return s.El.Reframe(s.Ctx, dst)
+}
+
 // AppendTo appends the stanza reframed for a stream with context dst.
 func (s *Stanza) AppendTo(b []byte, dst xmlstream.StreamContext) []byte {
 	return s.El.AppendTo(b, s.Ctx, dst)

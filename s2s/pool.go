@@ -113,7 +113,7 @@ func (p *Pool) Deliver(ctx context.Context, s *route.Stanza) error {
 		return stanza.New(stanza.ServiceUnavailable, "server shutting down")
 	}
 	l := p.link(pr)
-	e := entry{s: s, raw: s.AppendTo(nil, outCtx), at: time.Now()}
+	e := entry{s: s, raw: s.Reframe(outCtx), at: time.Now()}
 	return l.deliver(e, true)
 }
 

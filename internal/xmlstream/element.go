@@ -90,6 +90,17 @@ func stanzaNS(ns string) bool {
 	return false
 }
 
+// Reframe returns the element's bytes for a stream with context dst: Raw
+// itself (shared, never to be modified) when nothing needs to change, else
+// a new slice as AppendTo builds it.
+func (e *Element) Reframe(src, dst StreamContext) []byte {
+	insert, xmlns := e.plan(src, dst)
+	if insert == nil && xmlns == nil {
+		return e.Raw
+	}
+	return e.build(nil, insert, xmlns, dst)
+}
+
 // AppendTo appends the element to b for writing on a stream with context
 // dst, given that it was read on a stream with context src. When the two
 // differ in what the element depends on, the top-level start tag is
@@ -98,7 +109,16 @@ func stanzaNS(ns string) bool {
 // the source stream's xml:lang is made explicit. The payload is never
 // re-encoded.
 func (e *Element) AppendTo(b []byte, src, dst StreamContext) []byte {
-	var insert []byte
+	insert, xmlns := e.plan(src, dst)
+	if insert == nil && xmlns == nil {
+		return append(b, e.Raw...)
+	}
+	return e.build(b, insert, xmlns, dst)
+}
+
+// plan works out what the start tag needs for dst: attributes to insert,
+// and an explicit stanza namespace to replace.
+func (e *Element) plan(src, dst StreamContext) (insert []byte, xmlns *attr) {
 	for _, p := range e.inherited {
 		ns := ""
 		for _, d := range src.Decls {
@@ -128,7 +148,6 @@ func (e *Element) AppendTo(b []byte, src, dst StreamContext) []byte {
 		}
 	}
 	// An explicit stanza namespace on the element must follow the stream.
-	var xmlns *attr
 	if dst.NS != "" {
 		for i := range e.attrs {
 			a := &e.attrs[i]
@@ -139,9 +158,10 @@ func (e *Element) AppendTo(b []byte, src, dst StreamContext) []byte {
 			}
 		}
 	}
-	if insert == nil && xmlns == nil {
-		return append(b, e.Raw...)
-	}
+	return insert, xmlns
+}
+
+func (e *Element) build(b, insert []byte, xmlns *attr, dst StreamContext) []byte {
 	if xmlns == nil {
 		b = append(b, e.Raw[:e.nameEnd]...)
 		b = append(b, insert...)
