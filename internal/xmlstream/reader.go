@@ -85,6 +85,8 @@ type Reader struct {
 	err  error
 	hdr  Header
 	eof  bool
+	// alias: buf is the caller's, and elements' Raw alias it (ParseElement)
+	alias bool
 	// scratch, reused between elements
 	names []span
 	decls []decl
@@ -251,9 +253,12 @@ func (r *Reader) Next() (*Element, error) {
 }
 
 // ParseElement scans a single element, read as if it were on a stream with
-// context ctx (for locally built stanzas and tests). Limits are the defaults.
+// context ctx (for locally built stanzas and tests). Limits are the
+// defaults. It scans raw in place: the Element's Raw is raw itself, so the
+// caller must not change raw while it uses the Element.
 func ParseElement(raw []byte, ctx StreamContext) (*Element, error) {
-	r := NewReader(bytes.NewReader(raw), Limits{})
+	r := NewReader(nil, Limits{})
+	r.buf, r.w, r.eof, r.alias = raw, len(raw), true, true
 	r.hdr = Header{NS: ctx.NS, Lang: ctx.Lang, Decls: ctx.Decls}
 	el, err := r.Next()
 	if err != nil {
@@ -900,7 +905,11 @@ func (s *scanner) finish(el *Element, top []attr, inherited []string) (*Element,
 		// that arrived whole in one read is checked here.
 		return nil, stream.Errorf(stream.PolicyViolation, "element larger than %d bytes", s.limit)
 	}
-	el.Raw = append([]byte(nil), s.bytes(0, s.pos)...)
+	if s.r.alias {
+		el.Raw = s.bytes(0, s.pos)
+	} else {
+		el.Raw = append([]byte(nil), s.bytes(0, s.pos)...)
+	}
 	el.attrs = top
 	el.inherited = inherited
 	el.hdrDecls = s.r.hdr.Decls
