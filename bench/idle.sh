@@ -76,6 +76,7 @@ listen = "127.0.0.1:$comp_port"
 
 [metrics]
 listen = "127.0.0.1:$metrics_port"
+pprof = true
 EOF
   for i in $(seq "$1"); do
     printf '\n[[component]]\ndomain = "c%d.a.test"\nsecret = "secret"\n' "$i"
@@ -91,6 +92,7 @@ pid=$s2sd_pid
   -dns "127.0.0.1:$dns" -metrics "http://127.0.0.1:$metrics_port/metrics" >"$work/s2s.json" ||
   log "bench: idle s2s failed"
 results+=("$(cat "$work/s2s.json")")
+curl -s -o "$work/s2s-heap.prof" "http://127.0.0.1:$metrics_port/debug/pprof/heap" || true
 stop "$pid"
 
 log "== (b) $M idle components"

@@ -25,7 +25,7 @@ type jidCache struct {
 	}
 }
 
-const jidCacheShard = 1024
+const jidCacheShard = 256
 
 var cache jidCache
 

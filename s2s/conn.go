@@ -84,6 +84,7 @@ func newConn(nc net.Conn, lim xmlstream.Limits, log *slog.Logger) *Conn {
 	if t, ok := nc.(*tls.Conn); ok {
 		c.tls = t
 		c.state |= Secure
+		c.r.SetIdleRelease(true)
 	}
 	return c
 }

@@ -397,6 +397,7 @@ func (d *Dialer) startTLS(ctx context.Context, c *Conn) error {
 	if err := c.r.Reset(tc); err != nil {
 		return err
 	}
+	c.r.SetIdleRelease(true)
 	c.nc, c.tls = tc, tc
 	c.setState(Secure)
 	return nil

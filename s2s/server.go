@@ -271,8 +271,8 @@ type in struct {
 	pending sync.WaitGroup
 	sasl    bool
 	sm      bool
+	addr    string
 	handled uint32 // stanzas handled, for XEP-0198 acknowledgements
-	log     *slog.Logger
 }
 
 func (s *Server) handle(nc net.Conn, direct bool) {
@@ -306,7 +306,7 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 			s.OnStream(c, false)
 		}
 	}()
-	st := &in{s: s, c: c, log: log}
+	st := &in{s: s, c: c, addr: nc.RemoteAddr().String()}
 	err := st.run()
 	st.pending.Wait()
 	switch {
@@ -396,7 +396,8 @@ func (st *in) header() error {
 			c.remote = h.From
 		}
 	}
-	c.log = st.log.With("local", c.local, "remote", h.From, "stream_id", id)
+	// One logger per stream, made once per header: idle streams are many.
+	c.log = s.logger().With("dir", "in", "addr", st.addr, "local", c.local, "remote", h.From, "stream_id", id)
 	return c.write(context.Background(), st.features(h))
 }
 
@@ -457,6 +458,7 @@ func (st *in) element(el *xmlstream.Element) (bool, error) {
 		if err := c.r.Reset(tc); err != nil {
 			return false, err
 		}
+		c.r.SetIdleRelease(true)
 		c.nc, c.tls = tc, tc
 		c.setState(Secure)
 		c.hdrSent = false

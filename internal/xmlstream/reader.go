@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/s2sd/s2sd/stream"
@@ -87,6 +88,10 @@ type Reader struct {
 	eof  bool
 	// alias: buf is the caller's, and elements' Raw alias it (ParseElement)
 	alias bool
+	// release: between elements, give the buffer back and wait for the
+	// next bytes with the small idle buffer (SetIdleRelease).
+	release bool
+	idle    [128]byte
 	// scratch, reused between elements
 	names []span
 	decls []decl
@@ -189,6 +194,15 @@ func (r *Reader) skipSpace() (byte, error) {
 		if r.err == nil && len(r.buf) > shrinkAbove {
 			r.buf = nil
 		}
+		if r.release && !r.eof {
+			if err := r.idleRead(); err != nil {
+				if err == io.EOF {
+					return 0, io.EOF
+				}
+				return 0, err
+			}
+			continue
+		}
 		if _, err := r.fill(0, readSize); err != nil {
 			if err == io.ErrUnexpectedEOF {
 				return 0, io.EOF
@@ -196,6 +210,37 @@ func (r *Reader) skipSpace() (byte, error) {
 			return 0, err
 		}
 	}
+}
+
+// SetIdleRelease makes the reader hold no buffer of its own while it waits
+// between elements: it returns its buffer to a shared pool and waits with a
+// 128-byte one. Streams that are idle most of the time then cost less
+// memory; use it where the source buffers itself (TLS), as it splits the
+// first read of each burst in two.
+func (r *Reader) SetIdleRelease(on bool) { r.release = on }
+
+var bufPool = sync.Pool{New: func() any { return make([]byte, initialBuf) }}
+
+// idleRead waits for the next bytes without a buffer of the reader's own.
+func (r *Reader) idleRead() error {
+	if r.buf != nil && len(r.buf) == initialBuf {
+		bufPool.Put(r.buf[:initialBuf]) //nolint:staticcheck // a slice header is fine here
+	}
+	r.buf = nil
+	n, err := r.src.Read(r.idle[:])
+	if n > 0 {
+		r.buf = bufPool.Get().([]byte)
+		r.w = copy(r.buf, r.idle[:n])
+		return nil
+	}
+	if err == io.EOF {
+		r.eof = true
+		return io.EOF
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
 }
 
 func (r *Reader) fail(err error) error {

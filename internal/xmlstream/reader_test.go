@@ -299,3 +299,33 @@ func TestStreamError(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestIdleRelease: with the buffer released between elements, elements
+// split across reads of any size still come out whole.
+func TestIdleRelease(t *testing.T) {
+	in := hdr + "<message to='b.test'><body>" + strings.Repeat("x", 5000) + "</body></message> <presence/>  <iq id='1'/></stream:stream>"
+	for _, src := range []io.Reader{strings.NewReader(in), iotest.OneByteReader(strings.NewReader(in)), iotest.HalfReader(strings.NewReader(in))} {
+		r := NewReader(src, Limits{})
+		r.SetIdleRelease(true)
+		if _, err := r.ReadHeader(); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for {
+			el, err := r.Next()
+			if err != nil {
+				if !errors.Is(err, ErrStreamEnd) {
+					t.Fatal(err)
+				}
+				break
+			}
+			names = append(names, el.Local)
+			if el.Local == "message" && len(el.Raw) < 5000 {
+				t.Fatalf("message cut: %d bytes", len(el.Raw))
+			}
+		}
+		if strings.Join(names, ",") != "message,presence,iq" {
+			t.Fatalf("got %v", names)
+		}
+	}
+}
