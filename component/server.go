@@ -463,6 +463,15 @@ type serverConn struct {
 	log        *slog.Logger
 	closing    bool
 	headerSent bool
+	// inflight are the stanzas queued on w and not yet taken by the
+	// connection, with where each ends in w's byte count: those still here
+	// when the connection fails are bounced.
+	inflight []flight
+}
+
+type flight struct {
+	st  *route.Stanza
+	end int64
 }
 
 // serve runs the connection: handshake, then stanzas until the stream ends.
@@ -599,6 +608,31 @@ func (c *serverConn) readLoop() error {
 	}
 }
 
+// bounceUnwritten returns to their senders the stanzas the connection never
+// took: a component that goes away with stanzas in flight loses none
+// silently.
+func (c *serverConn) bounceUnwritten() {
+	c.mu.Lock()
+	_, written := c.w.Progress()
+	var lost []*route.Stanza
+	for _, f := range c.inflight {
+		if f.end > written {
+			lost = append(lost, f.st)
+		}
+	}
+	c.inflight = nil
+	c.mu.Unlock()
+	if len(lost) == 0 || c.s.Handler == nil {
+		return
+	}
+	c.logger().Info("component: connection lost with stanzas not written; bouncing them", "count", len(lost))
+	for _, st := range lost {
+		if reply := route.ErrorReply(st, stanza.New(stanza.ServiceUnavailable, "the component disconnected before receiving it")); reply != nil {
+			c.s.Handler.Deliver(context.Background(), reply)
+		}
+	}
+}
+
 // stanza checks an element from the component. A stream error ends the
 // stream; a *stanza.Error is answered, with the stanza built from the
 // envelope alone.
@@ -682,6 +716,15 @@ func (c *serverConn) send(st *route.Stanza) error {
 	err := c.w.AppendFunc(func(b []byte) []byte { return st.AppendTo(b, streamCtx) })
 	switch {
 	case err == nil:
+		queued, written := c.w.Progress()
+		i := 0
+		for i < len(c.inflight) && c.inflight[i].end <= written {
+			i++
+		}
+		if i > 0 {
+			c.inflight = append(c.inflight[:0], c.inflight[i:]...)
+		}
+		c.inflight = append(c.inflight, flight{st: st, end: queued})
 		return nil
 	case errors.Is(err, xmlstream.ErrPendingFull):
 		return &stanza.Error{Condition: stanza.ResourceConstraint, Text: "the component does not read fast enough"}
@@ -765,6 +808,7 @@ func (c *serverConn) flush(send bool) {
 // connection.
 func (c *serverConn) finish() {
 	<-c.flushed
+	c.bounceUnwritten()
 	// Read what the peer still sends until it closes or the linger ends, so
 	// that closing with unread data does not reset the connection and lose
 	// our stream error on the way.

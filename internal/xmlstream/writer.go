@@ -29,6 +29,8 @@ type Writer struct {
 	flushed *sync.Cond
 	err     error
 	done    chan struct{}
+	queued  int64 // bytes ever queued
+	written int64 // bytes the connection took
 	// connection; may be nil.
 }
 
@@ -63,6 +65,7 @@ func (w *Writer) Write(b []byte) error {
 		return ErrPendingFull
 	}
 	w.pending = append(w.pending, b...)
+	w.queued += int64(len(b))
 	w.cond.Signal()
 	return nil
 }
@@ -81,9 +84,21 @@ func (w *Writer) AppendFunc(f func([]byte) []byte) error {
 	if len(w.pending) > w.maxPending {
 		return ErrPendingFull
 	}
+	n := len(w.pending)
 	w.pending = f(w.pending)
+	w.queued += int64(len(w.pending) - n)
 	w.cond.Signal()
 	return nil
+}
+
+// Progress returns how many bytes were ever queued and how many of them
+// the connection took. After a failure, the bytes past written were lost
+// with the connection; a caller that remembers where each element ended can
+// tell which.
+func (w *Writer) Progress() (queued, written int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.queued, w.written
 }
 
 // Pending returns the number of bytes queued and not yet written.
@@ -109,8 +124,9 @@ func (w *Writer) loop() {
 		w.pending = w.spare[:0]
 		w.writing = true
 		w.mu.Unlock()
-		_, err := w.w.Write(buf)
+		n, err := w.w.Write(buf)
 		w.mu.Lock()
+		w.written += int64(n)
 		w.writing = false
 		w.flushed.Broadcast()
 		// Keep the buffer for the next batch, so that a busy stream does
