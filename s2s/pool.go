@@ -252,7 +252,9 @@ func (l *link) send(e entry) error {
 
 func (l *link) askAck() {
 	l.unasked = 0
-	l.conn.SendRaw([]byte("<r xmlns='" + nsSM + "'/>"))
+	if l.conn != nil {
+		l.conn.SendRaw([]byte("<r xmlns='" + nsSM + "'/>"))
+	}
 }
 
 // ack handles <a h='N'/>: the first N-acked inflight entries are done.

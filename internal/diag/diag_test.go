@@ -273,9 +273,9 @@ func TestCAExternal(t *testing.T) {
 	wantLines(t, text,
 		"certificate valid for the domain",
 		"issuer CN=s2sd test CA",
-		"features after TLS SASL EXTERNAL, dialback (with errors)",
+		"features after TLS SASL EXTERNAL, dialback (with errors), stream management (XEP-0198)",
 		"authentication SASL EXTERNAL: valid",
-		"features after SASL none",
+		"features after SASL stream management (XEP-0198)",
 		"Verdict: OK: a stream from local.test to remote.test authenticated with sasl-external",
 	)
 	if !back.OK || back.Attempts[0].Auth.Method != "SASL EXTERNAL" || !slices.Contains(back.Attempts[0].Features[1].SASLMechanisms, "EXTERNAL") {

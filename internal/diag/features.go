@@ -93,7 +93,12 @@ func (f *Features) summary() string {
 			parts = append(parts, "dialback")
 		}
 	}
-	parts = append(parts, f.Other...)
+	for _, o := range f.Other {
+		if o == "{urn:xmpp:sm:3}sm" {
+			o = "stream management (XEP-0198)"
+		}
+		parts = append(parts, o)
+	}
 	if len(parts) == 0 {
 		return "none"
 	}
