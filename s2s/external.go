@@ -1,6 +1,7 @@
 package s2s
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
@@ -14,10 +15,12 @@ import (
 // This file checks a peer certificate's identity for a domain: RFC 6125 §6
 // (DNS-ID, SRV-ID), RFC 6120 §13.7.1.4 (XmppAddr) and XEP-0178.
 
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+// Object identifiers of the otherName SANs XMPP uses.
 var (
-	oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
-	oidXmppAddr       = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 5}
-	oidSRVName        = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 7}
+	OIDXmppAddr = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 5} // RFC 6120 §13.7.1.4
+	OIDSRVName  = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 7} // RFC 4985
 )
 
 // CertError says why a peer certificate is not valid for a domain.
@@ -61,7 +64,7 @@ func VerifyPeer(chain []*x509.Certificate, roots *x509.CertPool, domain string, 
 		if errors.As(err, &ie) && ie.Reason == x509.Expired {
 			reason = "expired or not yet valid"
 		}
-		if _, ok := err.(x509.UnknownAuthorityError); ok && leaf.CheckSignatureFrom(leaf) == nil {
+		if _, ok := err.(x509.UnknownAuthorityError); ok && selfSigned(leaf) {
 			reason = "self-signed"
 		}
 		return &CertError{Domain: domain, Reason: reason, Err: err}
@@ -82,16 +85,16 @@ func NamesDomain(c *x509.Certificate, domain string) bool {
 	if c.VerifyHostname(d) == nil {
 		return true
 	}
-	for _, id := range otherNames(c) {
+	for _, id := range OtherNames(c) {
 		switch {
-		case id.oid.Equal(oidXmppAddr):
-			if a, err := idna.Lookup.ToASCII(id.value); err == nil && strings.EqualFold(a, d) {
+		case id.OID.Equal(OIDXmppAddr):
+			if a, err := idna.Lookup.ToASCII(id.Value); err == nil && strings.EqualFold(a, d) {
 				return true
 			}
-		case id.oid.Equal(oidSRVName):
+		case id.OID.Equal(OIDSRVName):
 			// RFC 4985: "_Service.Name".
 			for _, svc := range []string{"_xmpp-server.", "_xmpps-server."} {
-				if n, ok := strings.CutPrefix(strings.ToLower(id.value), svc); ok {
+				if n, ok := strings.CutPrefix(strings.ToLower(id.Value), svc); ok {
 					if a, err := idna.Lookup.ToASCII(n); err == nil && strings.EqualFold(a, d) {
 						return true
 					}
@@ -102,10 +105,17 @@ func NamesDomain(c *x509.Certificate, domain string) bool {
 	return false
 }
 
+// selfSigned reports whether c signed itself. Unlike CheckSignatureFrom it
+// does not require c to be a CA: many self-signed server certificates are
+// not.
+func selfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
+}
+
 func certNames(c *x509.Certificate) string {
 	names := append([]string(nil), c.DNSNames...)
-	for _, id := range otherNames(c) {
-		names = append(names, id.value)
+	for _, id := range OtherNames(c) {
+		names = append(names, id.Value)
 	}
 	if len(names) == 0 {
 		return "no domain"
@@ -113,14 +123,16 @@ func certNames(c *x509.Certificate) string {
 	return strings.Join(names, ", ")
 }
 
-type otherName struct {
-	oid   asn1.ObjectIdentifier
-	value string
+// OtherName is an otherName subjectAltName (RFC 5280 §4.2.1.6).
+type OtherName struct {
+	OID   asn1.ObjectIdentifier
+	Value string
 }
 
-// otherNames extracts the otherName SANs crypto/x509 does not expose.
-func otherNames(c *x509.Certificate) []otherName {
-	var out []otherName
+// OtherNames extracts the otherName SANs with a string value (XmppAddr,
+// SRVName), which crypto/x509 does not expose.
+func OtherNames(c *x509.Certificate) []OtherName {
+	var out []OtherName
 	for _, ext := range c.Extensions {
 		if !ext.Id.Equal(oidSubjectAltName) {
 			continue
@@ -155,7 +167,7 @@ func otherNames(c *x509.Certificate) []otherName {
 					continue
 				}
 			}
-			out = append(out, otherName{oid: oid, value: s})
+			out = append(out, OtherName{OID: oid, Value: s})
 		}
 	}
 	return out

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -103,58 +102,18 @@ func isSelfSigned(c *x509.Certificate) bool {
 	return bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }
 
-var (
-	oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
-	oidXmppAddr       = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 5} // RFC 6120 §13.7.1.4
-	oidSRVName        = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 7} // RFC 4985
-)
-
 // otherNames returns the XmppAddr and SRVName otherName SANs, which
 // crypto/x509 does not expose, as "xmppAddr:VALUE" and "SRVName:VALUE".
 func otherNames(c *x509.Certificate) []string {
 	var out []string
-	for _, ext := range c.Extensions {
-		if !ext.Id.Equal(oidSubjectAltName) {
-			continue
-		}
-		var seq asn1.RawValue
-		if rest, err := asn1.Unmarshal(ext.Value, &seq); err != nil || len(rest) > 0 {
-			continue
-		}
-		rest := seq.Bytes
-		for len(rest) > 0 {
-			var gn asn1.RawValue
-			var err error
-			if rest, err = asn1.Unmarshal(rest, &gn); err != nil {
-				break
-			}
-			if gn.Class != asn1.ClassContextSpecific || gn.Tag != 0 {
-				continue
-			}
-			// OtherName ::= SEQUENCE { type-id OID, value [0] EXPLICIT ANY }
-			var oid asn1.ObjectIdentifier
-			vrest, err := asn1.Unmarshal(gn.Bytes, &oid)
-			if err != nil {
-				continue
-			}
-			var wrapped asn1.RawValue
-			if _, err := asn1.Unmarshal(vrest, &wrapped); err != nil {
-				continue
-			}
-			var s string
-			if _, err := asn1.UnmarshalWithParams(wrapped.Bytes, &s, "utf8"); err != nil {
-				if _, err := asn1.Unmarshal(wrapped.Bytes, &s); err != nil {
-					continue
-				}
-			}
-			switch {
-			case oid.Equal(oidXmppAddr):
-				out = append(out, "xmppAddr:"+s)
-			case oid.Equal(oidSRVName):
-				out = append(out, "SRVName:"+s)
-			default:
-				out = append(out, "otherName:"+oid.String()+":"+s)
-			}
+	for _, on := range s2s.OtherNames(c) {
+		switch {
+		case on.OID.Equal(s2s.OIDXmppAddr):
+			out = append(out, "xmppAddr:"+on.Value)
+		case on.OID.Equal(s2s.OIDSRVName):
+			out = append(out, "SRVName:"+on.Value)
+		default:
+			out = append(out, "otherName:"+on.OID.String()+":"+on.Value)
 		}
 	}
 	return out
