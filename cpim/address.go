@@ -48,6 +48,9 @@ func xmppToURI(scheme, s string) (string, error) {
 	if local == "" {
 		return "", fmt.Errorf("%w: %q has no localpart", ErrAddress, s)
 	}
+	if emptyLabel(j.Domainpart()) {
+		return "", fmt.Errorf("%w: %q: empty label in the domainpart", ErrAddress, s)
+	}
 	local = xmppUnescape.Replace(local)
 	var b strings.Builder
 	b.WriteString(scheme)
@@ -84,7 +87,17 @@ func uriToXMPP(scheme, uri string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %q: %v", ErrAddress, uri, err)
 	}
+	if emptyLabel(j.Domainpart()) {
+		return "", fmt.Errorf("%w: %q: empty label in the domainpart", ErrAddress, uri)
+	}
 	return j.String(), nil
+}
+
+// emptyLabel reports a domainpart with an empty DNS label, which
+// mellium.im/xmpp/jid lets through in some forms ("a@.." parses as "a@.")
+// and no address on either side can carry.
+func emptyLabel(d string) bool {
+	return d == "" || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.Contains(d, "..")
 }
 
 func percentDecode(s string) (string, error) {

@@ -65,7 +65,8 @@ type Conn struct {
 	method string // how the stream authenticated: "sasl-external" or "dialback"
 	sm     bool   // XEP-0198 acknowledgements are enabled
 
-	hdrSent bool // we have sent a stream header (inbound streams)
+	hdrSent     bool // we have sent a stream header (inbound streams)
+	canDialback bool // the peer offers dialback (outbound streams)
 
 	closeOnce sync.Once
 	closed    chan struct{}

@@ -337,6 +337,7 @@ func (d *Dialer) negotiate(ctx context.Context, c *Conn, p purpose) error {
 			c.startWriter(outboundPending)
 			return nil
 		}
+		c.canDialback = f.Dialback || h.Dialback()
 		verified := c.State()&Verified != 0
 		if policy == RequireValidCert && !verified {
 			return fmt.Errorf("certificate of %s not trusted and policy requires a valid one", c.remote)

@@ -310,3 +310,37 @@ func TestGoodStanzaAfterRogueAuth(t *testing.T) {
 }
 
 var _ = errors.Is
+
+// TestMultiplexing: a server with two local domains reaches a remote one
+// over a single stream: the second domain joins it with dialback
+// (XEP-0220 §2.4).
+func TestMultiplexing(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{Also: []string{"a2.test", "a3.test"}})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{})
+	for i := range 5 {
+		a.Send(t, msg("alice@a.test", "bob@b.test", fmt.Sprint("one", i)))
+		a.Send(t, msg("carol@a2.test", "bob@b.test", fmt.Sprint("two", i)))
+		a.Send(t, msg("dave@a3.test", "bob@b.test", fmt.Sprint("three", i)))
+	}
+	seen := map[string]string{}
+	for range 15 {
+		s := b.Expect(t, wait)
+		seen[s.ID] = s.From.Domainpart()
+	}
+	if len(seen) != 15 {
+		t.Fatalf("got %v", seen)
+	}
+	if n := len(a.Pool.Streams()); n != 1 {
+		t.Errorf("%d outbound streams from a, want 1", n)
+	}
+	in := b.S2S.Streams()
+	if len(in) != 1 {
+		t.Fatalf("%d inbound streams at b, want 1", len(in))
+	}
+	for _, d := range []string{"a.test", "a2.test", "a3.test"} {
+		if !in[0].Authenticated(d, "b.test") {
+			t.Errorf("%s not authenticated on the stream", d)
+		}
+	}
+}

@@ -21,8 +21,10 @@ type Bouncer interface {
 	Bounce(ctx context.Context, s *route.Stanza, e *stanza.Error)
 }
 
-// Pool sends stanzas to remote domains over one outbound stream per
-// (local domain, remote domain) pair. Stanzas wait in a bounded queue while
+// Pool sends stanzas to remote domains over one outbound stream per remote
+// domain: the stream is opened for the local domain of the first stanza, and
+// further local domains are added to it with dialback (XEP-0220 §2.4,
+// multiplexing) where the peer offers dialback. Stanzas wait in a bounded queue while
 // the stream comes up; failed attempts are retried with exponential backoff
 // and jitter; when retries are spent, every queued stanza is bounced with
 // remote-server-not-found or remote-server-timeout. Pool implements
@@ -66,16 +68,16 @@ type Pool struct {
 	MaxUnacked int
 
 	mu     sync.Mutex
-	links  map[pair]*link
+	links  map[string]*link // by remote domain
 	closed bool
 	wg     sync.WaitGroup
 }
 
-type pair struct{ local, remote string }
-
 type link struct {
 	p        *Pool
-	pair     pair
+	remote   string
+	authing  map[string]bool // local domains whose dialback is under way on conn
+	refused  map[string]bool // local domains the peer refused on conn
 	mu       sync.Mutex
 	queue    []entry
 	inflight []entry // sent on conn, not yet acknowledged (XEP-0198)
@@ -88,10 +90,11 @@ type link struct {
 
 // entry is a stanza waiting for, or travelling on, a stream.
 type entry struct {
-	id  uint64 // in the Store; 0 without one
-	s   *route.Stanza
-	raw []byte // reframed for jabber:server
-	at  time.Time
+	id    uint64 // in the Store; 0 without one
+	local string
+	s     *route.Stanza
+	raw   []byte // reframed for jabber:server
+	at    time.Time
 }
 
 var _ route.Handler = (*Pool)(nil)
@@ -108,25 +111,24 @@ var ErrPoolClosed = errors.New("s2s: pool closed")
 
 // Deliver queues s for its remote domain.
 func (p *Pool) Deliver(ctx context.Context, s *route.Stanza) error {
-	pr := pair{local: s.From.Domainpart(), remote: s.To.Domainpart()}
 	if p.isClosed() {
 		return stanza.New(stanza.ServiceUnavailable, "server shutting down")
 	}
-	l := p.link(pr)
-	e := entry{s: s, raw: s.Reframe(outCtx), at: time.Now()}
+	l := p.link(s.To.Domainpart())
+	e := entry{local: s.From.Domainpart(), s: s, raw: s.Reframe(outCtx), at: time.Now()}
 	return l.deliver(e, true)
 }
 
-func (p *Pool) link(pr pair) *link {
+func (p *Pool) link(remote string) *link {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.links == nil {
-		p.links = map[pair]*link{}
+		p.links = map[string]*link{}
 	}
-	l := p.links[pr]
+	l := p.links[remote]
 	if l == nil {
-		l = &link{p: p, pair: pr}
-		p.links[pr] = l
+		l = &link{p: p, remote: remote}
+		p.links[remote] = l
 	}
 	return l
 }
@@ -137,10 +139,7 @@ func (p *Pool) Restore() (int, error) {
 	if p.Store == nil {
 		return 0, nil
 	}
-	var entries []struct {
-		pr pair
-		e  entry
-	}
+	var entries []entry
 	err := p.Store.Load(func(id uint64, local, remote string, raw []byte, at time.Time) {
 		s, err := route.New(raw, nsServer)
 		if err != nil {
@@ -148,16 +147,13 @@ func (p *Pool) Restore() (int, error) {
 			p.Store.Delete(id)
 			return
 		}
-		entries = append(entries, struct {
-			pr pair
-			e  entry
-		}{pair{local, remote}, entry{id: id, s: s, raw: raw, at: at}})
+		entries = append(entries, entry{id: id, local: local, s: s, raw: raw, at: at})
 	})
 	if err != nil {
 		return 0, err
 	}
-	for _, x := range entries {
-		p.link(x.pr).deliver(x.e, false)
+	for _, e := range entries {
+		p.link(e.s.To.Domainpart()).deliver(e, false)
 	}
 	if len(entries) > 0 {
 		p.logger().Info("restored queued stanzas", "count", len(entries))
@@ -169,12 +165,16 @@ func (l *link) deliver(e entry, persist bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conn == nil && len(l.queue) >= durInt(l.p.QueueLimit, 10000) {
-		return stanza.New(stanza.ResourceConstraint, "too many stanzas queued for "+l.pair.remote)
+		return stanza.New(stanza.ResourceConstraint, "too many stanzas queued for "+l.remote)
 	}
 	if persist && l.p.Store != nil {
-		e.id = l.p.Store.Put(l.pair.local, l.pair.remote, e.raw, e.at)
+		e.id = l.p.Store.Put(e.local, l.remote, e.raw, e.at)
 	}
-	if l.conn != nil && len(l.queue) == 0 && l.window() {
+	if l.conn != nil && l.refused[e.local] {
+		l.bounce([]entry{e}, stanza.New(stanza.RemoteServerTimeout, l.remote+" refused "+e.local+" on the stream"))
+		return nil
+	}
+	if l.conn != nil && len(l.queue) == 0 && l.window() && l.conn.Authenticated(l.remote, e.local) {
 		err := l.send(e)
 		if err == nil {
 			return nil
@@ -189,6 +189,9 @@ func (l *link) deliver(e entry, persist bool) error {
 	l.queue = append(l.queue, e)
 	if l.p.OnQueue != nil {
 		l.p.OnQueue(1)
+	}
+	if l.conn != nil {
+		l.multiplex(e.local)
 	}
 	if l.conn == nil && !l.dialing {
 		l.dialing = true
@@ -206,24 +209,42 @@ func (l *link) window() bool {
 
 // drain sends queued stanzas while the window allows; l.mu is held.
 func (l *link) drain() {
-	n := 0
-	for n < len(l.queue) && l.conn != nil && l.window() {
-		if err := l.send(l.queue[n]); err != nil {
-			if !errors.Is(err, xmlstream.ErrPendingFull) {
-				c := l.conn
-				l.lost(c)
-				go c.Close()
-			}
-			// Full: the peer reads slowly; the watch loop drains later.
-			break
-		}
-		n++
+	if l.conn == nil || len(l.queue) == 0 {
+		return
 	}
-	if n > 0 {
-		l.queue = append(l.queue[:0:0], l.queue[n:]...)
-		if l.p.OnQueue != nil {
-			l.p.OnQueue(-n)
+	// Entries of a local domain not yet authenticated on the stream wait
+	// for its dialback; the others go in order while the window allows.
+	kept := l.queue[:0:0]
+	sent, stop, broken := 0, false, false
+	for _, e := range l.queue {
+		if stop || !l.window() {
+			stop = true
+			kept = append(kept, e)
+			continue
 		}
+		if !l.conn.Authenticated(l.remote, e.local) {
+			l.multiplex(e.local)
+			kept = append(kept, e)
+			continue
+		}
+		if err := l.send(e); err != nil {
+			// Full: the peer reads slowly; the watch loop drains later.
+			// Anything else: the stream is going away.
+			broken = !errors.Is(err, xmlstream.ErrPendingFull)
+			stop = true
+			kept = append(kept, e)
+			continue
+		}
+		sent++
+	}
+	l.queue = kept
+	if broken {
+		c := l.conn
+		l.lost(c)
+		go c.Close()
+	}
+	if sent > 0 && l.p.OnQueue != nil {
+		l.p.OnQueue(-sent)
 	}
 	if l.conn != nil && l.unasked > 0 && l.conn.StreamManagement() && len(l.queue) > 0 {
 		l.askAck()
@@ -288,12 +309,26 @@ func (l *link) ack(c *Conn, h uint32) {
 func (l *link) run() {
 	p := l.p
 	defer p.wg.Done()
-	log := p.logger().With("local", l.pair.local, "remote", l.pair.remote, "dir", "out")
+	log := p.logger().With("remote", l.remote, "dir", "out")
 	start := time.Now()
 	backoff := durOr(p.BackoffMin, time.Second)
 	for {
+		// The stream is opened for the local domain at the head of the
+		// queue; the others join it through dialback.
+		l.mu.Lock()
+		local := ""
+		if len(l.queue) > 0 {
+			local = l.queue[0].local
+		}
+		l.mu.Unlock()
+		if local == "" {
+			l.mu.Lock()
+			l.dialing = false
+			l.mu.Unlock()
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), durOr(p.RetryFor, 2*time.Minute)+time.Second)
-		c, err := p.Dialer.DialContext(ctx, l.pair.local, l.pair.remote)
+		c, err := p.Dialer.DialContext(ctx, local, l.remote)
 		cancel()
 		if err == nil {
 			l.up(c)
@@ -314,7 +349,7 @@ func (l *link) run() {
 		}
 		if perm || time.Since(start)+backoff > durOr(p.RetryFor, 2*time.Minute) || p.isClosed() {
 			log.Warn("remote domain unreachable, bouncing queued stanzas", "err", err, "condition", cond)
-			l.fail(stanza.New(cond, "cannot reach "+l.pair.remote))
+			l.fail(stanza.New(cond, "cannot reach "+l.remote))
 			return
 		}
 		log.Info("connection failed, retrying", "err", err, "in", backoff)
@@ -335,6 +370,7 @@ func (l *link) up(c *Conn) {
 	p := l.p
 	l.mu.Lock()
 	l.conn, l.acked, l.unasked, l.inflight = c, 0, 0, nil
+	l.authing, l.refused = map[string]bool{}, map[string]bool{}
 	l.drain()
 	if l.unasked > 0 && c.StreamManagement() {
 		l.askAck()
@@ -376,6 +412,13 @@ func (l *link) watch(c *Conn) {
 					return
 				}
 				l.ack(c, uint32(h))
+			case el.Space == nsDialback && el.Local == "result":
+				d, err := parseDB(el)
+				if err != nil {
+					readErr <- err
+					return
+				}
+				l.multiplexed(c, d)
 			case el.Space == nsSM && el.Local == "r":
 				// Nothing is received on an outbound stream.
 				c.SendRaw([]byte("<a xmlns='" + nsSM + "' h='0'/>"))
@@ -423,6 +466,76 @@ func (l *link) watch(c *Conn) {
 	}
 }
 
+// multiplex asks the peer, with dialback, to accept local on the current
+// stream as well (XEP-0220 §2.4); l.mu is held. A peer that offers no
+// dialback cannot take another domain: that domain's stanzas bounce.
+func (l *link) multiplex(local string) {
+	c := l.conn
+	if c == nil || l.authing[local] || l.refused[local] || c.Authenticated(l.remote, local) {
+		return
+	}
+	if !c.canDialback {
+		l.refuse(local, "offers no dialback to add "+local+" to the stream")
+		return
+	}
+	l.authing[local] = true
+	key := DialbackKey(l.p.Dialer.Secret, l.remote, local, c.id)
+	c.log.Info("adding a local domain to the stream with dialback", "local", local)
+	if err := c.SendRaw(appendDB(nil, "result", dbElement{From: local, To: l.remote, Key: key})); err != nil {
+		l.authing[local] = false
+	}
+}
+
+// multiplexed handles the peer's answer to multiplex.
+func (l *link) multiplexed(c *Conn, d dbElement) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != c || d.From != l.remote || !l.authing[d.To] {
+		return
+	}
+	delete(l.authing, d.To)
+	if d.Type == "valid" {
+		c.authenticate(l.remote, d.To, "dialback")
+		c.log.Info("local domain added to the stream", "local", d.To)
+		l.drain()
+		return
+	}
+	l.refuse(d.To, "refused "+d.To+" on the stream ("+d.Type+" "+d.ErrCond+")")
+}
+
+// refuse bounces what is queued for local, and what comes for it while
+// the stream lasts; l.mu is held.
+func (l *link) refuse(local, why string) {
+	l.refused[local] = true
+	l.conn.log.Warn("remote refused a local domain on the stream", "local", local, "why", why)
+	var keep, out []entry
+	for _, e := range l.queue {
+		if e.local == local {
+			out = append(out, e)
+		} else {
+			keep = append(keep, e)
+		}
+	}
+	l.queue = keep
+	if l.p.OnQueue != nil {
+		l.p.OnQueue(-len(out))
+	}
+	go l.bounce(out, stanza.New(stanza.RemoteServerTimeout, l.remote+" "+why))
+}
+
+// bounce returns entries to their senders.
+func (l *link) bounce(q []entry, e *stanza.Error) {
+	for _, x := range q {
+		if x.id != 0 {
+			l.p.Store.Delete(x.id)
+		}
+		if l.p.Bouncer != nil {
+			ec := *e
+			l.p.Bouncer.Bounce(context.Background(), x.s, &ec)
+		}
+	}
+}
+
 // lost forgets stream c; what it did not acknowledge goes back to the
 // front of the queue, to be sent again on the next stream (at-least-once:
 // the peer may have handled some of it). l.mu is held.
@@ -466,15 +579,7 @@ func (l *link) fail(e *stanza.Error) {
 	if l.p.OnQueue != nil {
 		l.p.OnQueue(-len(q))
 	}
-	for _, x := range q {
-		if x.id != 0 {
-			l.p.Store.Delete(x.id)
-		}
-		if l.p.Bouncer != nil {
-			ec := *e
-			l.p.Bouncer.Bounce(context.Background(), x.s, &ec)
-		}
-	}
+	l.bounce(q, e)
 }
 
 // Streams returns the outbound streams that are up.

@@ -94,3 +94,22 @@ func TestProsodySASLExternal(t *testing.T) {
 		}
 	}
 }
+
+// TestProsodyMultiplexing: two local domains reach Prosody over one
+// stream, the second added with dialback.
+func TestProsodyMultiplexing(t *testing.T) {
+	g, p, alice := prosodyPair(t, s2stest.Options{Also: []string{"go2.test"}}, interop.ProsodyOptions{})
+	for i, from := range []string{"bob@go.test", "carol@go2.test"} {
+		g.Send(t, fmt.Sprintf("<message from='%s' to='%s' type='chat' id='mx%d'><body>hi %d</body></message>", from, alice.JID, i, i))
+		in := alice.Expect(t, 30*time.Second, func(s interop.Stanza) bool { return s.Name == "message" })
+		if in.Attrs["from"] != from || in.Attrs["type"] == "error" {
+			t.Fatalf("alice got %s", in.Raw)
+		}
+	}
+	if n := len(g.Pool.Streams()); n != 1 {
+		t.Errorf("%d outbound streams, want 1", n)
+	}
+	if !strings.Contains(p.Log(), "go2.test") {
+		t.Errorf("Prosody never saw go2.test")
+	}
+}

@@ -50,6 +50,9 @@ type Options struct {
 	Store s2s.Store
 	// DisableSM turns XEP-0198 off on the server's inbound streams.
 	DisableSM bool
+	// Also are more local domains served by the same server (registered
+	// in the DNS like the first).
+	Also []string
 }
 
 // NewServer starts a server for domain whose resolver asks dns.
@@ -82,7 +85,7 @@ func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
 	srv := &Server{Domain: domain, Cert: cert, Dialer: d, Received: make(chan *route.Stanza, 1000), Listener: l}
 	srv.Addr = netip.MustParseAddrPort(l.Addr().String())
 	r := &route.Router{Logger: log}
-	r.SetLocal(domain)
+	r.SetLocal(append([]string{domain}, o.Also...)...)
 	r.Local = route.HandlerFunc(func(ctx context.Context, s *route.Stanza) error {
 		select {
 		case srv.Received <- s:
@@ -113,6 +116,9 @@ func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
 	t.Cleanup(srv.Close)
 	if !o.NoRegister {
 		dns.AddServer(domain, srv.Addr)
+		for _, d := range o.Also {
+			dns.AddServer(d, srv.Addr)
+		}
 	}
 	return srv
 }
