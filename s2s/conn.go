@@ -285,6 +285,15 @@ func (c *Conn) close() {
 	})
 }
 
+// abort drops the connection at once, without a goodbye: for a peer that
+// no longer answers.
+func (c *Conn) abort() {
+	c.closeOnce.Do(func() {
+		c.nc.Close()
+		close(c.closed)
+	})
+}
+
 // Close ends the stream gracefully.
 func (c *Conn) Close() error {
 	c.close()

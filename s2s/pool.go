@@ -61,6 +61,11 @@ type Pool struct {
 	// acknowledgement (default 64); an idle stream asks every 50ms while
 	// stanzas are unacknowledged.
 	AckEvery int
+	// AckTimeout closes a stream whose peer has not acknowledged anything
+	// for that long while stanzas wait for it (default 30s): a half-open
+	// connection or a stuck peer; what it did not acknowledge is sent
+	// again on a new stream.
+	AckTimeout time.Duration
 	// MaxUnacked bounds the stanzas sent and not yet acknowledged on a
 	// stream with XEP-0198 (default 512): more wait in the queue. It also
 	// bounds the duplicates a broken stream can cause, since what was not
@@ -80,9 +85,10 @@ type link struct {
 	refused  map[string]bool // local domains the peer refused on conn
 	mu       sync.Mutex
 	queue    []entry
-	inflight []entry // sent on conn, not yet acknowledged (XEP-0198)
-	acked    uint32  // h of the last acknowledgement on conn
-	unasked  int     // sent since the last <r/>
+	inflight []entry   // sent on conn, not yet acknowledged (XEP-0198)
+	acked    uint32    // h of the last acknowledgement on conn
+	unasked  int       // sent since the last <r/>
+	progress time.Time // last acknowledgement, or when inflight became non-empty
 	conn     *Conn
 	dialing  bool
 	last     time.Time
@@ -260,6 +266,9 @@ func (l *link) send(e entry) error {
 	}
 	l.last = time.Now()
 	if c.StreamManagement() {
+		if len(l.inflight) == 0 {
+			l.progress = time.Now()
+		}
 		l.inflight = append(l.inflight, e)
 		l.unasked++
 		if l.unasked >= durInt(l.p.AckEvery, 64) {
@@ -301,6 +310,7 @@ func (l *link) ack(c *Conn, h uint32) {
 	}
 	l.inflight = append(l.inflight[:0:0], l.inflight[n:]...)
 	l.acked = h
+	l.progress = time.Now()
 	l.drain()
 }
 
@@ -444,6 +454,14 @@ func (l *link) watch(c *Conn) {
 			return
 		case <-ackTick.C:
 			l.mu.Lock()
+			if l.conn == c && len(l.inflight) > 0 && time.Since(l.progress) > durOr(p.AckTimeout, 30*time.Second) {
+				c.log.Warn("no acknowledgement from the peer; closing the stream to send again on a new one", "unacknowledged", len(l.inflight))
+				l.lost(c)
+				l.mu.Unlock()
+				c.abort()
+				l.down(c) // redials for what was put back in the queue
+				return
+			}
 			if l.conn == c && len(l.inflight) > 0 {
 				l.askAck()
 			}

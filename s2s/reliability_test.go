@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s2sd/s2sd/stanza"
+
 	"github.com/s2sd/s2sd/s2s"
 	"github.com/s2sd/s2sd/s2s/s2stest"
 )
@@ -163,4 +165,42 @@ func TestSlowPeerBackPressure(t *testing.T) {
 	if s := a.Pool.Streams(); len(s) != 1 {
 		t.Errorf("%d outbound streams, want 1", len(s))
 	}
+}
+
+// TestHalfOpenPeer: the link goes silent without closing (a half-open
+// connection). With no acknowledgement for AckTimeout, the stream is
+// dropped and what it did not acknowledge goes out again on a new one.
+func TestHalfOpenPeer(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{RetryFor: 20 * time.Second, AckTimeout: 300 * time.Millisecond})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{NoRegister: true})
+	proxy := s2stest.NewProxy(t, b.Addr.String())
+	dns.AddServer("b.test", proxy.Addr)
+	a.Send(t, msg("alice@a.test", "bob@b.test", "h0"))
+	collect(t, b, 1, wait)
+	proxy.Hang()
+	for i := 1; i <= 50; i++ {
+		a.Send(t, msg("alice@a.test", "bob@b.test", fmt.Sprint("h", i)))
+	}
+	// Past AckTimeout, a drops the hung stream and sends again on a new one.
+	if d := collect(t, b, 50, wait); d != 0 {
+		t.Errorf("%d duplicates", d)
+	}
+}
+
+// TestDNSFaults: a nameserver that never answers, and one that names a
+// server that does not host the domain, end in the bounce the RFC names
+// once retries are spent.
+func TestDNSFaults(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{RetryFor: 700 * time.Millisecond})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{})
+	dns.Stall("_xmpp-server._tcp.stalled.test")
+	dns.Stall("_xmpps-server._tcp.stalled.test")
+	a.Send(t, msg("alice@a.test", "bob@stalled.test", "stall"))
+	expectBounce(t, a, "stall", stanza.RemoteServerNotFound)
+	// liar.test's records point at b, which does not serve it.
+	dns.AddServer("liar.test", b.Addr)
+	a.Send(t, msg("alice@a.test", "bob@liar.test", "lie"))
+	expectBounce(t, a, "lie", stanza.RemoteServerTimeout)
 }

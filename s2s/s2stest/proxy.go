@@ -22,6 +22,7 @@ type Proxy struct {
 	refuse  bool
 	delay   time.Duration
 	corrupt int // flip a byte after this many forwarded bytes (0: never)
+	hung    map[net.Conn]bool
 	seen    int
 }
 
@@ -32,7 +33,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Addr: netip.MustParseAddrPort(l.Addr().String()), target: target, l: l, conns: map[net.Conn]bool{}}
+	p := &Proxy{Addr: netip.MustParseAddrPort(l.Addr().String()), target: target, l: l, conns: map[net.Conn]bool{}, hung: map[net.Conn]bool{}}
 	go p.serve()
 	t.Cleanup(func() { l.Close(); p.Cut() })
 	return p
@@ -70,6 +71,17 @@ func (p *Proxy) Refuse(on bool) {
 func (p *Proxy) Delay(d time.Duration) {
 	p.mu.Lock()
 	p.delay = d
+	p.mu.Unlock()
+}
+
+// Hang stops forwarding on the live connections for good, without closing
+// them: half-open connections, or a peer that hangs. New connections are
+// forwarded as usual.
+func (p *Proxy) Hang() {
+	p.mu.Lock()
+	for c := range p.conns {
+		p.hung[c] = true
+	}
 	p.mu.Unlock()
 }
 
@@ -125,6 +137,10 @@ func (p *Proxy) copy(dst, src net.Conn) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
+			if p.hung[src] || p.hung[dst] {
+				p.mu.Unlock()
+				select {} // never forward again; Cut or the test's end closes it
+			}
 			d := p.delay
 			if p.corrupt > 0 {
 				if p.seen+n >= p.corrupt {

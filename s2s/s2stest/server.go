@@ -50,6 +50,8 @@ type Options struct {
 	Store s2s.Store
 	// DisableSM turns XEP-0198 off on the server's inbound streams.
 	DisableSM bool
+	// AckTimeout is the pool's (default 30s).
+	AckTimeout time.Duration
 	// Also are more local domains served by the same server (registered
 	// in the DNS like the first).
 	Also []string
@@ -94,7 +96,7 @@ func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
 			return stanza.New(stanza.ResourceConstraint, "test server full")
 		}
 	})
-	p := &s2s.Pool{Dialer: d, Bouncer: r, Logger: log, RetryFor: o.RetryFor, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Store: o.Store}
+	p := &s2s.Pool{Dialer: d, Bouncer: r, Logger: log, RetryFor: o.RetryFor, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Store: o.Store, AckTimeout: o.AckTimeout}
 	if p.RetryFor == 0 {
 		p.RetryFor = 2 * time.Second
 	}
