@@ -23,6 +23,7 @@
 #   WARMUP=1000    messages sent and awaited before each measurement
 #   PROSODY=1      0 skips Prosody
 #   KEEP=0         1 keeps the work directory (configs, logs, results)
+#   DRIVER_FLAGS   more driver flags, e.g. "-cpuprofile /tmp/driver.prof"
 #   PPROF=0        1 records 5 s CPU profiles of both s2sd during the first
 #                  scenario (a.prof, b.prof in the work directory; KEEP=1)
 set -euo pipefail
@@ -44,7 +45,7 @@ bench_pair() {
     # shellcheck disable=SC2086
     "$work/bin/driver" -server "$server" -a "127.0.0.1:$ca" -b "127.0.0.1:$cb" \
       -from send.a.test -secret-a secret-a -to recv.b.test -secret-b secret-b \
-      -warmup "$WARMUP" -pids "$pids" $s >>"$work/$server.jsonl" || log "bench: driver failed ($server $s)"
+      -warmup "$WARMUP" -pids "$pids" ${DRIVER_FLAGS:-} $s >>"$work/$server.jsonl" || log "bench: driver failed ($server $s)"
   done
 }
 

@@ -31,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,8 +108,19 @@ func main() {
 		label   = flag.String("scenario", "", "scenario `name` for the report (default SIZE/wWINDOW)")
 		dups    = flag.Int("show-dups", 0, "print the first `n` duplicated messages")
 		pids    = flag.String("pids", "", "`A,B`: process ids of the servers, to report their CPU time per message")
+		cpuprof = flag.String("cpuprofile", "", "write the driver's CPU profile to `file`")
 	)
 	flag.Parse()
+	if *label == "" {
+		*label = sizeName(*size) + "/w" + strconv.Itoa(*window)
+	}
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof + "." + strings.ReplaceAll(*label, "/", "-"))
+		if err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	if *n < 1 || *window < 1 || *size < 0 {
 		fmt.Fprintln(os.Stderr, "driver: -n and -window must be positive, -size not negative")
 		os.Exit(2)

@@ -130,9 +130,9 @@ func (w *Writer) loop() {
 		w.writing = false
 		w.flushed.Broadcast()
 		// Keep the buffer for the next batch, so that a busy stream does
-		// not grow a new one each time; a stream that went quiet lets a
-		// large one go.
-		if len(w.pending) > 0 || cap(buf) <= 64<<10 {
+		// not grow a new one each time (an idle stream has none: buffers
+		// exist once there is traffic); a very large one is let go.
+		if cap(buf) <= 1<<20 {
 			w.spare = buf[:0]
 		} else {
 			w.spare = nil
