@@ -213,6 +213,16 @@ func (s *Server) tlsConfig() *tls.Config {
 	return cfg
 }
 
+// onFreshStack runs f on a goroutine of its own and waits for it. TLS
+// handshakes and certificate checks need deep stacks; run on the stream's
+// own goroutine they would leave it holding a grown stack for as long as
+// the stream idles, which for thousands of streams is most of their memory.
+func onFreshStack(f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	return <-done
+}
+
 // Shutdown stops accepting, ends every stream with system-shutdown and waits
 // until their handlers return or ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -281,7 +291,7 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 	if direct {
 		tc := tls.Server(nc, s.tlsConfig())
 		ctx, cancel := context.WithTimeout(context.Background(), durOr(s.NegotiationTimeout, defaultNegotiation))
-		err := tc.HandshakeContext(ctx)
+		err := onFreshStack(func() error { return tc.HandshakeContext(ctx) })
 		cancel()
 		if err != nil {
 			log.Info("direct TLS handshake failed", "err", err)
@@ -419,7 +429,7 @@ func (st *in) features(h xmlstream.Header) []byte {
 			b = append(b, "<dialback xmlns='"+nsDialbackFeature+"'><errors/></dialback>"...)
 		}
 	default:
-		if h.From != "" && VerifyPeer(c.peerChain(), s.Roots, h.From, time.Now()) == nil {
+		if h.From != "" && onFreshStack(func() error { return VerifyPeer(c.peerChain(), s.Roots, h.From, time.Now()) }) == nil {
 			c.setState(Verified)
 			b = append(b, "<mechanisms xmlns='"+nsSASL+"'><mechanism>EXTERNAL</mechanism></mechanisms>"...)
 		}
@@ -449,7 +459,7 @@ func (st *in) element(el *xmlstream.Element) (bool, error) {
 		tc := tls.Server(c.nc, s.tlsConfig())
 		ctx, cancel := context.WithTimeout(context.Background(), durOr(s.NegotiationTimeout, defaultNegotiation))
 		defer cancel()
-		if err := tc.HandshakeContext(ctx); err != nil {
+		if err := onFreshStack(func() error { return tc.HandshakeContext(ctx) }); err != nil {
 			c.nc.Close()
 			return false, err
 		}
@@ -514,7 +524,7 @@ func (st *in) sasl_(el *xmlstream.Element) (bool, error) {
 	if authz == "" || authz != c.hdr.From && c.hdr.From != "" {
 		return fail("invalid-authzid")
 	}
-	if err := VerifyPeer(c.peerChain(), st.s.Roots, authz, time.Now()); err != nil {
+	if err := onFreshStack(func() error { return VerifyPeer(c.peerChain(), st.s.Roots, authz, time.Now()) }); err != nil {
 		c.log.Info("SASL EXTERNAL refused", "reason", err.Error())
 		return fail("not-authorized")
 	}
@@ -575,7 +585,7 @@ func (st *in) dialback(el *xmlstream.Element) error {
 	if !secure && policy != AllowPlaintext {
 		return stream.New(stream.PolicyViolation, "TLS is required before dialback")
 	}
-	certOK := secure && VerifyPeer(c.peerChain(), s.Roots, d.From, time.Now()) == nil
+	certOK := secure && onFreshStack(func() error { return VerifyPeer(c.peerChain(), s.Roots, d.From, time.Now()) }) == nil
 	if policy == RequireValidCert && !certOK {
 		c.log.Info("dialback refused: certificate not valid and policy requires it", "originating", d.From)
 		return reply("error", "not-authorized")
