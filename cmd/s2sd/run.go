@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -284,6 +285,9 @@ func (d *daemon) shutdown(grace time.Duration) {
 
 // run serves until SIGTERM or SIGINT; SIGHUP reloads.
 func run(cfg *Config) error {
+	if os.Getenv("GOGC") == "" && cfg.Server.GCPercent > 0 {
+		debug.SetGCPercent(cfg.Server.GCPercent)
+	}
 	level := new(slog.LevelVar)
 	log := newLogger(cfg, level)
 	d, err := start(cfg, log, level)
