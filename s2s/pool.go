@@ -264,7 +264,7 @@ func (l *link) send(e entry) error {
 	if err := c.SendRaw(e.raw); err != nil {
 		return err
 	}
-	l.last = time.Now()
+	l.last = e.at
 	if c.StreamManagement() {
 		if len(l.inflight) == 0 {
 			l.progress = time.Now()

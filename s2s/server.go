@@ -343,9 +343,16 @@ func (st *in) run() error {
 			}
 			return err
 		}
+		var idleSet time.Time
+		idle := durOr(s.IdleTimeout, 10*time.Minute)
 		for {
-			if c.State()&Authn != 0 {
-				c.nc.SetReadDeadline(time.Now().Add(durOr(s.IdleTimeout, 10*time.Minute)))
+			if c.State()&Authn != 0 && c.r.Buffered() == 0 {
+				// Push the idle deadline forward at most once a second:
+				// resetting a timer for every stanza is measurable.
+				if now := time.Now(); now.Sub(idleSet) > time.Second {
+					c.nc.SetReadDeadline(now.Add(idle))
+					idleSet = now
+				}
 			}
 			el, err := c.r.Next()
 			if err != nil {
