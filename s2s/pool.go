@@ -264,7 +264,9 @@ func (l *link) send(e entry) error {
 	if err := c.SendRaw(e.raw); err != nil {
 		return err
 	}
-	l.last = e.at
+	if e.at.After(l.last) {
+		l.last = e.at
+	}
 	if c.StreamManagement() {
 		if len(l.inflight) == 0 {
 			l.progress = time.Now()
