@@ -204,3 +204,29 @@ func TestDNSFaults(t *testing.T) {
 	a.Send(t, msg("alice@a.test", "bob@liar.test", "lie"))
 	expectBounce(t, a, "lie", stanza.RemoteServerTimeout)
 }
+
+// TestCorruptAndSlowLink: a byte flipped on the wire (TLS refuses the
+// record, the stream dies) and a slow link: what was not acknowledged is
+// sent again, nothing is lost.
+func TestCorruptAndSlowLink(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{RetryFor: 20 * time.Second})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{NoRegister: true})
+	proxy := s2stest.NewProxy(t, b.Addr.String())
+	dns.AddServer("b.test", proxy.Addr)
+	a.Send(t, msg("alice@a.test", "bob@b.test", "c0"))
+	collect(t, b, 1, wait)
+	proxy.Delay(2 * time.Millisecond)
+	proxy.CorruptAfter(20000)
+	const n = 1000
+	go func() {
+		for i := 1; i <= n; i++ {
+			a.Send(t, msg("alice@a.test", "bob@b.test", fmt.Sprint("c", i)))
+		}
+	}()
+	dups := collect(t, b, n, 30*time.Second)
+	t.Logf("%d stanzas through a corrupted, slow link; %d sent twice", n, dups)
+	if dups > 2*512 {
+		t.Errorf("%d duplicates", dups)
+	}
+}

@@ -321,10 +321,10 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 	st.pending.Wait()
 	switch {
 	case err == nil || errorIsEOF(err):
-		c.log.Info("stream closed", "remote", c.remote, "stream_id", c.id)
+		c.log.Info("stream closed")
 		c.close()
 	default:
-		c.log.Info("stream failed", "remote", c.remote, "stream_id", c.id, "err", err)
+		c.log.Info("stream failed", "err", err)
 		c.fail(err)
 	}
 }
