@@ -60,9 +60,10 @@ func (l Limits) MaxBuffered() int {
 }
 
 const (
-	readSize    = 4 << 10  // bytes asked of the connection per read
-	initialBuf  = 4 << 10  // buffer allocated for a new reader
-	shrinkAbove = 64 << 10 // a buffer larger than this is dropped when idle
+	readSize    = 4 << 10   // bytes asked of the connection per read
+	initialBuf  = 4 << 10   // buffer allocated for a new reader
+	shrinkAbove = 128 << 10 // a buffer larger than this is dropped when idle
+	maxWant     = 64 << 10  // the most one read asks for
 )
 
 // ErrStreamEnd is returned by Next when the peer closed the stream with
@@ -92,6 +93,7 @@ type Reader struct {
 	// next bytes with the small idle buffer (SetIdleRelease).
 	release bool
 	idle    [128]byte
+	want    int // adaptive read size, above readSize on busy streams
 	// scratch, reused between elements
 	names []span
 	decls []decl
@@ -147,8 +149,9 @@ func (r *Reader) fill(keep, limit int) (int, error) {
 		r.w = n
 		keep = 0
 	}
-	if len(r.buf)-r.w < readSize {
-		size := max(initialBuf, 2*len(r.buf))
+	want := max(readSize, r.want)
+	if len(r.buf)-r.w < want {
+		size := max(initialBuf, 2*len(r.buf), r.w+want)
 		if size > r.lim.MaxBuffered() {
 			size = r.lim.MaxBuffered()
 		}
@@ -165,6 +168,16 @@ func (r *Reader) fill(keep, limit int) (int, error) {
 	}
 	n, err := r.src.Read(r.buf[r.w:end])
 	r.w += n
+	if !r.release {
+		// A read that fills what was asked means more is waiting: ask
+		// for more next time (fewer system calls on busy plain streams);
+		// a short one means the stream caught up.
+		if n == end-(r.w-n) && r.want < maxWant {
+			r.want = max(2*r.want, 2*readSize)
+		} else if n < readSize && r.want > 0 {
+			r.want /= 2
+		}
+	}
 	if n > 0 {
 		return keep, nil
 	}
