@@ -322,7 +322,16 @@ func (l *link) run() {
 	p := l.p
 	defer p.wg.Done()
 	log := p.logger().With("remote", l.remote, "dir", "out")
+	// RetryFor is a stanza's lifetime: it counts from when the oldest
+	// queued stanza arrived, across restarts (the store keeps that time).
 	start := time.Now()
+	l.mu.Lock()
+	for _, e := range l.queue {
+		if e.at.Before(start) {
+			start = e.at
+		}
+	}
+	l.mu.Unlock()
 	backoff := durOr(p.BackoffMin, time.Second)
 	for {
 		// The stream is opened for the local domain at the head of the

@@ -2,6 +2,7 @@ package s2s_test
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -229,4 +230,24 @@ func TestCorruptAndSlowLink(t *testing.T) {
 	if dups > 2*512 {
 		t.Errorf("%d duplicates", dups)
 	}
+}
+
+// TestLifetimeAcrossRestart: a stanza's lifetime counts from when it first
+// arrived, not from the restart that found it in the queue file.
+func TestLifetimeAcrossRestart(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	path := filepath.Join(t.TempDir(), "queue.db")
+	store, err := s2s.OpenBoltStore(path, s2s.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	// Queued an hour ago for a domain that has been unreachable since.
+	store.Put("a.test", "gone.test", []byte(msg("alice@a.test", "bob@gone.test", "old")), time.Now().Add(-time.Hour))
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{RetryFor: 30 * time.Minute, Store: store})
+	dns.AddServer("gone.test", netip.MustParseAddrPort("127.0.0.1:1"))
+	if n, err := a.Pool.Restore(); err != nil || n != 1 {
+		t.Fatalf("restored %d (%v)", n, err)
+	}
+	expectBounce(t, a, "old", stanza.RemoteServerNotFound)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -235,8 +236,26 @@ func (s *BoltStore) commit(final bool) {
 	}
 }
 
-// Load implements Store.
+// Load implements Store. It sees what is committed and what is still
+// waiting for its commit.
 func (s *BoltStore) Load(f func(id uint64, local, remote string, raw []byte, at time.Time)) error {
+	s.mu.Lock()
+	pending := make([]uint64, 0, len(s.puts))
+	for id := range s.puts {
+		pending = append(pending, id)
+	}
+	slices.Sort(pending)
+	puts := make([]pendingPut, len(pending))
+	for i, id := range pending {
+		puts[i] = s.puts[id]
+	}
+	s.mu.Unlock()
+	defer func() {
+		for i, id := range pending {
+			p := puts[i]
+			f(id, p.local, p.remote, p.raw, p.at)
+		}
+	}()
 	return s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketQueue).ForEach(func(k, v []byte) error {
 			local, remote, raw, at, err := decodeEntry(v)
