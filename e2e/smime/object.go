@@ -302,30 +302,14 @@ func stampPIDF(pidf []byte, ts time.Time) ([]byte, error) {
 		with     string
 	}
 	var edits []edit
-	d := xml.NewDecoder(bytes.NewReader(pidf))
-	depth := 0
 	var prefix string
 	var tsStart int64 = -1
-	for {
-		off := d.InputOffset()
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("smime: PIDF: %w", err)
-		}
+	err := guardedTokens(pidf, "PIDF", func(tok xml.Token, off, end int64, depth int) error {
 		switch t := tok.(type) {
-		case xml.Directive:
-			return nil, errors.New("smime: PIDF: DTDs are not allowed")
 		case xml.StartElement:
-			depth++
-			if depth > maxDepth {
-				return nil, errors.New("smime: PIDF nested too deeply")
-			}
 			if depth == 2 && t.Name.Space == nsPIDF && t.Name.Local == "tuple" {
 				prefix = ""
-				if p, _, ok := strings.Cut(tagName(pidf[off:d.InputOffset()]), ":"); ok {
+				if p, _, ok := strings.Cut(tagName(pidf[off:end]), ":"); ok {
 					prefix = p + ":"
 				}
 			}
@@ -333,15 +317,18 @@ func stampPIDF(pidf []byte, ts time.Time) ([]byte, error) {
 				tsStart = off
 			}
 		case xml.EndElement:
-			depth--
 			switch {
 			case depth == 2 && tsStart >= 0:
-				edits = append(edits, edit{tsStart, d.InputOffset(), ""})
+				edits = append(edits, edit{tsStart, end, ""})
 				tsStart = -1
 			case depth == 1 && t.Name.Space == nsPIDF && t.Name.Local == "tuple":
 				edits = append(edits, edit{off, off, "<" + prefix + "timestamp>" + stamp + "</" + prefix + "timestamp>"})
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	var b bytes.Buffer
 	last := int64(0)

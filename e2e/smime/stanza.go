@@ -175,51 +175,34 @@ func (s *stanza) xmppDocument() []byte {
 // document (RFC 3923 §5): root <xmpp/> in jabber:client or jabber:server,
 // exactly one child that is a message, presence or iq.
 func parseXMPPDocument(b []byte) (*stanza, error) {
-	d := xml.NewDecoder(bytes.NewReader(b))
-	depth := 0
 	var child *stanza
 	childStart := int64(-1)
 	rootNS := nsClient
-	for {
-		off := d.InputOffset()
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("smime: application/xmpp+xml: %w", err)
-		}
+	err := guardedTokens(b, "application/xmpp+xml", func(tok xml.Token, off, end int64, depth int) error {
 		switch t := tok.(type) {
-		case xml.Directive:
-			return nil, errors.New("smime: application/xmpp+xml: DTDs are not allowed")
 		case xml.StartElement:
-			depth++
-			if depth > maxDepth {
-				return nil, errors.New("smime: application/xmpp+xml nested too deeply")
-			}
 			switch depth {
 			case 1:
 				if t.Name.Local != "xmpp" || (t.Name.Space != nsClient && t.Name.Space != nsServer) {
-					return nil, fmt.Errorf("smime: application/xmpp+xml root is {%s}%s", t.Name.Space, t.Name.Local)
+					return fmt.Errorf("smime: application/xmpp+xml root is {%s}%s", t.Name.Space, t.Name.Local)
 				}
 				rootNS = t.Name.Space
 			case 2:
 				if child != nil || childStart >= 0 {
-					return nil, errors.New("smime: application/xmpp+xml has more than one stanza")
+					return errors.New("smime: application/xmpp+xml has more than one stanza")
 				}
 				switch t.Name.Local {
 				case "message", "presence", "iq":
 				default:
-					return nil, fmt.Errorf("smime: application/xmpp+xml holds <%s/>, not a stanza", t.Name.Local)
+					return fmt.Errorf("smime: application/xmpp+xml holds <%s/>, not a stanza", t.Name.Local)
 				}
 				childStart = off
 			}
 		case xml.EndElement:
-			depth--
 			if depth == 1 && childStart >= 0 && child == nil {
-				child, err = parseStanza(b[childStart:d.InputOffset()])
-				if err != nil {
-					return nil, err
+				var err error
+				if child, err = parseStanza(b[childStart:end]); err != nil {
+					return err
 				}
 				// The child inherits the default namespace of <xmpp/>.
 				if child.ns == "" {
@@ -228,14 +211,50 @@ func parseXMPPDocument(b []byte) (*stanza, error) {
 			}
 		case xml.CharData:
 			if depth == 1 && len(bytes.TrimSpace(t)) > 0 {
-				return nil, errors.New("smime: application/xmpp+xml has text outside the stanza")
+				return errors.New("smime: application/xmpp+xml has text outside the stanza")
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if child == nil {
 		return nil, errors.New("smime: application/xmpp+xml holds no stanza")
 	}
 	return child, nil
+}
+
+// guardedTokens walks the XML document b with encoding/xml, refusing DTDs
+// and nesting deeper than maxDepth, and calls f for each token with its
+// start and end offsets and the depth after it (a start tag counts itself,
+// an end tag does not).
+func guardedTokens(b []byte, what string, f func(tok xml.Token, off, end int64, depth int) error) error {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	depth := 0
+	for {
+		off := d.InputOffset()
+		tok, err := d.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("smime: %s: %w", what, err)
+		}
+		switch tok.(type) {
+		case xml.Directive:
+			return fmt.Errorf("smime: %s: DTDs are not allowed", what)
+		case xml.StartElement:
+			if depth++; depth > maxDepth {
+				return fmt.Errorf("smime: %s nested too deeply", what)
+			}
+		case xml.EndElement:
+			depth--
+		}
+		if err := f(tok, off, d.InputOffset(), depth); err != nil {
+			return err
+		}
+	}
 }
 
 // ErrorReply returns the error stanza to send back for a stanza that Open
