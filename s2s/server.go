@@ -648,37 +648,32 @@ func (st *in) stanza(el *xmlstream.Element) error {
 	default:
 		return stream.Errorf(stream.UnsupportedStanzaType, "unsupported stanza %s", el.Local)
 	}
-	from, to := el.Attr("from"), el.Attr("to")
-	if from == "" || to == "" {
-		return stream.New(stream.ImproperAddressing, "stanzas between servers need 'from' and 'to'")
-	}
-	fj, err := route.ParseJID(from)
-	if err != nil {
-		return stream.New(stream.InvalidFrom, "malformed 'from'")
-	}
-	tj, err := route.ParseJID(to)
-	fromDomain := fj.Domainpart()
-	if err != nil {
-		// The sender is authenticated: answer with a stanza error.
-		if !c.Authenticated(fromDomain, c.local) {
-			return stream.New(stream.InvalidFrom, "'from' not authenticated on this stream")
-		}
-		return st.bounce(el, stanza.New(stanza.JIDMalformed, "malformed 'to'"))
-	}
-	toDomain := tj.Domainpart()
-	if !s.Hosted(toDomain) {
-		return stream.Errorf(stream.HostUnknown, "%s is not served here", toDomain)
-	}
-	if !c.Authenticated(fromDomain, toDomain) {
-		return stream.Errorf(stream.InvalidFrom, "%s is not authenticated for %s on this stream", fromDomain, toDomain)
-	}
 	rs, err := route.NewStanza(el, c.hdr.Context(), route.FromRemote)
 	if err != nil {
+		// A malformed address: which one decides between a stream error
+		// (the sender cannot be trusted) and a stanza error.
+		fj, ferr := route.ParseJID(el.Attr("from"))
+		if ferr != nil {
+			return stream.New(stream.InvalidFrom, "malformed 'from'")
+		}
+		if !c.Authenticated(fj.Domainpart(), c.local) {
+			return stream.New(stream.InvalidFrom, "'from' not authenticated on this stream")
+		}
 		var se *stanza.Error
 		if errors.As(err, &se) {
 			return st.bounce(el, se)
 		}
 		return err
+	}
+	if rs.From.Domainpart() == "" || rs.To.Domainpart() == "" {
+		return stream.New(stream.ImproperAddressing, "stanzas between servers need 'from' and 'to'")
+	}
+	fromDomain, toDomain := rs.From.Domainpart(), rs.To.Domainpart()
+	if !s.Hosted(toDomain) {
+		return stream.Errorf(stream.HostUnknown, "%s is not served here", toDomain)
+	}
+	if !c.Authenticated(fromDomain, toDomain) {
+		return stream.Errorf(stream.InvalidFrom, "%s is not authenticated for %s on this stream", fromDomain, toDomain)
 	}
 	if s.Handler != nil {
 		if err := s.Handler.Deliver(context.Background(), rs); err != nil {
