@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/s2sd/s2sd/internal/xmlstream"
@@ -52,6 +51,9 @@ type Dialer struct {
 	NetDialer *net.Dialer
 	// DisableSM turns off XEP-0198 acknowledgements on outbound streams.
 	DisableSM bool
+	// Observe, when set, is told how long each resolution ("dns") and each
+	// successful connection and negotiation ("connect") took (metrics).
+	Observe func(phase string, d time.Duration)
 }
 
 // Trace receives the steps of a dial. Any field may be nil.
@@ -158,7 +160,11 @@ func (d *Dialer) Verify(ctx context.Context, local, remote, id, key string) (boo
 
 func (d *Dialer) dial(ctx context.Context, local, remote string, p purpose) (*Conn, error) {
 	log := d.logger().With("local", local, "remote", remote, "dir", "out")
+	t0 := time.Now()
 	targets, err := d.resolver().LookupTargets(ctx, remote)
+	if d.Observe != nil {
+		d.Observe("dns", time.Since(t0))
+	}
 	if d.Trace != nil && d.Trace.Targets != nil {
 		d.Trace.Targets(targets, err)
 	}
@@ -178,8 +184,12 @@ func (d *Dialer) dial(ctx context.Context, local, remote string, p purpose) (*Co
 		}
 		for _, a := range addrs {
 			ap := netip.AddrPortFrom(a, t.Port)
+			t1 := time.Now()
 			c, err := d.attempt(ctx, local, remote, t, ap, p, log)
 			if err == nil {
+				if d.Observe != nil {
+					d.Observe("connect", time.Since(t1))
+				}
 				return c, nil
 			}
 			last = err
@@ -494,6 +504,3 @@ func (d *Dialer) enableSM(ctx context.Context, c *Conn, f features) error {
 	}
 	return nil
 }
-
-// hostPort formats a target for logs.
-func hostPort(h string, p uint16) string { return net.JoinHostPort(h, strconv.Itoa(int(p))) }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,6 +130,23 @@ func TestComponentsOverS2S(t *testing.T) {
 	ca.Send([]byte("<iq from='x@bot.a.test/r' to='b.test' type='get' id='u1'><unknown xmlns='urn:x'/></iq>"))
 	if s := next(t, ca, 15*time.Second); s.Type != "error" || !strings.Contains(string(s.El.Raw), "service-unavailable") {
 		t.Fatalf("unknown iq: %s", s.El.Raw)
+	}
+	// a's metrics saw the stream come up and the stanzas go out.
+	resp, err := http.Get("http://" + a.Metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`s2sd_dial_seconds_count{phase="connect"}`,
+		`s2sd_dial_seconds_count{phase="dns"}`,
+		`s2sd_stanzas_routed_total{from="component",kind="message",to="remote"} 10`,
+		`s2sd_streams{dir="out"} 2`, // to bot.b.test and to b.test
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }
 

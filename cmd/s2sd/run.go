@@ -81,6 +81,7 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 		Secret:         cfg.dbSecret,
 		Limits:         cfg.limits(),
 		Logger:         log,
+		Observe:        d.metrics.observe,
 	}
 	if !cfg.Queue.Memory {
 		path := cfg.Queue.Path
