@@ -344,3 +344,24 @@ func TestMultiplexing(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedTo: an authenticated peer's stanza with a malformed 'to' is
+// answered with jid-malformed from our domain, and the stream stays up.
+func TestMalformedTo(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{})
+	c, err := a.Dialer.DialContext(context.Background(), "a.test", "b.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SendRaw([]byte("<message from='alice@a.test' to='bob@@b.test' id='bad'><body>x</body></message>"))
+	got := a.Expect(t, wait)
+	if got.Type != "error" || got.ID != "bad" || got.From.String() != "b.test" || !strings.Contains(string(got.El.Raw), "jid-malformed") {
+		t.Fatalf("got %s", got.El.Raw)
+	}
+	c.SendRaw([]byte(msg("alice@a.test", "bob@b.test", "after")))
+	if s := b.Expect(t, wait); s.ID != "after" {
+		t.Fatalf("got %s", s)
+	}
+}

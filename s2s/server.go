@@ -11,6 +11,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/s2sd/s2sd/internal/xmlstream"
@@ -129,7 +130,7 @@ func (s *Server) serve(l net.Listener, direct bool) error {
 				return ErrServerClosed
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				time.Sleep(delay)
 				continue
@@ -147,8 +148,6 @@ func (s *Server) serve(l net.Listener, direct bool) error {
 		}()
 	}
 }
-
-var errTooManyFiles = errors.New("too many open files")
 
 func (s *Server) admit(nc net.Conn) bool {
 	ip, _, _ := net.SplitHostPort(nc.RemoteAddr().String())
@@ -718,8 +717,30 @@ func (st *in) streamManagement(el *xmlstream.Element) error {
 	return stream.New(stream.UnsupportedStanzaType, "unknown stream management element")
 }
 
-// bounce answers a stanza that cannot be parsed into a route.Stanza.
+// bounce answers a stanza that cannot become a route.Stanza (a malformed
+// 'to' from an authenticated sender): the error comes from the stream's
+// local domain, since the 'to' cannot be used, and goes back through the
+// Handler like any stanza of ours.
 func (st *in) bounce(el *xmlstream.Element, e *stanza.Error) error {
-	st.c.log.Info("stanza refused", "element", el.Local, "condition", e.Condition)
-	return nil
+	c := st.c
+	c.log.Info("stanza refused", "element", el.Local, "condition", e.Condition)
+	if el.Attr("type") == "error" || st.s.Handler == nil {
+		return nil
+	}
+	b := []byte("<" + el.Local + " type='error' from='")
+	b = stanza.AppendEscaped(b, c.local)
+	b = append(b, "' to='"...)
+	b = stanza.AppendEscaped(b, el.Attr("from"))
+	if id := el.Attr("id"); id != "" {
+		b = append(b, "' id='"...)
+		b = stanza.AppendEscaped(b, id)
+	}
+	b = append(b, "'>"...)
+	b = e.AppendXML(b)
+	b = append(b, "</"+el.Local+">"...)
+	reply, err := route.New(b, nsServer)
+	if err != nil {
+		return nil
+	}
+	return st.s.Handler.Deliver(context.Background(), reply)
 }
