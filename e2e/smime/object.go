@@ -157,14 +157,9 @@ func readObject(s *stanza, ent *entity) (*opened, error) {
 		}
 		mt, _, _ := mime.ParseMediaType(m.ContentType)
 		if mt == typeXMPP {
-			inner, err := parseXMPPDocument(m.Body)
-			if err != nil {
+			if err := o.takeXMPPDocument(m.Body); err != nil {
 				return nil, err
 			}
-			if f := inner.attr("from"); f != "" {
-				o.senders = append(o.senders, f)
-			}
-			o.stanza = inner.withChildren(inner.inner)
 			return o, nil
 		}
 		if strings.HasPrefix(mt, "text/") {
@@ -205,16 +200,25 @@ func readObject(s *stanza, ent *entity) (*opened, error) {
 	case typeXMPP:
 		// A bare application/xmpp+xml document has no timestamp; Open
 		// then refuses it with bad-timestamp.
-		inner, err := parseXMPPDocument(ent.body)
-		if err != nil {
+		if err := o.takeXMPPDocument(ent.body); err != nil {
 			return nil, err
 		}
-		if f := inner.attr("from"); f != "" {
-			o.senders = append(o.senders, f)
-		}
-		o.stanza = inner.withChildren(inner.inner)
 	}
 	return o, nil
+}
+
+// takeXMPPDocument sets the stanza (and its sender) from an
+// application/xmpp+xml document.
+func (o *opened) takeXMPPDocument(b []byte) error {
+	inner, err := parseXMPPDocument(b)
+	if err != nil {
+		return err
+	}
+	if f := inner.attr("from"); f != "" {
+		o.senders = append(o.senders, f)
+	}
+	o.stanza = inner.withChildren(inner.inner)
+	return nil
 }
 
 // childrenOf returns the children of a stanza as written.
