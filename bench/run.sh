@@ -26,6 +26,8 @@
 #   DRIVER_FLAGS   more driver flags, e.g. "-cpuprofile /tmp/driver.prof"
 #   PPROF=0        1 records 5 s CPU profiles of both s2sd during the first
 #                  scenario (a.prof, b.prof in the work directory; KEEP=1)
+#   ONLY           run only the scenarios whose names contain this, e.g.
+#                  ONLY=4KiB or ONLY=w1
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -35,7 +37,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/s2sd-bench.XXXXXX")
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-scenarios=("-size 100 -window 500 -n $N" "-size 4096 -window 500 -n $N" "-size 100 -window 1 -n $NLAT")
+scenarios=()
+for s in "100B/w500:-size 100 -window 500 -n $N" "4KiB/w500:-size 4096 -window 500 -n $N" "100B/w1:-size 100 -window 1 -n $NLAT"; do
+  case ${s%%:*} in *"${ONLY:-}"*) scenarios+=("${s#*:}") ;; esac
+done
+[ ${#scenarios[@]} -gt 0 ] || { echo "bench: no scenario matches ONLY=$ONLY" >&2; exit 2; }
 
 # bench_pair SERVER A-COMP-PORT B-COMP-PORT A-PID B-PID: run every scenario,
 # one JSON line each in $work/SERVER.jsonl.
