@@ -221,21 +221,21 @@ func (c *Conn) Send(raw []byte) error {
 	if !isStanza(el) {
 		return fmt.Errorf("component: Send: {%s}%s is not a stanza", el.Space, el.Local)
 	}
-	return c.write(func(b []byte) []byte { return el.AppendTo(b, streamCtx, streamCtx) })
+	return c.write(len(el.Raw)+xmlstream.ReframeRoom, func(b []byte) []byte { return el.AppendTo(b, streamCtx, streamCtx) })
 }
 
 // SendStanza queues st, reframed for the component stream (see Send).
 func (c *Conn) SendStanza(st *route.Stanza) error {
-	return c.write(func(b []byte) []byte { return st.AppendTo(b, streamCtx) })
+	return c.write(len(st.El.Raw)+xmlstream.ReframeRoom, func(b []byte) []byte { return st.AppendTo(b, streamCtx) })
 }
 
-func (c *Conn) write(f func([]byte) []byte) error {
+func (c *Conn) write(size int, f func([]byte) []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
 		return ErrClosed
 	}
-	if err := c.w.AppendFunc(f); err != nil {
+	if err := c.w.AppendFunc(size, f); err != nil {
 		if errors.Is(err, xmlstream.ErrPendingFull) {
 			return fmt.Errorf("component: %w", err)
 		}
@@ -330,7 +330,7 @@ func (c *Conn) begin(se *stream.Error) bool {
 		return false
 	}
 	c.closing = true
-	_ = c.w.AppendFunc(func(b []byte) []byte {
+	_ = c.w.AppendFunc(1024, func(b []byte) []byte {
 		if se != nil {
 			return xmlstream.AppendStreamError(b, se)
 		}

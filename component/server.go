@@ -713,7 +713,7 @@ func (c *serverConn) send(st *route.Stanza) error {
 	if c.closing {
 		return route.ErrNotConnected
 	}
-	err := c.w.AppendFunc(func(b []byte) []byte { return st.AppendTo(b, streamCtx) })
+	err := c.w.AppendFunc(len(st.El.Raw)+xmlstream.ReframeRoom, func(b []byte) []byte { return st.AppendTo(b, streamCtx) })
 	switch {
 	case err == nil:
 		queued, written := c.w.Progress()
@@ -764,7 +764,7 @@ func (c *serverConn) close(se *stream.Error, send bool) {
 	}
 	c.closing = true
 	if send {
-		_ = c.w.AppendFunc(func(b []byte) []byte {
+		_ = c.w.AppendFunc(1024, func(b []byte) []byte {
 			if !c.headerSent {
 				b = xmlstream.AppendHeader(b, xmlstream.Header{NS: NS, ID: c.id}, false)
 			}

@@ -319,7 +319,7 @@ func (c *Conn) Send(s *route.Stanza) error {
 	if c.w == nil {
 		return errors.New("s2s: stream not ready")
 	}
-	return c.w.AppendFunc(func(b []byte) []byte { return s.AppendTo(b, outCtx) })
+	return c.w.AppendFunc(len(s.El.Raw)+xmlstream.ReframeRoom, func(b []byte) []byte { return s.AppendTo(b, outCtx) })
 }
 
 // peerChain returns the peer's certificate chain, if TLS is up.

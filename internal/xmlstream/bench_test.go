@@ -59,3 +59,26 @@ func BenchmarkEncodingXML(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/stanza")
 }
+
+// BenchmarkReaderLargeBody reads messages with 4 KiB bodies, where the
+// time goes to scanning character data.
+func BenchmarkReaderLargeBody(b *testing.B) {
+	var s bytes.Buffer
+	s.WriteString(hdr)
+	body := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ.\n", 64)
+	for range 100 {
+		s.WriteString(`<message from='juliet@capulet.example/balcony' to='romeo@montague.example' type='chat' id='m1'><body>` + body + `</body></message>`)
+	}
+	in := s.Bytes()
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := NewReader(bytes.NewReader(in), Limits{})
+		r.ReadHeader()
+		for {
+			if _, err := r.Next(); err != nil {
+				break
+			}
+		}
+	}
+}

@@ -101,6 +101,11 @@ func (e *Element) Reframe(src, dst StreamContext) []byte {
 	return e.build(nil, insert, xmlns, dst)
 }
 
+// ReframeRoom is about the most AppendTo adds to an element's raw bytes
+// when it moves the element between streams (a namespace, inherited prefix
+// declarations, xml:lang): a size hint for buffers, not a limit.
+const ReframeRoom = 256
+
 // AppendTo appends the element to b for writing on a stream with context
 // dst, given that it was read on a stream with context src. When the two
 // differ in what the element depends on, the top-level start tag is

@@ -23,27 +23,3 @@ func TestLimiterPaces(t *testing.T) {
 		t.Fatal("rate 0 should mean no limiter")
 	}
 }
-
-// TestMayStop: the eight-byte check never misses a byte the byte loop would
-// stop at.
-func TestMayStop(t *testing.T) {
-	for _, q := range []byte{0, '\'', '"'} {
-		tbl := stopTable(q)
-		for c := 0; c < 256; c++ {
-			for pos := 0; pos < 8; pos++ {
-				var b [8]byte
-				for i := range b {
-					b[i] = 'a'
-				}
-				b[pos] = byte(c)
-				x := uint64(0)
-				for i := 7; i >= 0; i-- {
-					x = x<<8 | uint64(b[i])
-				}
-				if tbl[c] && !mayStop(x, q) {
-					t.Fatalf("q=%q: byte %#x at %d missed", q, c, pos)
-				}
-			}
-		}
-	}
-}

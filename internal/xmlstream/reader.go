@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math/bits"
 	"sync"
 	"unicode/utf8"
 
@@ -425,23 +426,44 @@ func (s *scanner) skipWS() (bool, error) {
 // entities and character references (RFC 6120 §11.1) and valid UTF-8.
 func (s *scanner) text(q byte) error {
 	tbl := &stopText
+	qq := uint64('<') * ones // in text, '<' twice is harmless
 	switch q {
 	case '\'':
 		tbl = &stopApos
+		qq = uint64(q) * ones
 	case '"':
 		tbl = &stopQuot
+		qq = uint64(q) * ones
 	}
 	for {
 	scan:
 		for {
-			// Fast path: skip the bytes that need no attention, eight at a
-			// time while none of them might, then one at a time.
+			// Fast path: skip the bytes that need no attention, sixteen
+			// at a time while none of them might, then find the first
+			// that might (a tab or newline is a false alarm, passed over
+			// here).
 			buf := s.r.buf[s.start+s.pos : s.r.w]
 			i := 0
-			for i+8 <= len(buf) && !mayStop(binary.LittleEndian.Uint64(buf[i:]), q) {
-				i += 8
-			}
-			for i < len(buf) && !tbl[buf[i]] {
+			for {
+				for i+16 <= len(buf) && mayStop(binary.LittleEndian.Uint64(buf[i:]), qq)|mayStop(binary.LittleEndian.Uint64(buf[i+8:]), qq) == 0 {
+					i += 16
+				}
+				if i+8 <= len(buf) {
+					if m := mayStop(binary.LittleEndian.Uint64(buf[i:]), qq); m != 0 {
+						i += bits.TrailingZeros64(m) >> 3
+					} else {
+						i += 8
+						continue
+					}
+				} else {
+					for i < len(buf) && !tbl[buf[i]] {
+						i++
+					}
+					break
+				}
+				if tbl[buf[i]] {
+					break
+				}
 				i++
 			}
 			s.pos += i
@@ -486,17 +508,19 @@ const (
 	highs = 0x8080808080808080
 )
 
-// hasZero reports whether a byte of x is zero.
-func hasZero(x uint64) bool { return (x-ones)&^x&highs != 0 }
-
-// mayStop reports whether any of the eight bytes in x might stop a text
-// scan: non-ASCII, a control character (tab and newlines included, a false
-// alarm the byte loop sorts out), '<', '&' or the quote q.
-func mayStop(x uint64, q byte) bool {
-	if x&highs != 0 || (x-0x20*ones)&^x&highs != 0 || hasZero(x^('<'*ones)) || hasZero(x^('&'*ones)) {
-		return true
-	}
-	return q != 0 && hasZero(x^(uint64(q)*ones))
+// mayStop returns, for the eight bytes in x (little-endian), a mask whose
+// lowest set bit is in the first byte that might stop a text scan:
+// non-ASCII, a control character (tab and newlines included, a false alarm
+// the caller passes over), '<', '&' or the byte repeated in qq. It is zero
+// when none might. Bits above the first may be spurious: a borrow carries
+// into the next byte only from a byte that matched.
+func mayStop(x, qq uint64) uint64 {
+	ctl := x - 0x20*ones
+	lt := (x ^ ('<' * ones)) - ones
+	amp := (x ^ ('&' * ones)) - ones
+	quote := (x ^ qq) - ones
+	// The high bit of ^x is that of ^(x^c) for any ASCII c.
+	return ((ctl|lt|amp|quote)&^x | x) & highs
 }
 
 // Bytes at which text scanning stops: markup, references, control

@@ -2,9 +2,12 @@ package xmlstream
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/xml"
 	"errors"
 	"io"
+	"math/bits"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -326,6 +329,52 @@ func TestIdleRelease(t *testing.T) {
 		}
 		if strings.Join(names, ",") != "message,presence,iq" {
 			t.Fatalf("got %v", names)
+		}
+	}
+}
+
+// TestMayStop: the eight-byte check flags exactly the words holding a byte
+// that might stop a text scan, and its lowest flag is on the first such
+// byte, so that the scan never passes over one.
+func TestMayStop(t *testing.T) {
+	special := []byte{0, '\t', '\n', '\r', 0x1f, 0x20, '<', '&', '\'', '"', '>', 0x7f, 0x80, 0xc3, 0xff, 'a', ';', '=', '%', '('}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, q := range []byte{0, '\'', '"'} {
+		tbl := stopTable(q)
+		qq := uint64('<') * ones
+		if q != 0 {
+			qq = uint64(q) * ones
+		}
+		might := func(c byte) bool { return tbl[c] || c < 0x20 }
+		for n := 0; n < 200000; n++ {
+			var b [8]byte
+			for i := range b {
+				if rng.IntN(3) == 0 {
+					b[i] = special[rng.IntN(len(special))]
+				} else {
+					b[i] = byte(rng.IntN(256))
+				}
+			}
+			if n < 256*8 { // every byte at every position, among harmless ones
+				b = [8]byte{'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'}
+				b[n%8] = byte(n / 8)
+			}
+			first := -1
+			for i, c := range b {
+				if might(c) {
+					first = i
+					break
+				}
+			}
+			m := mayStop(binary.LittleEndian.Uint64(b[:]), qq)
+			switch {
+			case first < 0 && m != 0:
+				t.Fatalf("q=%q %q: flagged (%#x) though no byte might stop", q, b, m)
+			case first >= 0 && m == 0:
+				t.Fatalf("q=%q %q: byte %d (%#x) missed", q, b, first, b[first])
+			case first >= 0 && bits.TrailingZeros64(m)>>3 != first:
+				t.Fatalf("q=%q %q: first flag on byte %d, want %d", q, b, bits.TrailingZeros64(m)>>3, first)
+			}
 		}
 	}
 }

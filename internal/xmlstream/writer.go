@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"sync"
 )
 
@@ -14,16 +15,22 @@ var ErrWriterClosed = errors.New("xmlstream: writer closed")
 // Writer sends bytes to a connection from one goroutine. Callers append
 // whole elements with Write, which never blocks on the network: elements
 // queue in memory, bounded by MaxPending, and the writer goroutine sends
-// everything queued in one write, so that a busy stream batches many
-// stanzas into each TLS record and system call.
+// everything queued at once, so that a busy stream batches many stanzas
+// into each TLS record and system call.
+//
+// What is queued sits in chunks of chunkSize bytes from a shared pool, so
+// that a busy stream neither copies its backlog each time it grows nor
+// keeps a large buffer once it is quiet.
 type Writer struct {
 	w          io.Writer
 	maxPending int
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	pending []byte
-	spare   []byte
+	chunks  [][]byte // queued, in order
+	pending int      // bytes in chunks
+	batch   [][]byte // the writer's previous chunk list, reused
+	iov     net.Buffers
 	closed  bool
 	writing bool // a write to the connection is in progress
 	flushed *sync.Cond
@@ -61,18 +68,53 @@ func (w *Writer) Write(b []byte) error {
 		}
 		return ErrWriterClosed
 	}
-	if len(w.pending)+len(b) > w.maxPending && len(w.pending) > 0 {
+	if w.pending+len(b) > w.maxPending && w.pending > 0 {
 		return ErrPendingFull
 	}
-	w.pending = append(w.pending, b...)
+	if n := len(w.chunks); n > 0 && len(w.chunks[n-1])+len(b) <= cap(w.chunks[n-1]) {
+		w.chunks[n-1] = append(w.chunks[n-1], b...)
+	} else if len(b) > chunkSize {
+		w.chunks = append(w.chunks, append([]byte(nil), b...))
+	} else {
+		w.chunks = append(w.chunks, append(getChunk(), b...))
+	}
+	w.pending += len(b)
 	w.queued += int64(len(b))
 	w.cond.Signal()
 	return nil
 }
 
+// chunkSize is the size of the chunks queued bytes are kept in: four TLS
+// records.
+const chunkSize = 64 << 10
+
+// freeChunks keeps chunks between batches, for every Writer: enough for a
+// few busy streams, little for a quiet process to hold on to.
+var freeChunks = make(chan []byte, 32)
+
+func getChunk() []byte {
+	select {
+	case b := <-freeChunks:
+		return b
+	default:
+		return make([]byte, 0, chunkSize)
+	}
+}
+
+func putChunk(b []byte) {
+	if cap(b) != chunkSize {
+		return
+	}
+	select {
+	case freeChunks <- b[:0]:
+	default:
+	}
+}
+
 // AppendFunc queues what f appends, saving a copy for callers that build
-// elements in place.
-func (w *Writer) AppendFunc(f func([]byte) []byte) error {
+// elements in place. size is about how much f appends: a little more than
+// the element it copies, say (more is correct, only slower).
+func (w *Writer) AppendFunc(size int, f func([]byte) []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -81,12 +123,23 @@ func (w *Writer) AppendFunc(f func([]byte) []byte) error {
 		}
 		return ErrWriterClosed
 	}
-	if len(w.pending) > w.maxPending {
+	if w.pending > w.maxPending {
 		return ErrPendingFull
 	}
-	n := len(w.pending)
-	w.pending = f(w.pending)
-	w.queued += int64(len(w.pending) - n)
+	// f appends to the last chunk if it has room for size bytes, else to
+	// a new one.
+	if n := len(w.chunks); n == 0 || cap(w.chunks[n-1])-len(w.chunks[n-1]) < size {
+		if size > chunkSize {
+			w.chunks = append(w.chunks, make([]byte, 0, size))
+		} else {
+			w.chunks = append(w.chunks, getChunk())
+		}
+	}
+	last := &w.chunks[len(w.chunks)-1]
+	n := len(*last)
+	*last = f(*last)
+	w.pending += len(*last) - n
+	w.queued += int64(len(*last) - n)
 	w.cond.Signal()
 	return nil
 }
@@ -105,42 +158,47 @@ func (w *Writer) Progress() (queued, written int64) {
 func (w *Writer) Pending() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.pending)
+	return w.pending
 }
 
 func (w *Writer) loop() {
 	defer close(w.done)
 	w.mu.Lock()
 	for {
-		for len(w.pending) == 0 && !w.closed {
+		for w.pending == 0 && !w.closed {
 			w.cond.Wait()
 		}
-		if len(w.pending) == 0 && w.closed {
+		if w.pending == 0 && w.closed {
 			w.flushed.Broadcast()
 			w.mu.Unlock()
 			return
 		}
-		buf := w.pending
-		w.pending = w.spare[:0]
+		batch := w.chunks
+		w.chunks = w.batch[:0]
+		w.pending = 0
 		w.writing = true
 		w.mu.Unlock()
-		n, err := w.w.Write(buf)
+		// One writev on a TCP connection; one Write per chunk on others.
+		// WriteTo consumes the slices it is given: it gets copies.
+		w.iov = append(w.iov[:0], batch...)
+		n, err := w.iov.WriteTo(w.w)
+		clear(w.iov[:cap(w.iov)])
+		for i := range batch {
+			putChunk(batch[i])
+			batch[i] = nil
+		}
 		w.mu.Lock()
-		w.written += int64(n)
+		w.batch = batch[:0]
+		w.written += n
 		w.writing = false
 		w.flushed.Broadcast()
-		// Keep the buffer for the next batch, so that a busy stream does
-		// not grow a new one each time (an idle stream has none: buffers
-		// exist once there is traffic); a very large one is let go.
-		if cap(buf) <= 1<<20 {
-			w.spare = buf[:0]
-		} else {
-			w.spare = nil
-		}
 		if err != nil {
 			w.err = err
 			w.closed = true
-			w.pending = nil
+			for _, c := range w.chunks {
+				putChunk(c)
+			}
+			w.chunks, w.pending = nil, 0
 			w.mu.Unlock()
 			return
 		}
@@ -158,7 +216,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 	defer stop()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for (len(w.pending) > 0 || w.writing) && w.err == nil && ctx.Err() == nil {
+	for (w.pending > 0 || w.writing) && w.err == nil && ctx.Err() == nil {
 		w.flushed.Wait()
 	}
 	if w.err != nil {

@@ -1,0 +1,198 @@
+package xmlstream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestWriterOrder: what several goroutines queue arrives whole and, per
+// goroutine, in order, with elements smaller and larger than a chunk and
+// size hints that are right, too small and too large.
+func TestWriterOrder(t *testing.T) {
+	var out bytes.Buffer
+	w := NewWriter(&out, 64<<20)
+	sizes := []int{1, 100, 4 << 10, chunkSize - 10, chunkSize + 1, 3 * chunkSize}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 60 {
+				el := fmt.Sprintf("<m g='%d' i='%d'>%s</m>", g, i, strings.Repeat("x", sizes[i%len(sizes)]))
+				var err error
+				switch i % 3 {
+				case 0:
+					err = w.Write([]byte(el))
+				case 1:
+					err = w.AppendFunc(len(el), func(b []byte) []byte { return append(b, el...) })
+				case 2: // a hint far too small: append grows the chunk
+					err = w.AppendFunc(1, func(b []byte) []byte { return append(b, el...) })
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	queued, written := w.Progress()
+	if queued != written || written != int64(out.Len()) {
+		t.Fatalf("progress %d queued, %d written; %d bytes arrived", queued, written, out.Len())
+	}
+	next := make([]int, 4)
+	s := out.String()
+	for s != "" {
+		var g, i int
+		if _, err := fmt.Sscanf(s, "<m g='%d' i='%d'>", &g, &i); err != nil {
+			t.Fatalf("garbled at %.40q: %v", s, err)
+		}
+		if i != next[g] {
+			t.Fatalf("goroutine %d: element %d arrived, want %d", g, i, next[g])
+		}
+		next[g]++
+		end := strings.Index(s, "</m>")
+		body := s[strings.IndexByte(s, '>')+1 : end]
+		if want := sizes[i%len(sizes)]; len(body) != want || strings.Trim(body, "x") != "" {
+			t.Fatalf("goroutine %d element %d: body of %d bytes, want %d x", g, i, len(body), want)
+		}
+		s = s[end+len("</m>"):]
+	}
+	for g, n := range next {
+		if n != 60 {
+			t.Fatalf("goroutine %d: %d elements arrived, want 60", g, n)
+		}
+	}
+}
+
+// blockingWriter takes nothing until released.
+type blockingWriter struct {
+	release chan struct{}
+	out     bytes.Buffer
+	mu      sync.Mutex
+}
+
+func (b *blockingWriter) Write(p []byte) (int, error) {
+	<-b.release
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.out.Write(p)
+}
+
+// TestWriterPendingFull: a peer that does not read makes Write fail with
+// ErrPendingFull once maxPending bytes wait, never block; Flush waits for
+// the peer; after it reads, writes go through again.
+func TestWriterPendingFull(t *testing.T) {
+	bw := &blockingWriter{release: make(chan struct{})}
+	w := NewWriter(bw, 10<<10)
+	el := []byte("<m>" + strings.Repeat("y", 1000) + "</m>")
+	var full error
+	n := 0
+	for range 100 {
+		if full = w.Write(el); full != nil {
+			break
+		}
+		n++
+	}
+	if !errors.Is(full, ErrPendingFull) {
+		t.Fatalf("after %d elements: %v, want ErrPendingFull", n, full)
+	}
+	if n*len(el) > 10<<10+2*len(el) {
+		t.Fatalf("%d bytes taken with maxPending 10 KiB", n*len(el))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	if err := w.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Flush with a stuck peer: %v, want deadline exceeded", err)
+	}
+	cancel()
+	close(bw.release)
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if w.Pending() != 0 {
+		t.Fatalf("%d bytes pending after Flush", w.Pending())
+	}
+	if err := w.Write(el); err != nil {
+		t.Fatalf("after the peer read: %v", err)
+	}
+	w.Close()
+	if got := bw.out.Len(); got != (n+1)*len(el) {
+		t.Fatalf("%d bytes arrived, want %d", got, (n+1)*len(el))
+	}
+}
+
+type failingWriter struct{ after int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if len(p) <= f.after {
+		f.after -= len(p)
+		return len(p), nil
+	}
+	n := f.after
+	f.after = 0
+	return n, io.ErrClosedPipe
+}
+
+// TestWriterError: a failed write stops the writer; its error comes back
+// from every later call, and Progress tells how much the connection took.
+func TestWriterError(t *testing.T) {
+	w := NewWriter(&failingWriter{after: 150}, 0)
+	for range 3 {
+		w.Write([]byte(strings.Repeat("z", 100)))
+	}
+	<-w.Done()
+	if err := w.Write([]byte("<m/>")); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("Write after the failure: %v", err)
+	}
+	if err := w.Flush(context.Background()); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("Flush after the failure: %v", err)
+	}
+	if err := w.Close(); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("Close after the failure: %v", err)
+	}
+	if _, written := w.Progress(); written != 150 {
+		t.Fatalf("written %d, want 150", written)
+	}
+}
+
+// BenchmarkWriter queues 4 KiB elements from two goroutines onto a TCP
+// loopback connection whose far end discards what it reads.
+func BenchmarkWriter(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			io.Copy(io.Discard, c)
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	w := NewWriter(c, 0)
+	el := []byte("<message to='a@b.example'><body>" + strings.Repeat("q", 4<<10) + "</body></message>")
+	b.SetBytes(int64(len(el)))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			for w.AppendFunc(len(el), func(p []byte) []byte { return append(p, el...) }) != nil {
+				w.Flush(context.Background())
+			}
+		}
+	})
+	w.Flush(context.Background())
+}
