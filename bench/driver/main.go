@@ -108,6 +108,7 @@ func main() {
 		dups    = flag.Int("show-dups", 0, "print the first `n` duplicated messages")
 		pids    = flag.String("pids", "", "`A,B`: process ids of the servers, to report their CPU time per message")
 		cpuprof = flag.String("cpuprofile", "", "write the driver's CPU profile to `file`")
+		times   = flag.String("times", "", "write each measured message's send time and latency, in ns, to `file`.SCENARIO")
 	)
 	flag.Parse()
 	if *label == "" {
@@ -130,6 +131,9 @@ func main() {
 	b := &bench{
 		from: *from, to: *to, window: *window, drain: *drain, showDups: *dups,
 		body: strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", *size/62+1)[:*size],
+	}
+	if *times != "" {
+		b.times = *times + "." + strings.ReplaceAll(*label, "/", "-")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	var err error
@@ -226,6 +230,7 @@ type bench struct {
 	window     int
 	drain      time.Duration
 	showDups   int
+	times      string
 	start      time.Time // the clock's origin: times are nanoseconds since
 
 	// The current phase; set before its messages go out.
@@ -319,6 +324,14 @@ func (b *bench) run(num, count int) Result {
 
 	lat := make([]int64, 0, sent)
 	var last int64
+	var dump *bufio.Writer
+	if b.times != "" && num > 0 {
+		if f, err := os.Create(b.times); err == nil {
+			defer f.Close()
+			dump = bufio.NewWriter(f)
+			defer dump.Flush()
+		}
+	}
 	for i := range count {
 		s, r := p.sent[i].Load(), p.recv[i].Load()
 		if s == 0 || r == 0 {
@@ -326,6 +339,9 @@ func (b *bench) run(num, count int) Result {
 		}
 		lat = append(lat, r-s)
 		last = max(last, r)
+		if dump != nil {
+			fmt.Fprintf(dump, "%d %d\n", s, r-s)
+		}
 	}
 	slices.Sort(lat)
 	res := Result{Window: b.window, Sent: sent, Received: len(lat), Lost: sent - len(lat), Duplicated: int(p.dup.Load())}
