@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,8 +60,9 @@ type Conn struct {
 
 	mu    sync.Mutex
 	state State
-	// authenticated domain pairs: remote domain -> set of local domains.
-	pairs map[string]map[string]bool
+	// authenticated domain pairs: usually one, rarely more than a few (a
+	// slice costs an idle stream far less than maps).
+	pairs []pair
 
 	method string // how the stream authenticated: "sasl-external" or "dialback"
 	sm     bool   // XEP-0198 acknowledgements are enabled
@@ -74,12 +76,14 @@ type Conn struct {
 
 var outCtx = xmlstream.StreamContext{NS: nsServer}
 
+// pair is an authenticated (remote domain, local domain) pair.
+type pair struct{ remote, local string }
+
 func newConn(nc net.Conn, lim xmlstream.Limits, log *slog.Logger) *Conn {
 	c := &Conn{
 		nc:     nc,
 		r:      xmlstream.NewReader(nc, lim),
 		log:    log,
-		pairs:  map[string]map[string]bool{},
 		closed: make(chan struct{}),
 	}
 	if t, ok := nc.(*tls.Conn); ok {
@@ -127,12 +131,9 @@ func (c *Conn) authenticate(remote, local, method string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.method = method
-	m := c.pairs[remote]
-	if m == nil {
-		m = map[string]bool{}
-		c.pairs[remote] = m
+	if !slices.Contains(c.pairs, pair{remote, local}) {
+		c.pairs = append(c.pairs, pair{remote, local})
 	}
-	m[local] = true
 	c.state |= Authn | Ready
 }
 
@@ -167,7 +168,7 @@ func (c *Conn) SendRaw(b []byte) error {
 func (c *Conn) Authenticated(remote, local string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.pairs[remote][local]
+	return slices.Contains(c.pairs, pair{remote, local})
 }
 
 // Pairs returns the authenticated pairs as remote -> locals.
@@ -175,10 +176,8 @@ func (c *Conn) Pairs() map[string][]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make(map[string][]string, len(c.pairs))
-	for r, ls := range c.pairs {
-		for l := range ls {
-			out[r] = append(out[r], l)
-		}
+	for _, p := range c.pairs {
+		out[p.remote] = append(out[p.remote], p.local)
 	}
 	return out
 }

@@ -1,6 +1,19 @@
 package s2s
 
-import "github.com/s2sd/s2sd/internal/xmlstream"
+import (
+	"runtime"
+	"strings"
+
+	"github.com/s2sd/s2sd/internal/xmlstream"
+)
 
 // ReadNext reads the next element the peer sent on c (tests only).
 func ReadNext(c *Conn) (*xmlstream.Element, error) { return c.r.Next() }
+
+// Parked returns how many inbound streams wait for their socket to be
+// readable (tests only).
+func Parked() int {
+	buf := make([]byte, 4<<20)
+	n := runtime.Stack(buf, true)
+	return strings.Count(string(buf[:n]), "s2s.waitReadable(")
+}

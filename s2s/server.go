@@ -35,7 +35,9 @@ type Server struct {
 	Handler route.Handler
 	// GetCertificate returns our certificate for a domain (TLS SNI).
 	GetCertificate func(domain string) (*tls.Certificate, error)
-	// TLSConfig is the base TLS configuration; it is cloned.
+	// TLSConfig is the base TLS configuration. It is cloned once, when the
+	// first stream needs it, and the clone serves every stream; assign a new
+	// one to change it.
 	TLSConfig *tls.Config
 	// Roots verify peer certificates; nil means the system roots.
 	Roots *x509.CertPool
@@ -78,6 +80,7 @@ type Server struct {
 	perIP     map[string]int
 	closing   atomic.Bool
 	wg        sync.WaitGroup
+	tlsCfg    atomic.Pointer[sharedTLS]
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -142,10 +145,7 @@ func (s *Server) serve(l net.Listener, direct bool) error {
 			continue
 		}
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.handle(nc, direct)
-		}()
+		go s.handle(nc, direct)
 	}
 }
 
@@ -188,7 +188,24 @@ func durInt(v, def int) int {
 	return def
 }
 
+// tlsConfig returns the configuration for inbound TLS, built once for each
+// value of TLSConfig and shared by every stream: a clone per stream cost each
+// idle stream about 600 bytes, and gave each its own session ticket keys.
 func (s *Server) tlsConfig() *tls.Config {
+	if c := s.tlsCfg.Load(); c != nil && c.base == s.TLSConfig {
+		return c.cfg
+	}
+	c := &sharedTLS{base: s.TLSConfig, cfg: s.buildTLSConfig()}
+	s.tlsCfg.Store(c)
+	return c.cfg
+}
+
+// sharedTLS is the configuration built from base.
+type sharedTLS struct {
+	base, cfg *tls.Config
+}
+
+func (s *Server) buildTLSConfig() *tls.Config {
 	var cfg *tls.Config
 	if s.TLSConfig != nil {
 		cfg = s.TLSConfig.Clone()
@@ -282,10 +299,33 @@ type in struct {
 	sm      bool
 	addr    string
 	handled uint32 // stanzas handled, for XEP-0198 acknowledgements
+
+	// Reading state, kept across parks (serve).
+	lim       *xmlstream.Limiter
+	canPark   bool      // the socket can be waited on (waitReadable)
+	inStream  bool      // the stream header is read: elements come next
+	untilIdle bool      // until is the idle deadline, no longer negotiation's
+	until     time.Time // the stream's read deadline: negotiation's, then idle's
+	setAt     time.Time // when run last set the connection's read deadline
+	armed     bool      // the deadline set at setAt is in force
+	wait      bool      // wait until the socket is readable before reading
 }
 
+// A stream quiet for parkAfter parks (serve). run sets the read deadline at
+// most once every setEvery, as a timer reset for every stanza is measurable:
+// a stream parks after between parkAfter-setEvery and parkAfter of quiet.
+const (
+	parkAfter = 100 * time.Millisecond
+	setEvery  = parkAfter / 2
+)
+
+// errPark is returned by run when the stream has been quiet for parkAfter
+// with nothing buffered: the goroutine ends, and a new one waits (serve).
+var errPark = errors.New("s2s: park")
+
+// handle serves one accepted connection, for which s.wg was incremented.
 func (s *Server) handle(nc net.Conn, direct bool) {
-	defer s.release(nc)
+	raw := nc
 	log := s.logger().With("dir", "in", "addr", nc.RemoteAddr().String())
 	if direct {
 		tc := tls.Server(nc, s.tlsConfig())
@@ -295,6 +335,8 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 		if err != nil {
 			log.Info("direct TLS handshake failed", "err", err)
 			nc.Close()
+			s.release(nc)
+			s.wg.Done()
 			return
 		}
 		nc = tc
@@ -307,16 +349,41 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 	}
 	s.conns[c] = true
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		if s.OnStream != nil && c.State()&Authn != 0 {
-			s.OnStream(c, false)
+	st := &in{s: s, c: c, addr: nc.RemoteAddr().String(), canPark: canWait(raw)}
+	st.serve()
+}
+
+// serve runs the stream until it ends or parks. A goroutine's stack only
+// grows, and the garbage collector shrinks it only while it uses less than a
+// quarter: negotiation and stanza handling leave the goroutine that did them
+// with an 8 KiB stack, which a stream that then idles for hours would hold,
+// more than half of it unused (a read parked in crypto/tls uses over 2 KiB).
+// So a stream quiet for parkAfter parks: its goroutine ends, and a fresh one
+// waits until the socket is readable, with a 2 KiB stack, then reads and
+// handles what came. A busy stream keeps its goroutine; so does every stream
+// where the socket cannot be waited on (canWait).
+//
+// Waiting on the socket is right only when TLS holds no record that is
+// complete: a read that timed out tells just that (crypto/tls reads the
+// socket only when it lacks one).
+func (st *in) serve() {
+	if st.wait {
+		st.wait = false
+		nc := st.c.nc
+		if st.c.tls != nil {
+			nc = st.c.tls.NetConn()
 		}
-	}()
-	st := &in{s: s, c: c, addr: nc.RemoteAddr().String()}
+		// Whatever ends the wait (bytes, end of stream, error, closing,
+		// deadline), the read that follows in run tells.
+		waitReadable(nc)
+	}
 	err := st.run()
+	if err == errPark {
+		st.wait = true
+		go st.serve()
+		return
+	}
+	s, c := st.s, st.c
 	st.pending.Wait()
 	switch {
 	case err == nil || errorIsEOF(err):
@@ -326,56 +393,98 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 		c.log.Info("stream failed", "err", err)
 		c.fail(err)
 	}
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	if s.OnStream != nil && c.State()&Authn != 0 {
+		s.OnStream(c, false)
+	}
+	s.release(c.nc)
+	s.wg.Done()
 }
 
-// run negotiates, then reads stanzas until the stream ends.
+// run negotiates, then reads stanzas until the stream ends or parks.
 func (st *in) run() error {
 	s, c := st.s, st.c
-	lim := xmlstream.NewLimiter(s.RateLimit, s.RateBurst)
-	deadline := time.Now().Add(durOr(s.NegotiationTimeout, defaultNegotiation))
-	c.nc.SetReadDeadline(deadline)
+	if st.lim == nil {
+		st.lim = xmlstream.NewLimiter(s.RateLimit, s.RateBurst)
+		st.until = time.Now().Add(durOr(s.NegotiationTimeout, defaultNegotiation))
+		c.nc.SetReadDeadline(st.until)
+	}
+	idle := durOr(s.IdleTimeout, 10*time.Minute)
 	for {
-		if err := st.header(); err != nil {
+		if c.r.Buffered() == 0 {
+			// About to wait for the peer: the read deadline is the
+			// stream's (pushed forward once authenticated) or, if the
+			// stream can park, parkAfter from now if that is earlier.
+			if now := time.Now(); !st.armed || now.Sub(st.setAt) > setEvery {
+				if c.State()&Authn != 0 {
+					st.until, st.untilIdle = now.Add(idle), true
+				}
+				d := st.until
+				if st.canPark {
+					d = earliest(d, now.Add(parkAfter))
+				}
+				c.nc.SetReadDeadline(d)
+				st.setAt, st.armed = now, true
+			}
+		}
+		var el *xmlstream.Element
+		var err error
+		if !st.inStream {
+			err = st.header()
+			st.inStream = err == nil
+		} else {
+			el, err = c.r.Next()
+		}
+		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				return err
+			}
+			// A timeout leaves the reader (and TLS) able to go on.
+			now := time.Now()
+			if !st.untilIdle && c.State()&Authn != 0 {
+				// Authenticated while this read waited (dialback): the
+				// negotiation deadline no longer applies.
+				st.until, st.untilIdle = now.Add(idle), true
+			}
+			if now.Before(st.until) {
+				// Not the stream's deadline: parkAfter's (or negotiation's,
+				// since passed by).
+				c.nc.SetReadDeadline(st.until)
+				st.armed = false
+				if c.r.Buffered() == 0 && st.canPark {
+					return errPark
+				}
+				continue // in the middle of an element, or cannot park
+			}
+			if c.State()&Authn == 0 {
 				return stream.New(stream.ConnectionTimeout, "not authenticated in time")
 			}
+			return stream.New(stream.ConnectionTimeout, "idle stream")
+		}
+		if el == nil {
+			continue
+		}
+		restart, err := st.element(el)
+		if err != nil {
 			return err
 		}
-		var idleSet time.Time
-		idle := durOr(s.IdleTimeout, 10*time.Minute)
-		for {
-			if c.State()&Authn != 0 && c.r.Buffered() == 0 {
-				// Push the idle deadline forward at most once a second:
-				// resetting a timer for every stanza is measurable.
-				if now := time.Now(); now.Sub(idleSet) > time.Second {
-					c.nc.SetReadDeadline(now.Add(idle))
-					idleSet = now
-				}
-			}
-			el, err := c.r.Next()
-			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					if c.State()&Authn == 0 {
-						return stream.New(stream.ConnectionTimeout, "not authenticated in time")
-					}
-					return stream.New(stream.ConnectionTimeout, "idle stream")
-				}
-				return err
-			}
-			restart, err := st.element(el)
-			if err != nil {
-				return err
-			}
-			if el.Space == xmlstream.NSServer {
-				lim.Wait()
-			}
-			if restart {
-				break
-			}
+		if el.Space == xmlstream.NSServer {
+			st.lim.Wait()
+		}
+		if restart {
+			st.inStream = false
 		}
 	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // header reads a stream header and answers with ours and the features.
@@ -465,6 +574,9 @@ func (st *in) element(el *xmlstream.Element) (bool, error) {
 		tc := tls.Server(c.nc, s.tlsConfig())
 		ctx, cancel := context.WithTimeout(context.Background(), durOr(s.NegotiationTimeout, defaultNegotiation))
 		defer cancel()
+		// The handshake reads with the stream's deadline, not parkAfter.
+		c.nc.SetReadDeadline(st.until)
+		st.armed = false
 		if err := onFreshStack(func() error { return tc.HandshakeContext(ctx) }); err != nil {
 			c.nc.Close()
 			return false, err

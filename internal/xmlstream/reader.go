@@ -257,7 +257,14 @@ func (r *Reader) idleRead() error {
 	return err
 }
 
+// fail keeps err, which every later call returns, unless it is a timeout:
+// then nothing is lost, and the next call of Next or ReadHeader starts the
+// element over from its first byte, still buffered, and reads on.
 func (r *Reader) fail(err error) error {
+	var te interface{ Timeout() bool }
+	if errors.As(err, &te) && te.Timeout() {
+		return err
+	}
 	r.err = err
 	return err
 }

@@ -378,3 +378,82 @@ func TestMayStop(t *testing.T) {
 		}
 	}
 }
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string { return "i/o timeout" }
+func (timeoutError) Timeout() bool { return true }
+
+// stalling returns its input n bytes at a time, with a timeout before each
+// piece, as a connection with a read deadline on a slow link does.
+type stalling struct {
+	in      string
+	n       int
+	stalled bool
+}
+
+func (s *stalling) Read(p []byte) (int, error) {
+	if s.in == "" {
+		return 0, io.EOF
+	}
+	if !s.stalled {
+		s.stalled = true
+		return 0, timeoutError{}
+	}
+	s.stalled = false
+	n := copy(p, s.in[:min(s.n, len(s.in))])
+	s.in = s.in[n:]
+	return n, nil
+}
+
+// TestTimeoutResumes: a timeout, between elements or in the middle of one
+// (or of the header), is returned but not kept: called again, the reader
+// reads on, and the elements come out whole. Other errors are kept.
+func TestTimeoutResumes(t *testing.T) {
+	in := hdr + "<message to='b.test'><body>" + strings.Repeat("x", 5000) + "</body></message> <presence/>  <iq id='1'/></stream:stream>"
+	for _, release := range []bool{false, true} {
+		for _, n := range []int{1, 7, 100, 4096} {
+			r := NewReader(&stalling{in: in, n: n}, Limits{})
+			r.SetIdleRelease(release)
+			timeouts := 0
+			for {
+				_, err := r.ReadHeader()
+				if err == nil {
+					break
+				}
+				if !errors.As(err, new(timeoutError)) || timeouts > 2*len(in) {
+					t.Fatal(err)
+				}
+				timeouts++
+			}
+			var names []string
+			for {
+				el, err := r.Next()
+				if errors.As(err, new(timeoutError)) && timeouts <= 2*len(in) {
+					timeouts++
+					continue
+				}
+				if err != nil {
+					if !errors.Is(err, ErrStreamEnd) {
+						t.Fatalf("release %v, n %d: %v", release, n, err)
+					}
+					break
+				}
+				names = append(names, el.Local)
+				if el.Local == "message" && !strings.HasSuffix(string(el.Raw), strings.Repeat("x", 5000)+"</body></message>") {
+					t.Fatalf("message cut: %d bytes", len(el.Raw))
+				}
+			}
+			if strings.Join(names, ",") != "message,presence,iq" || timeouts == 0 {
+				t.Fatalf("release %v, n %d: got %v after %d timeouts", release, n, names, timeouts)
+			}
+		}
+	}
+	r := NewReader(iotest.ErrReader(io.ErrClosedPipe), Limits{})
+	if _, err := r.Next(); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatal(err)
+	}
+	if _, err := r.Next(); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("error not kept: %v", err)
+	}
+}

@@ -1,0 +1,95 @@
+package s2s_test
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/s2sd/s2sd/s2s"
+	"github.com/s2sd/s2sd/s2s/s2stest"
+)
+
+// TestQuietAfterDialback: a stream authenticated with dialback, on which
+// the peer then sends nothing, lives until the idle timeout, not only until
+// the negotiation deadline that was set when it opened.
+func TestQuietAfterDialback(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{NoRegister: true})
+	// b.test served by a server like b's, with a short negotiation deadline.
+	srv := &s2s.Server{
+		Hosted: b.S2S.Hosted, Handler: b.S2S.Handler, GetCertificate: b.S2S.GetCertificate,
+		Policy: b.S2S.Policy, Secret: b.S2S.Secret, Dialer: b.S2S.Dialer, Logger: b.S2S.Logger,
+		NegotiationTimeout: time.Second, IdleTimeout: time.Hour,
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	dns.AddServer("b.test", netip.MustParseAddrPort(l.Addr().String()))
+	d := *a.Dialer
+	d.DisableSM = true // so that nothing follows the dialback
+	c, err := d.DialContext(context.Background(), "a.test", "b.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(2 * time.Second)
+	if n := len(srv.Streams()); n != 1 {
+		t.Fatalf("b has %d inbound streams after 2s of quiet, want 1", n)
+	}
+}
+
+// TestIdleStreamsPark: quiet inbound streams wait for their socket on a
+// fresh goroutine, and carry stanzas again when the peer writes.
+func TestIdleStreamsPark(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
+		t.Skip("streams wait in their TLS read on this system")
+	}
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{})
+	exchange(t, a, b, 5)
+	deadline := time.Now().Add(wait)
+	for s2s.Parked() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d inbound streams parked, want 2", s2s.Parked())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	in := b.S2S.Streams()
+	exchange(t, a, b, 5)
+	if now := b.S2S.Streams(); len(in) != 1 || !slices.Contains(now, in[0]) {
+		t.Fatal("b's first inbound stream is gone")
+	}
+}
+
+// TestSlowStanza: a stanza that arrives in pieces, far apart, is read whole
+// on the same stream.
+func TestSlowStanza(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{NoRegister: true})
+	proxy := s2stest.NewProxy(t, b.Addr.String())
+	dns.AddServer("b.test", proxy.Addr)
+	a.Send(t, msg("alice@a.test", "bob@b.test", "first"))
+	collect(t, b, 1, wait)
+	in := b.S2S.Streams()
+	proxy.Delay(250 * time.Millisecond) // each piece of 16 KiB or less
+	body := strings.Repeat("x", 40<<10)
+	a.Send(t, msg("alice@a.test", "bob@b.test", body))
+	got := b.Expect(t, wait)
+	if bodyOf(t, got.El.Raw) != body {
+		t.Fatalf("got %d bytes of body", len(bodyOf(t, got.El.Raw)))
+	}
+	if now := b.S2S.Streams(); len(in) != 1 || !slices.Contains(now, in[0]) {
+		t.Fatal("b's first inbound stream is gone")
+	}
+}
