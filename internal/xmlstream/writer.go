@@ -178,11 +178,20 @@ func (w *Writer) loop() {
 		w.pending = 0
 		w.writing = true
 		w.mu.Unlock()
-		// One writev on a TCP connection; one Write per chunk on others.
-		// WriteTo consumes the slices it is given: it gets copies.
-		w.iov = append(w.iov[:0], batch...)
-		n, err := w.iov.WriteTo(w.w)
-		clear(w.iov[:cap(w.iov)])
+		// One chunk: one Write. More: one writev on a TCP connection, one
+		// Write per chunk on others (WriteTo consumes the slices it is
+		// given: it gets copies).
+		var n int64
+		var err error
+		if len(batch) == 1 {
+			var m int
+			m, err = w.w.Write(batch[0])
+			n = int64(m)
+		} else {
+			w.iov = append(w.iov[:0], batch...)
+			n, err = w.iov.WriteTo(w.w)
+			clear(w.iov[:cap(w.iov)])
+		}
 		for i := range batch {
 			putChunk(batch[i])
 			batch[i] = nil
