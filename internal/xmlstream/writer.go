@@ -71,17 +71,25 @@ func (w *Writer) Write(b []byte) error {
 	if w.pending+len(b) > w.maxPending && w.pending > 0 {
 		return ErrPendingFull
 	}
-	if n := len(w.chunks); n > 0 && len(w.chunks[n-1])+len(b) <= cap(w.chunks[n-1]) {
-		w.chunks[n-1] = append(w.chunks[n-1], b...)
-	} else if len(b) > chunkSize {
-		w.chunks = append(w.chunks, append([]byte(nil), b...))
-	} else {
-		w.chunks = append(w.chunks, append(getChunk(), b...))
-	}
+	c := w.tail(len(b))
+	*c = append(*c, b...)
 	w.pending += len(b)
 	w.queued += int64(len(b))
 	w.cond.Signal()
 	return nil
+}
+
+// tail returns the chunk to append about size bytes to: the last one if it
+// has room, else a new one; w.mu is held.
+func (w *Writer) tail(size int) *[]byte {
+	if n := len(w.chunks); n == 0 || cap(w.chunks[n-1])-len(w.chunks[n-1]) < size {
+		if size > chunkSize {
+			w.chunks = append(w.chunks, make([]byte, 0, size))
+		} else {
+			w.chunks = append(w.chunks, getChunk())
+		}
+	}
+	return &w.chunks[len(w.chunks)-1]
 }
 
 // chunkSize is the size of the chunks queued bytes are kept in: four TLS
@@ -126,16 +134,7 @@ func (w *Writer) AppendFunc(size int, f func([]byte) []byte) error {
 	if w.pending > w.maxPending {
 		return ErrPendingFull
 	}
-	// f appends to the last chunk if it has room for size bytes, else to
-	// a new one.
-	if n := len(w.chunks); n == 0 || cap(w.chunks[n-1])-len(w.chunks[n-1]) < size {
-		if size > chunkSize {
-			w.chunks = append(w.chunks, make([]byte, 0, size))
-		} else {
-			w.chunks = append(w.chunks, getChunk())
-		}
-	}
-	last := &w.chunks[len(w.chunks)-1]
+	last := w.tail(size)
 	n := len(*last)
 	*last = f(*last)
 	w.pending += len(*last) - n
