@@ -451,27 +451,25 @@ func (s *scanner) text(q byte) error {
 			// here).
 			buf := s.r.buf[s.start+s.pos : s.r.w]
 			i := 0
+			word := func(i int) uint64 { return mayStop(binary.LittleEndian.Uint64(buf[i:]), qq) }
 			for {
-				for i+16 <= len(buf) && mayStop(binary.LittleEndian.Uint64(buf[i:]), qq)|mayStop(binary.LittleEndian.Uint64(buf[i+8:]), qq) == 0 {
+				for i+16 <= len(buf) && word(i)|word(i+8) == 0 {
 					i += 16
 				}
-				if i+8 <= len(buf) {
-					if m := mayStop(binary.LittleEndian.Uint64(buf[i:]), qq); m != 0 {
-						i += bits.TrailingZeros64(m) >> 3
-					} else {
-						i += 8
-						continue
-					}
-				} else {
+				for i+8 <= len(buf) && word(i) == 0 {
+					i += 8
+				}
+				if i+8 > len(buf) {
 					for i < len(buf) && !tbl[buf[i]] {
 						i++
 					}
 					break
 				}
+				i += bits.TrailingZeros64(word(i)) >> 3
 				if tbl[buf[i]] {
 					break
 				}
-				i++
+				i++ // a tab or newline
 			}
 			s.pos += i
 			if i == len(buf) {
