@@ -306,9 +306,10 @@ type in struct {
 	inStream  bool      // the stream header is read: elements come next
 	untilIdle bool      // until is the idle deadline, no longer negotiation's
 	until     time.Time // the stream's read deadline: negotiation's, then idle's
-	setAt     time.Time // when run last set the connection's read deadline
-	armed     bool      // the deadline set at setAt is in force
-	wait      bool      // wait until the socket is readable before reading
+	// setAt is when run set the read deadline in force; zero when another
+	// deadline was set since.
+	setAt time.Time
+	wait  bool // wait until the socket is readable before reading
 }
 
 // A stream quiet for parkAfter parks (serve). run sets the read deadline at
@@ -417,7 +418,7 @@ func (st *in) run() error {
 			// About to wait for the peer: the read deadline is the
 			// stream's (pushed forward once authenticated) or, if the
 			// stream can park, parkAfter from now if that is earlier.
-			if now := time.Now(); !st.armed || now.Sub(st.setAt) > setEvery {
+			if now := time.Now(); st.setAt.IsZero() || now.Sub(st.setAt) > setEvery {
 				if c.State()&Authn != 0 {
 					st.until, st.untilIdle = now.Add(idle), true
 				}
@@ -426,7 +427,7 @@ func (st *in) run() error {
 					d = earliest(d, now.Add(parkAfter))
 				}
 				c.nc.SetReadDeadline(d)
-				st.setAt, st.armed = now, true
+				st.setAt = now
 			}
 		}
 		var el *xmlstream.Element
@@ -453,7 +454,7 @@ func (st *in) run() error {
 				// Not the stream's deadline: parkAfter's (or negotiation's,
 				// since passed by).
 				c.nc.SetReadDeadline(st.until)
-				st.armed = false
+				st.setAt = time.Time{}
 				if c.r.Buffered() == 0 && st.canPark {
 					return errPark
 				}
@@ -576,7 +577,7 @@ func (st *in) element(el *xmlstream.Element) (bool, error) {
 		defer cancel()
 		// The handshake reads with the stream's deadline, not parkAfter.
 		c.nc.SetReadDeadline(st.until)
-		st.armed = false
+		st.setAt = time.Time{}
 		if err := onFreshStack(func() error { return tc.HandshakeContext(ctx) }); err != nil {
 			c.nc.Close()
 			return false, err
