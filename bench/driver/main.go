@@ -125,9 +125,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "driver: -n and -window must be positive, -size not negative")
 		os.Exit(2)
 	}
-	if *label == "" {
-		*label = sizeName(*size) + "/w" + strconv.Itoa(*window)
-	}
 	b := &bench{
 		from: *from, to: *to, window: *window, drain: *drain, showDups: *dups,
 		body: strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", *size/62+1)[:*size],
