@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"mime"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -421,9 +422,13 @@ func (m *Message) Stanza(ns string) ([]byte, error) {
 
 	// The content (§4.2.9).
 	// An empty text content is no <body/>, unless it has a language or
-	// more bodies follow: then it is the first (FromStanza's choice).
+	// more bodies follow (as XMPP.Body or as XMPP.Extension): then it is
+	// the first (FromStanza's choice).
 	body, bodyLang, isText := m.textContent(&un)
-	if isText && (body != "" || bodyLang != "" || len(bodies) > 0) {
+	moreBodies := len(bodies) > 0 || slices.ContainsFunc(exts, func(n *node) bool {
+		return n.name == xml.Name{Space: ns, Local: "body"}
+	})
+	if isText && (body != "" || bodyLang != "" || moreBodies) {
 		root.kids = append(root.kids, elem("body", bodyLang, body))
 	}
 	for _, b := range bodies {
