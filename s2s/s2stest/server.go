@@ -89,10 +89,22 @@ func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
 	r := &route.Router{Logger: log}
 	r.SetLocal(append([]string{domain}, o.Also...)...)
 	r.Local = route.HandlerFunc(func(ctx context.Context, s *route.Stanza) error {
+		// A test that reads slowly holds the stream back, as a busy
+		// local user would; it never turns stanzas into bounces, which
+		// a test watching only Received would count as lost.
 		select {
 		case srv.Received <- s:
 			return nil
 		default:
+		}
+		timer := time.NewTimer(10 * time.Second)
+		defer timer.Stop()
+		select {
+		case srv.Received <- s:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
 			return stanza.New(stanza.ResourceConstraint, "test server full")
 		}
 	})
