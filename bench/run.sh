@@ -25,7 +25,9 @@
 #   KEEP=0         1 keeps the work directory (configs, logs, results)
 #   DRIVER_FLAGS   more driver flags, e.g. "-cpuprofile /tmp/driver.prof"
 #   PPROF=0        1 records 5 s CPU profiles of both s2sd during the first
-#                  scenario (a.prof, b.prof in the work directory; KEEP=1)
+#                  scenario (a.prof, b.prof in the work directory; KEEP=1),
+#                  and their allocations since start after the runs
+#                  (a.allocs, b.allocs)
 #   ONLY           run only the scenarios whose names contain this, e.g.
 #                  ONLY=4KiB or ONLY=w1
 set -euo pipefail
@@ -105,6 +107,10 @@ if [ "$PPROF" = 1 ]; then
 fi
 bench_pair s2sd "$a_comp" "$b_comp" "$pa" "$pb"
 for p in ${prof_pids[@]+"${prof_pids[@]}"}; do wait "$p" || true; done
+if [ "$PPROF" = 1 ]; then
+  curl -s -o "$work/a.allocs" "http://127.0.0.1:$a_mon/debug/pprof/allocs" || true
+  curl -s -o "$work/b.allocs" "http://127.0.0.1:$b_mon/debug/pprof/allocs" || true
+fi
 sleep 1
 mem_s2sd_after="A $(rss "$pa") KiB (peak $(hwm "$pa")), B $(rss "$pb") KiB (peak $(hwm "$pb"))"
 log "s2sd after the runs: $mem_s2sd_after"

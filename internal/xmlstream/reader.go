@@ -150,8 +150,12 @@ func (r *Reader) fill(keep, limit int) (int, error) {
 		r.w = n
 		keep = 0
 	}
+	// Grow for a busy stream that asks for more than one read, or when
+	// less than half a read fits; otherwise read into the room there is
+	// (a pooled buffer holding the first bytes of a burst, see idleRead,
+	// is kept rather than replaced by a new one for every element).
 	want := max(readSize, r.want)
-	if len(r.buf)-r.w < want {
+	if room := len(r.buf) - r.w; room < readSize/2 || (want > readSize && room < want) {
 		size := max(initialBuf, 2*len(r.buf), r.w+want)
 		if size > r.lim.MaxBuffered() {
 			size = r.lim.MaxBuffered()
