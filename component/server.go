@@ -358,10 +358,17 @@ func (s *Server) newConn(nc net.Conn) *serverConn {
 		nc:        nc,
 		id:        id,
 		r:         xmlstream.NewReader(nc, s.Limits),
-		w:         xmlstream.NewWriter(nc, cmp.Or(s.MaxPending, 4<<20)),
 		flushed:   make(chan struct{}),
 		connected: make(chan struct{}),
 		log:       s.logger().With("remote", nc.RemoteAddr().String(), "stream_id", id),
+	}
+	// Stanzas handled on the goroutine reading them may be written there
+	// too (xmlstream.Writer.Direct).
+	if sp := xmlstream.NewSpill(nc); sp != nil {
+		c.w = xmlstream.NewWriter(sp, cmp.Or(s.MaxPending, 4<<20))
+		c.w.Direct(sp)
+	} else {
+		c.w = xmlstream.NewWriter(nc, cmp.Or(s.MaxPending, 4<<20))
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	s.mu.Lock()
@@ -603,6 +610,7 @@ func (c *serverConn) readLoop() error {
 			c.reply(st, se)
 			continue
 		}
+		st.Source = c.r // handled here, on the reading goroutine
 		c.handle(st)
 		lim.Wait()
 	}
@@ -713,7 +721,7 @@ func (c *serverConn) send(st *route.Stanza) error {
 	if c.closing {
 		return route.ErrNotConnected
 	}
-	err := c.w.AppendFunc(len(st.El.Raw)+xmlstream.ReframeRoom, func(b []byte) []byte { return st.AppendTo(b, streamCtx) })
+	err := c.w.AppendFrom(st.Source, len(st.El.Raw)+xmlstream.ReframeRoom, func(b []byte) []byte { return st.AppendTo(b, streamCtx) })
 	switch {
 	case err == nil:
 		queued, written := c.w.Progress()

@@ -41,6 +41,10 @@ type Stanza struct {
 	Type   string
 	ID     string
 	Origin Origin
+	// Source is the stream the stanza was read from, when it is handled
+	// on that stream's reading goroutine: a writer asks it whether more
+	// follows (xmlstream.Writer.AppendFrom). Nil otherwise.
+	Source xmlstream.Source
 }
 
 // NewStanza builds a stanza from an element read in ctx. It fails with a

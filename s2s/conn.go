@@ -310,7 +310,28 @@ func (c *Conn) Done() <-chan struct{} { return c.closed }
 // startWriter hands writing to a batching writer goroutine: from now on,
 // stanzas are queued without blocking on the network.
 func (c *Conn) startWriter(maxPending int) {
+	if c.tls == nil {
+		if sp := xmlstream.NewSpill(c.nc); sp != nil {
+			c.w = xmlstream.NewWriter(sp, maxPending)
+			c.w.Direct(sp)
+			return
+		}
+	}
 	c.w = xmlstream.NewWriter(c.nc, maxPending)
+	if c.tls != nil {
+		if sp, ok := c.tls.NetConn().(*xmlstream.Spill); ok {
+			c.w.Direct(sp)
+		}
+	}
+}
+
+// spill returns nc, or a Spill of it for TLS to write to, so that the
+// stream's writer can write on its callers' goroutines (Writer.Direct).
+func spill(nc net.Conn) net.Conn {
+	if sp := xmlstream.NewSpill(nc); sp != nil {
+		return sp
+	}
+	return nc
 }
 
 // Send queues a stanza on a ready outbound stream.

@@ -269,7 +269,7 @@ func (d *Dialer) attempt(ctx context.Context, local, remote string, t Target, ap
 	ctx, cancel = context.WithTimeout(ctx, durOr(d.NegotiationTimeout, defaultNegotiation))
 	defer cancel()
 	if t.DirectTLS {
-		tc := tls.Client(nc, d.tlsConfig(local, remote, true))
+		tc := tls.Client(spill(nc), d.tlsConfig(local, remote, true))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			err = fmt.Errorf("TLS handshake: %w", err)
@@ -401,7 +401,7 @@ func (d *Dialer) startTLS(ctx context.Context, c *Conn) error {
 	if el.Space != nsTLS || el.Local != "proceed" {
 		return fmt.Errorf("STARTTLS refused (%s)", el.Local)
 	}
-	tc := tls.Client(c.nc, d.tlsConfig(c.local, c.remote, false))
+	tc := tls.Client(spill(c.nc), d.tlsConfig(c.local, c.remote, false))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("TLS handshake: %w", err)
 	}

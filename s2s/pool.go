@@ -181,7 +181,11 @@ func (l *link) deliver(e entry, persist bool) error {
 		return nil
 	}
 	if l.conn != nil && len(l.queue) == 0 && l.window() && l.conn.Authenticated(l.remote, e.local) {
-		err := l.send(e)
+		var src xmlstream.Source
+		if e.s != nil {
+			src = e.s.Source
+		}
+		err := l.send(e, src)
 		if err == nil {
 			return nil
 		}
@@ -233,7 +237,7 @@ func (l *link) drain() {
 			kept = append(kept, e)
 			continue
 		}
-		if err := l.send(e); err != nil {
+		if err := l.send(e, nil); err != nil {
 			// Full: the peer reads slowly; the watch loop drains later.
 			// Anything else: the stream is going away.
 			broken = !errors.Is(err, xmlstream.ErrPendingFull)
@@ -259,9 +263,10 @@ func (l *link) drain() {
 
 // send writes e on the current stream; l.mu is held. With XEP-0198 the
 // entry waits in inflight for its acknowledgement; without, it is done.
-func (l *link) send(e entry) error {
+// src is where e was read from, when it is sent on src's reading goroutine.
+func (l *link) send(e entry, src xmlstream.Source) error {
 	c := l.conn
-	if err := c.SendRaw(e.raw); err != nil {
+	if err := c.w.WriteFrom(src, e.raw); err != nil {
 		return err
 	}
 	if e.at.After(l.last) {

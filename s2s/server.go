@@ -788,6 +788,7 @@ func (st *in) stanza(el *xmlstream.Element) error {
 		return stream.Errorf(stream.InvalidFrom, "%s is not authenticated for %s on this stream", fromDomain, toDomain)
 	}
 	if s.Handler != nil {
+		rs.Source = c.r // handled here, on the reading goroutine
 		if err := s.Handler.Deliver(context.Background(), rs); err != nil {
 			return err
 		}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"math/bits"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/s2sd/s2sd/stream"
@@ -94,7 +96,12 @@ type Reader struct {
 	// next bytes with the small idle buffer (SetIdleRelease).
 	release bool
 	idle    [128]byte
-	want    int // adaptive read size, above readSize on busy streams
+	want    int  // adaptive read size, above readSize on busy streams
+	full    bool // the last read filled what it asked for
+	// for Drained: the socket under src, and whether more was buffered
+	// (or the last read full) after the last element
+	rc   syscall.RawConn
+	more atomic.Bool
 	// scratch, reused between elements
 	names []span
 	decls []decl
@@ -110,7 +117,7 @@ type decl struct {
 
 // NewReader returns a Reader of src with the given limits.
 func NewReader(src io.Reader, lim Limits) *Reader {
-	return &Reader{src: src, lim: lim.withDefaults()}
+	return &Reader{src: src, lim: lim.withDefaults(), rc: rawConn(src)}
 }
 
 // Reset discards the state of the stream and reads a new stream from src,
@@ -121,6 +128,7 @@ func (r *Reader) Reset(src io.Reader) error {
 		return ErrBufferedData
 	}
 	r.src = src
+	r.rc = rawConn(src)
 	r.r, r.w = 0, 0
 	r.err = nil
 	r.eof = false
@@ -172,6 +180,7 @@ func (r *Reader) fill(keep, limit int) (int, error) {
 		end = min(len(r.buf), r.w+readSize)
 	}
 	n, err := r.src.Read(r.buf[r.w:end])
+	r.full = n == end-r.w
 	r.w += n
 	if !r.release {
 		// A read that fills what was asked means more is waiting: ask
@@ -246,6 +255,7 @@ func (r *Reader) idleRead() error {
 	}
 	r.buf = nil
 	n, err := r.src.Read(r.idle[:])
+	r.full = n == len(r.idle)
 	if n > 0 {
 		r.buf = bufPool.Get().([]byte)
 		r.w = copy(r.buf, r.idle[:n])
@@ -318,6 +328,9 @@ func (r *Reader) Next() (*Element, error) {
 	el, err := sc.element()
 	if err != nil {
 		return nil, r.fail(err)
+	}
+	if r.rc != nil {
+		r.more.Store(r.r < r.w || r.full)
 	}
 	return el, nil
 }

@@ -21,6 +21,10 @@ var ErrWriterClosed = errors.New("xmlstream: writer closed")
 // What is queued sits in chunks of chunkSize bytes from a shared pool, so
 // that a busy stream neither copies its backlog each time it grows nor
 // keeps a large buffer once it is quiet.
+//
+// With Direct, an element whose source has nothing more to read, handed
+// over while nothing else is queued or being written, is written on the
+// caller's goroutine instead, without blocking (see direct.go).
 type Writer struct {
 	w          io.Writer
 	maxPending int
@@ -38,6 +42,11 @@ type Writer struct {
 	done    chan struct{}
 	queued  int64 // bytes ever queued
 	written int64 // bytes the connection took
+	// direct writes (Direct): the Spill below w, and whether it keeps
+	// bytes of a direct write (spillN of them queued) to be written out
+	sp      *Spill
+	spilled bool
+	spillN  int64
 	// connection; may be nil.
 }
 
@@ -77,6 +86,11 @@ func (w *Writer) Write(b []byte) error {
 	w.queued += int64(len(b))
 	w.cond.Signal()
 	return nil
+}
+
+// WriteFrom is Write for b read from src: see Direct.
+func (w *Writer) WriteFrom(src Source, b []byte) error {
+	return w.AppendFrom(src, len(b), func(q []byte) []byte { return append(q, b...) })
 }
 
 // tail returns the chunk to append about size bytes to: the last one if it
@@ -123,6 +137,14 @@ func putChunk(b []byte) {
 // elements in place. size is about how much f appends: a little more than
 // the element it copies, say (more is correct, only slower).
 func (w *Writer) AppendFunc(size int, f func([]byte) []byte) error {
+	return w.AppendFrom(nil, size, f)
+}
+
+// AppendFrom is AppendFunc for an element read from src, which the caller
+// is handling on the goroutine that reads src: when src is drained and
+// nothing else is queued or being written, the element is written on the
+// caller's goroutine (see Direct). src may be nil.
+func (w *Writer) AppendFrom(src Source, size int, f func([]byte) []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -139,8 +161,70 @@ func (w *Writer) AppendFunc(size int, f func([]byte) []byte) error {
 	*last = f(*last)
 	w.pending += len(*last) - n
 	w.queued += int64(len(*last) - n)
+	if src != nil && w.sp != nil && !w.writing && !w.spilled && len(w.chunks) == 1 && !w.sp.held.Load() && src.Drained() {
+		w.direct()
+		return nil
+	}
 	w.cond.Signal()
 	return nil
+}
+
+// Direct makes the writer write on the caller's goroutine, through sp,
+// an element handed over with a drained Source while nothing else is queued
+// or being written: one element at a time, that spares the hand-off to the
+// writer goroutine, most of a relay's latency. sp must be the connection
+// the writer writes to, directly or under TLS; what the socket does not
+// take at once stays in sp for the writer goroutine, so the caller never
+// blocks on the network.
+func (w *Writer) Direct(sp *Spill) {
+	w.mu.Lock()
+	w.sp = sp
+	w.mu.Unlock()
+}
+
+// direct writes the one queued chunk on the caller's goroutine; w.mu is
+// held, and released meanwhile.
+func (w *Writer) direct() {
+	b, n := w.chunks[0], w.pending
+	w.chunks[0] = nil
+	w.chunks = w.chunks[:0]
+	w.pending = 0
+	w.writing = true
+	w.mu.Unlock()
+	w.sp.setTry(true)
+	_, err := w.w.Write(b)
+	held := w.sp.setTry(false)
+	putChunk(b)
+	w.mu.Lock()
+	w.writing = false
+	w.flushed.Broadcast()
+	if err != nil {
+		w.failLocked(err)
+		w.cond.Signal()
+		return
+	}
+	if held {
+		// The writer goroutine writes the rest before anything else.
+		w.spilled = true
+		w.spillN += int64(n)
+		w.cond.Signal()
+		return
+	}
+	w.written += int64(n)
+	if w.pending > 0 || w.closed {
+		w.cond.Signal()
+	}
+}
+
+// failLocked stops the writer after a failed write; w.mu is held.
+func (w *Writer) failLocked(err error) {
+	w.err = err
+	w.closed = true
+	for _, c := range w.chunks {
+		putChunk(c)
+	}
+	w.chunks, w.pending = nil, 0
+	w.spilled, w.spillN = false, 0
 }
 
 // Progress returns how many bytes were ever queued and how many of them
@@ -164,10 +248,15 @@ func (w *Writer) loop() {
 	defer close(w.done)
 	w.mu.Lock()
 	for {
-		for w.pending == 0 && !w.closed {
+		for !w.closed && (w.writing || w.pending == 0 && !w.spilled) {
 			w.cond.Wait()
 		}
-		if w.pending == 0 && w.closed {
+		if w.writing {
+			// Closed during a direct write: it signals when done.
+			w.cond.Wait()
+			continue
+		}
+		if w.pending == 0 && !w.spilled {
 			w.flushed.Broadcast()
 			w.mu.Unlock()
 			return
@@ -175,20 +264,31 @@ func (w *Writer) loop() {
 		batch := w.chunks
 		w.chunks = w.batch[:0]
 		w.pending = 0
+		spilled, spillN := w.spilled, w.spillN
+		w.spilled, w.spillN = false, 0
 		w.writing = true
 		w.mu.Unlock()
-		// One chunk: one Write. More: one writev on a TCP connection, one
-		// Write per chunk on others (WriteTo consumes the slices it is
-		// given: it gets copies).
+		// What a direct write left goes first. Then one chunk: one Write.
+		// More: one writev on a TCP connection, one Write per chunk on
+		// others (WriteTo consumes the slices it is given: it gets copies).
 		var n int64
 		var err error
-		if len(batch) == 1 {
+		if spilled {
+			if err = w.sp.Flush(); err == nil {
+				n = spillN
+			}
+		}
+		switch {
+		case err != nil || len(batch) == 0:
+		case len(batch) == 1:
 			var m int
 			m, err = w.w.Write(batch[0])
-			n = int64(m)
-		} else {
+			n += int64(m)
+		default:
 			w.iov = append(w.iov[:0], batch...)
-			n, err = w.iov.WriteTo(w.w)
+			var m int64
+			m, err = w.iov.WriteTo(w.w)
+			n += m
 			clear(w.iov[:cap(w.iov)])
 		}
 		for i := range batch {
@@ -201,12 +301,7 @@ func (w *Writer) loop() {
 		w.writing = false
 		w.flushed.Broadcast()
 		if err != nil {
-			w.err = err
-			w.closed = true
-			for _, c := range w.chunks {
-				putChunk(c)
-			}
-			w.chunks, w.pending = nil, 0
+			w.failLocked(err)
 			w.mu.Unlock()
 			return
 		}
@@ -224,7 +319,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 	defer stop()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for (w.pending > 0 || w.writing) && w.err == nil && ctx.Err() == nil {
+	for (w.pending > 0 || w.writing || w.spilled) && w.err == nil && ctx.Err() == nil {
 		w.flushed.Wait()
 	}
 	if w.err != nil {
