@@ -47,12 +47,9 @@ func NewSpill(nc net.Conn) *Spill {
 	if !tryWriteSupported {
 		return nil
 	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	// nc itself, never what it wraps: writing below TLS would bypass it.
+	rc := sysConn(nc)
+	if rc == nil {
 		return nil
 	}
 	return &Spill{Conn: nc, rc: rc}
@@ -125,7 +122,12 @@ func rawConn(src any) syscall.RawConn {
 	if nc, ok := src.(interface{ NetConn() net.Conn }); ok {
 		src = nc.NetConn()
 	}
-	sc, ok := src.(syscall.Conn)
+	return sysConn(src)
+}
+
+// sysConn returns x's socket, if x is one.
+func sysConn(x any) syscall.RawConn {
+	sc, ok := x.(syscall.Conn)
 	if !ok {
 		return nil
 	}

@@ -70,15 +70,23 @@ func directOnly(t *testing.T) {
 	}
 }
 
+// directWriter returns a Writer with direct writes on one end of a TCP
+// connection, that end, and the peer's.
+func directWriter(t *testing.T, maxPending int) (w *Writer, a, b net.Conn) {
+	t.Helper()
+	directOnly(t)
+	a, b = tcpPair(t)
+	sp := NewSpill(a)
+	w = NewWriter(sp, maxPending)
+	w.Direct(sp)
+	return w, a, b
+}
+
 // TestDirectWrite: an element from a drained source, with nothing else
 // queued, has been written when AppendFrom returns; from a source with more
 // to read, it goes to the writer goroutine as before. Both arrive.
 func TestDirectWrite(t *testing.T) {
-	directOnly(t)
-	a, b := tcpPair(t)
-	sp := NewSpill(a)
-	w := NewWriter(sp, 1<<20)
-	w.Direct(sp)
+	w, _, b := directWriter(t, 1<<20)
 	defer w.Close()
 	if err := w.AppendFrom(drained{}, 16, func(q []byte) []byte { return append(q, "<a/>"...) }); err != nil {
 		t.Fatal(err)
@@ -179,11 +187,7 @@ func TestSpillNeverBlocks(t *testing.T) {
 // TestDirectOrder: direct writes from several goroutines, racing the
 // writer goroutine, keep each goroutine's elements whole and in order.
 func TestDirectOrder(t *testing.T) {
-	directOnly(t)
-	a, b := tcpPair(t)
-	sp := NewSpill(a)
-	w := NewWriter(sp, 64<<20)
-	w.Direct(sp)
+	w, a, b := directWriter(t, 64<<20)
 	const g, n = 4, 500
 	var got bytes.Buffer
 	read := make(chan error, 1)
