@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/s2sd/s2sd/internal/xmlstream"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/stream"
@@ -69,6 +70,10 @@ type Conn struct {
 
 	hdrSent     bool // we have sent a stream header (inbound streams)
 	canDialback bool // the peer offers dialback (outbound streams)
+
+	// outbound: the target's validated TLSA records, if any (DANE)
+	tlsa     []*dns.TLSA
+	tlsaHost string
 
 	closeOnce sync.Once
 	closed    chan struct{}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/s2sd/s2sd/internal/xmlstream"
 	"github.com/s2sd/s2sd/stanza"
 	"github.com/s2sd/s2sd/stream"
@@ -51,6 +52,10 @@ type Dialer struct {
 	NetDialer *net.Dialer
 	// DisableSM turns off XEP-0198 acknowledgements on outbound streams.
 	DisableSM bool
+	// DANE checks peer certificates against validated TLSA records where
+	// the Resolver trusts DNSSEC (Resolver.TrustAD; see dane.go): a match
+	// verifies the certificate, a mismatch fails the attempt.
+	DANE bool
 	// Observe, when set, is told how long each resolution ("dns") and each
 	// successful connection and negotiation ("connect") took (metrics).
 	Observe func(phase string, d time.Duration)
@@ -176,16 +181,27 @@ func (d *Dialer) dial(ctx context.Context, local, remote string, p purpose) (*Co
 	var last error
 	cond := stanza.RemoteServerNotFound
 	for _, t := range targets {
-		addrs, err := d.resolver().LookupAddrs(ctx, t.Host)
+		addrs, secure, err := d.resolver().lookupAddrsSecure(ctx, t.Host)
 		if err != nil {
 			log.Debug("target has no address", "target", t.String(), "err", err)
 			last = err
 			continue
 		}
+		var tlsa []*dns.TLSA
+		if d.DANE && t.Secure && secure {
+			// RFC 7673 §3: only a target whose SRV record and addresses
+			// were validated has TLSA records worth asking for. A failed
+			// query may hide records: the target is not used.
+			if tlsa, err = d.resolver().LookupTLSA(ctx, t.Host, t.Port); err != nil {
+				log.Info("TLSA lookup failed; skipping the target", "target", t.String(), "err", err)
+				last = err
+				continue
+			}
+		}
 		for _, a := range addrs {
 			ap := netip.AddrPortFrom(a, t.Port)
 			t1 := time.Now()
-			c, err := d.attempt(ctx, local, remote, t, ap, p, log)
+			c, err := d.attempt(ctx, local, remote, t, ap, p, log, tlsa)
 			if err == nil {
 				if d.Observe != nil {
 					d.Observe("connect", time.Since(t1))
@@ -252,7 +268,7 @@ func (d *Dialer) tlsConfig(local, remote string, direct bool) *tls.Config {
 	return cfg
 }
 
-func (d *Dialer) attempt(ctx context.Context, local, remote string, t Target, ap netip.AddrPort, p purpose, log *slog.Logger) (*Conn, error) {
+func (d *Dialer) attempt(ctx context.Context, local, remote string, t Target, ap netip.AddrPort, p purpose, log *slog.Logger, tlsa []*dns.TLSA) (*Conn, error) {
 	nd := d.NetDialer
 	if nd == nil {
 		nd = &net.Dialer{}
@@ -282,6 +298,7 @@ func (d *Dialer) attempt(ctx context.Context, local, remote string, t Target, ap
 	}
 	c := newConn(nc, d.Limits, log)
 	c.local, c.remote = local, remote
+	c.tlsa, c.tlsaHost = tlsa, t.Host
 	err = d.negotiate(ctx, c, p)
 	if d.Trace != nil && d.Trace.Negotiate != nil {
 		d.Trace.Negotiate(err)
@@ -337,7 +354,9 @@ func (d *Dialer) negotiate(ctx context.Context, c *Conn, p purpose) error {
 				return &stream.Error{Condition: stream.PolicyViolation, Text: "the peer does not offer STARTTLS and TLS is required"}
 			}
 		} else if c.State()&Verified == 0 && !saslDone {
-			d.checkCert(c)
+			if err := d.checkCert(c); err != nil {
+				return err
+			}
 		}
 		if saslDone {
 			c.authenticate(c.remote, c.local, "sasl-external")
@@ -376,8 +395,24 @@ func (d *Dialer) negotiate(ctx context.Context, c *Conn, p purpose) error {
 	}
 }
 
-func (d *Dialer) checkCert(c *Conn) {
+// checkCert verifies the peer's certificate: against the target's TLSA
+// records when it has usable ones (a mismatch is an error, which ends the
+// attempt), otherwise against Roots (a failure leaves the stream
+// unverified, for the policy to judge).
+func (d *Dialer) checkCert(c *Conn) error {
 	st, _ := c.TLSState()
+	if len(c.tlsa) > 0 {
+		err := verifyDANE(st.PeerCertificates, c.tlsa, d.Roots, c.remote, c.tlsaHost, time.Now())
+		if d.Trace != nil && d.Trace.TLS != nil {
+			d.Trace.TLS(st, err)
+		}
+		if err != nil {
+			return err
+		}
+		c.log.Info("peer certificate verified with DANE", "target", c.tlsaHost, "records", len(c.tlsa))
+		c.setState(Verified)
+		return nil
+	}
 	err := VerifyPeer(st.PeerCertificates, d.Roots, c.remote, time.Now())
 	if d.Trace != nil && d.Trace.TLS != nil {
 		d.Trace.TLS(st, err)
@@ -387,6 +422,7 @@ func (d *Dialer) checkCert(c *Conn) {
 	} else {
 		c.log.Debug("peer certificate not verified", "reason", err.Error())
 	}
+	return nil
 }
 
 // startTLS runs RFC 6120 §5.4 and restarts the stream reader on TLS.

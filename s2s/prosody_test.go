@@ -113,3 +113,49 @@ func TestProsodyMultiplexing(t *testing.T) {
 		t.Errorf("Prosody never saw go2.test")
 	}
 }
+
+// TestProsodyDANE: Prosody's self-signed certificate, published in a
+// validated TLSA record, satisfies require-valid-cert; with a record that
+// names another key, the Go server does not talk to it.
+func TestProsodyDANE(t *testing.T) {
+	for _, match := range []bool{true, false} {
+		t.Run(fmt.Sprintf("match=%v", match), func(t *testing.T) {
+			interop.Require(t, "prosody")
+			pc := s2stest.SelfSigned(t, "prosody.test")
+			certFile, keyFile := s2stest.WritePEM(t, t.TempDir(), "prosody.test", pc)
+			secure := func(string) s2s.Policy { return s2s.RequireValidCert }
+			zone := s2stest.NewDNS(t)
+			zone.Signed(true)
+			g := s2stest.NewServer(t, zone, "go.test", s2stest.Options{DANE: true, Policy: secure, RetryFor: 2 * time.Second})
+			p := interop.StartProsody(t, interop.ProsodyOptions{Domain: "prosody.test", DNS: zone.Addr(), Cert: certFile, Key: keyFile})
+			zone.AddServer("prosody.test", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(p.S2S)))
+			published := pc.Leaf
+			if !match {
+				published = s2stest.SelfSigned(t, "prosody.test").Leaf
+			}
+			addTLSA(zone, fmt.Sprintf("_%d._tcp.prosody.test.", p.S2S), tlsa(t, 3, 1, 1, published))
+			g.Send(t, "<message from='bob@go.test' to='nobody@prosody.test' type='chat' id='d1'><body>dane</body></message>")
+			// Prosody answers a message for an unknown user with an
+			// error: proof that the stream came up. Without it, the Go
+			// server bounces the message itself ("cannot reach").
+			got := g.Expect(t, 30*time.Second)
+			if got.Type != "error" {
+				t.Fatalf("got %s", got.El.Raw)
+			}
+			raw := string(got.El.Raw)
+			local := strings.Contains(raw, "cannot reach prosody.test")
+			if match && local {
+				t.Fatalf("matching TLSA record: the stream did not come up: %s", raw)
+			}
+			if !match && (!local || !strings.Contains(raw, "remote-server-timeout")) {
+				t.Fatalf("mismatching TLSA record: want a local remote-server-timeout bounce, got %s", raw)
+			}
+			if match {
+				streams := g.Pool.Streams()
+				if len(streams) != 1 || streams[0].State()&s2s.Verified == 0 {
+					t.Errorf("outbound stream to Prosody not verified by DANE")
+				}
+			}
+		})
+	}
+}

@@ -123,6 +123,11 @@ type Target struct {
 	// SRV records, and "" for the RFC 6120 §3.2.2 fallback to the domain
 	// itself on DefaultPort.
 	Service string
+
+	// Secure says that the DNS told this target with DNSSEC (only with
+	// Resolver.TrustAD): its SRV record, or for the fallback the denial of
+	// both SRV records, was validated. DANE needs it (RFC 7673 §3.1).
+	Secure bool
 }
 
 // String returns "host:port", with brackets around an IPv6 literal host.
@@ -161,6 +166,14 @@ type Resolver struct {
 	// failures. Nil means slog.Default().
 	Logger *slog.Logger
 
+	// TrustAD says that the Servers validate DNSSEC (a validating resolver
+	// on this host, such as unbound, reached over a path nobody else can
+	// write to) and that the AD bit of their answers can be trusted. Queries
+	// then ask for it (RFC 6840 §5.7), and records in answers that carry it
+	// are secure: targets (Target.Secure), addresses and TLSA records for
+	// DANE. Without it nothing is secure and DANE is never used.
+	TrustAD bool
+
 	mu     sync.Mutex
 	cache  map[dnsCacheKey]*list.Element
 	lru    list.List // of *dnsCacheEntry, most recently used first
@@ -186,6 +199,7 @@ type dnsAnswer struct {
 	rrs    []dns.RR // answer section, CNAMEs included
 	ttl    time.Duration
 	server string
+	secure bool // validated: TrustAD and the AD bit set
 }
 
 // LookupTargets returns where to connect for domain, in the order to try
@@ -233,7 +247,44 @@ func (r *Resolver) LookupAddrs(ctx context.Context, host string) ([]netip.Addr, 
 	if ip.IsValid() {
 		return []netip.Addr{ip}, nil
 	}
+	addrs, _, err := r.lookupAddrs(ctx, name, true)
+	return addrs, err
+}
+
+// lookupAddrsSecure is LookupAddrs that also reports whether the addresses
+// were validated (an IP literal is).
+func (r *Resolver) lookupAddrsSecure(ctx context.Context, host string) ([]netip.Addr, bool, error) {
+	name, ip, err := canonicalDomain(host)
+	if err != nil {
+		return nil, false, err
+	}
+	if ip.IsValid() {
+		return []netip.Addr{ip}, true, nil
+	}
 	return r.lookupAddrs(ctx, name, true)
+}
+
+// LookupTLSA returns the TLSA records (RFC 6698) for TCP port on host,
+// "_port._tcp.host", if the answer was validated (TrustAD): records that
+// are not secure are never used (RFC 6698 §4.1), so an insecure answer
+// gives none. Only records of the usages, selectors and matching types
+// that RFC 7218 names (0-3, 0-1, 0-2) are returned.
+func (r *Resolver) LookupTLSA(ctx context.Context, host string, port uint16) ([]*dns.TLSA, error) {
+	name, ip, err := canonicalDomain(host)
+	if err != nil || ip.IsValid() || !r.TrustAD {
+		return nil, err
+	}
+	rrs, secure, err := r.lookup(ctx, fmt.Sprintf("_%d._tcp.%s", port, name), dns.TypeTLSA, true)
+	if err != nil || !secure {
+		return nil, err
+	}
+	var out []*dns.TLSA
+	for _, rr := range rrs {
+		if t, ok := rr.(*dns.TLSA); ok && t.Usage <= 3 && t.Selector <= 1 && t.MatchingType <= 2 {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 // A Report is what Diagnose found out about a domain, for a diagnostic
@@ -300,7 +351,7 @@ func (r *Resolver) Diagnose(ctx context.Context, domain string) (*Report, error)
 		}
 		seen[t.Host] = true
 		ar := AddrReport{Host: t.Host}
-		ar.Addrs, ar.Err = r.lookupAddrs(ctx, dns.Fqdn(t.Host), false)
+		ar.Addrs, _, ar.Err = r.lookupAddrs(ctx, dns.Fqdn(t.Host), false)
 		rep.Addrs = append(rep.Addrs, ar)
 	}
 	if err := ctx.Err(); err != nil {
@@ -337,6 +388,7 @@ type srvAnswer struct {
 	records   []Target // as received
 	noService bool
 	err       error
+	secure    bool
 }
 
 // lookupSRVs asks for the XEP-0368 and RFC 6120 SRV records of name
@@ -348,8 +400,8 @@ func (r *Resolver) lookupSRVs(ctx context.Context, name string, useCache bool) [
 	for i, svc := range services {
 		wg.Go(func() {
 			s := srvAnswer{name: "_" + svc + "._tcp." + name, service: svc}
-			rrs, err := r.lookup(ctx, s.name, dns.TypeSRV, useCache)
-			s.err = err
+			rrs, secure, err := r.lookup(ctx, s.name, dns.TypeSRV, useCache)
+			s.err, s.secure = err, secure
 			for _, rr := range rrs {
 				srv, ok := rr.(*dns.SRV)
 				if !ok || strings.ContainsRune(srv.Target, '\\') {
@@ -367,6 +419,7 @@ func (r *Resolver) lookupSRVs(ctx context.Context, name string, useCache bool) [
 					Priority:  srv.Priority,
 					Weight:    srv.Weight,
 					Service:   svc,
+					Secure:    secure,
 				})
 			}
 			// RFC 2782: "A Target of "." means that the service is decidedly
@@ -413,8 +466,13 @@ func (r *Resolver) combine(name string, srvs []srvAnswer) ([]Target, error) {
 	case noService:
 		return nil, ErrNoService
 	}
-	// RFC 6120 §3.2.2: no SRV records, fall back to the domain itself.
-	return []Target{{Host: strings.TrimSuffix(name, "."), Port: DefaultPort}}, nil
+	// RFC 6120 §3.2.2: no SRV records, fall back to the domain itself,
+	// secure if both denials were.
+	secure := true
+	for _, s := range srvs {
+		secure = secure && s.secure
+	}
+	return []Target{{Host: strings.TrimSuffix(name, "."), Port: DefaultPort, Secure: secure}}, nil
 }
 
 // order sorts targets by priority and shuffles each priority's targets by
@@ -476,20 +534,23 @@ func (r *Resolver) randN(n uint64) uint64 {
 	return rand.New(r.Rand).Uint64N(n)
 }
 
-// lookupAddrs asks for the AAAA and A records of name concurrently.
-func (r *Resolver) lookupAddrs(ctx context.Context, name string, useCache bool) ([]netip.Addr, error) {
+// lookupAddrs asks for the AAAA and A records of name concurrently, and
+// reports whether both answers were validated.
+func (r *Resolver) lookupAddrs(ctx context.Context, name string, useCache bool) ([]netip.Addr, bool, error) {
 	qtypes := [...]uint16{dns.TypeAAAA, dns.TypeA}
 	var (
-		rrs  [len(qtypes)][]dns.RR
-		errs [len(qtypes)]error
-		wg   sync.WaitGroup
+		rrs    [len(qtypes)][]dns.RR
+		secure [len(qtypes)]bool
+		errs   [len(qtypes)]error
+		wg     sync.WaitGroup
 	)
 	for i, qt := range qtypes {
 		wg.Go(func() {
-			rrs[i], errs[i] = r.lookup(ctx, name, qt, useCache)
+			rrs[i], secure[i], errs[i] = r.lookup(ctx, name, qt, useCache)
 		})
 	}
 	wg.Wait()
+	allSecure := secure[0] && secure[1]
 	var addrs []netip.Addr
 	for _, set := range rrs {
 		for _, rr := range set {
@@ -513,35 +574,38 @@ func (r *Resolver) lookupAddrs(ctx context.Context, name string, useCache bool) 
 		if err != nil {
 			r.logger().Warn("address lookup partly failed", "host", strings.TrimSuffix(name, "."), "err", err)
 		}
-		return addrs, nil
+		return addrs, allSecure && err == nil, nil
 	}
 	if err != nil {
 		// Report the first failure, which names its query.
 		for _, e := range errs {
 			if e != nil {
-				return nil, e
+				return nil, false, e
 			}
 		}
 	}
-	return nil, &DNSError{Name: name, Type: "A/AAAA", Rcode: -1, Err: ErrNotFound}
+	return nil, false, &DNSError{Name: name, Type: "A/AAAA", Rcode: -1, Err: ErrNotFound}
 }
 
-// lookup returns the records of type qtype at name, following CNAMEs. An
-// empty result with a nil error means NXDOMAIN or no data.
-func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16, useCache bool) ([]dns.RR, error) {
+// lookup returns the records of type qtype at name, following CNAMEs, and
+// whether every answer on the way was validated. An empty result with a nil
+// error means NXDOMAIN or no data.
+func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16, useCache bool) ([]dns.RR, bool, error) {
 	seen := map[string]bool{name: true}
 	qname := name
+	secure := true
 	for {
 		ans, err := r.query(ctx, qname, qtype, useCache)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
+		secure = secure && ans.secure
 		rrs, last, err := followChain(ans.rrs, qname, qtype, seen)
 		if err != nil {
-			return nil, &DNSError{Name: name, Type: dns.TypeToString[qtype], Server: ans.server, Rcode: -1, Err: err}
+			return nil, false, &DNSError{Name: name, Type: dns.TypeToString[qtype], Server: ans.server, Rcode: -1, Err: err}
 		}
 		if len(rrs) > 0 || last == qname || ans.rcode == dns.RcodeNameError {
-			return rrs, nil
+			return rrs, secure, nil
 		}
 		// The chain ends at a name this answer has no records for: ask for
 		// it, as a recursive resolver's answer would have included them.
@@ -629,7 +693,9 @@ func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dn
 			dnsErr.Rcode, dnsErr.Err = m.Rcode, nil
 			continue
 		}
-		return newAnswer(m, server), nil
+		a := newAnswer(m, server)
+		a.secure = r.TrustAD && m.AuthenticatedData
+		return a, nil
 	}
 	return nil, dnsErr
 }
@@ -639,7 +705,8 @@ func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dn
 func (r *Resolver) exchangeOne(ctx context.Context, server, name string, qtype uint16) (*dns.Msg, error) {
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype)
-	q.SetEdns0(ednsSize, false)
+	q.SetEdns0(ednsSize, r.TrustAD)
+	q.AuthenticatedData = r.TrustAD
 	m, err := r.exchangeNet(ctx, "udp", server, q)
 	if err == nil && m.Truncated {
 		q.Id = dns.Id()

@@ -545,7 +545,7 @@ func (st *in) features(h xmlstream.Header) []byte {
 			b = append(b, "<dialback xmlns='"+nsDialbackFeature+"'><errors/></dialback>"...)
 		}
 	default:
-		if h.From != "" && onFreshStack(func() error { return VerifyPeer(c.peerChain(), s.Roots, h.From, time.Now()) }) == nil {
+		if h.From != "" && s.verifyPeer(c, h.From) == nil {
 			c.setState(Verified)
 			b = append(b, "<mechanisms xmlns='"+nsSASL+"'><mechanism>EXTERNAL</mechanism></mechanisms>"...)
 		}
@@ -643,7 +643,7 @@ func (st *in) sasl_(el *xmlstream.Element) (bool, error) {
 	if authz == "" || authz != c.hdr.From && c.hdr.From != "" {
 		return fail("invalid-authzid")
 	}
-	if err := onFreshStack(func() error { return VerifyPeer(c.peerChain(), st.s.Roots, authz, time.Now()) }); err != nil {
+	if err := st.s.verifyPeer(c, authz); err != nil {
 		c.log.Info("SASL EXTERNAL refused", "reason", err.Error())
 		return fail("not-authorized")
 	}
@@ -704,7 +704,7 @@ func (st *in) dialback(el *xmlstream.Element) error {
 	if !secure && policy != AllowPlaintext {
 		return stream.New(stream.PolicyViolation, "TLS is required before dialback")
 	}
-	certOK := secure && onFreshStack(func() error { return VerifyPeer(c.peerChain(), s.Roots, d.From, time.Now()) }) == nil
+	certOK := secure && s.verifyPeer(c, d.From) == nil
 	if policy == RequireValidCert && !certOK {
 		c.log.Info("dialback refused: certificate not valid and policy requires it", "originating", d.From)
 		return reply("error", "not-authorized")
@@ -746,6 +746,22 @@ func (st *in) dialback(el *xmlstream.Element) error {
 		}
 	}()
 	return nil
+}
+
+// verifyPeer checks the peer's certificate for domain against Roots, then,
+// with DANE, against domain's TLSA records.
+func (s *Server) verifyPeer(c *Conn, domain string) error {
+	return onFreshStack(func() error {
+		chain := c.peerChain()
+		err := VerifyPeer(chain, s.Roots, domain, time.Now())
+		if err != nil && s.Dialer != nil && s.Dialer.DANE {
+			if s.Dialer.verifyByDANE(chain, domain) == nil {
+				c.log.Info("peer certificate verified with DANE", "domain", domain)
+				return nil
+			}
+		}
+		return err
+	})
 }
 
 // stanza checks a stanza's addresses against the authenticated pairs and

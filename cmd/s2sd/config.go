@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,14 +48,17 @@ type Config struct {
 		Policy          string            `toml:"policy"`
 		Policies        map[string]string `toml:"policies"` // remote domain -> policy
 		DNS             []string          `toml:"dns"`
-		CAFile          string            `toml:"ca_file"`
-		SecretFile      string            `toml:"dialback_secret_file"`
-		RetryFor        duration          `toml:"retry_for"`
-		QueueLimit      int               `toml:"queue_limit"`
-		IdleTimeout     duration          `toml:"idle_timeout"`
-		MaxConns        int               `toml:"max_connections"`
-		MaxConnsPerIP   int               `toml:"max_connections_per_ip"`
-		Negotiation     duration          `toml:"negotiation_timeout"`
+		// DANE trusts the AD bit of the dns servers, which must validate
+		// DNSSEC on this host, and uses TLSA records (RFC 7673).
+		DANE          bool     `toml:"dane"`
+		CAFile        string   `toml:"ca_file"`
+		SecretFile    string   `toml:"dialback_secret_file"`
+		RetryFor      duration `toml:"retry_for"`
+		QueueLimit    int      `toml:"queue_limit"`
+		IdleTimeout   duration `toml:"idle_timeout"`
+		MaxConns      int      `toml:"max_connections"`
+		MaxConnsPerIP int      `toml:"max_connections_per_ip"`
+		Negotiation   duration `toml:"negotiation_timeout"`
 	} `toml:"s2s"`
 	Certificates []struct {
 		Domains []string `toml:"domains"`
@@ -194,6 +198,14 @@ func (c *Config) resolve() error {
 		if err := checkAddr("s2s.dns", a); err != nil {
 			return err
 		}
+		// The AD bit is worth what the path it came over is: only a
+		// resolver on this host can be trusted with it.
+		if ap, err := netip.ParseAddrPort(a); c.S2S.DANE && (err != nil || !ap.Addr().IsLoopback()) {
+			return fmt.Errorf("s2s.dane: s2s.dns %q is not a loopback address; DANE needs a validating resolver on this host", a)
+		}
+	}
+	if c.S2S.DANE && len(c.S2S.DNS) == 0 {
+		return errors.New("s2s.dane: set s2s.dns to the validating resolver on this host (such as unbound on 127.0.0.1:53)")
 	}
 	var ok bool
 	if c.policy, ok = s2s.ParsePolicy(c.S2S.Policy); !ok {

@@ -56,7 +56,8 @@ func diagMain(args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d := &s2s.Dialer{
-		Resolver: &s2s.Resolver{Servers: cfg.S2S.DNS, Logger: log, CacheSize: -1},
+		Resolver: &s2s.Resolver{Servers: cfg.S2S.DNS, Logger: log, CacheSize: -1, TrustAD: cfg.S2S.DANE},
+		DANE:     cfg.S2S.DANE,
 		GetCertificate: func(domain string) (*tls.Certificate, error) {
 			return cfg.certFor(domain), nil
 		},

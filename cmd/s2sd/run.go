@@ -74,7 +74,8 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 	}
 	policy := func(remote string) s2s.Policy { return d.cfg.Load().policyFor(remote) }
 	d.dialer = &s2s.Dialer{
-		Resolver:       &s2s.Resolver{Servers: cfg.S2S.DNS, Logger: log},
+		Resolver:       &s2s.Resolver{Servers: cfg.S2S.DNS, Logger: log, TrustAD: cfg.S2S.DANE},
+		DANE:           cfg.S2S.DANE,
 		GetCertificate: getCert,
 		Roots:          cfg.roots,
 		Policy:         policy,

@@ -58,6 +58,8 @@ type DNS struct {
 	truncate map[string]bool
 	negTTL   uint32
 	chase    bool
+	signed   bool
+	unsigned map[string]bool
 	queries  []Query
 }
 
@@ -267,8 +269,26 @@ func (d *DNS) ChaseCNAMEs(on bool) {
 	d.chase = on
 }
 
+// Signed sets whether answers carry the AD bit, as a validating resolver's
+// answers for a DNSSEC-signed zone do (names passed to Unsigned excepted).
+// No signature is made: only a resolver that trusts the server's AD bit
+// (s2s.Resolver.TrustAD) sees a difference.
+func (d *DNS) Signed(on bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.signed = on
+}
+
+// Unsigned makes answers for name lack the AD bit even when Signed: an
+// insecure delegation, say.
+func (d *DNS) Unsigned(name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.unsigned[fqdn(name)] = true
+}
+
 // Reset removes all records, hooks and logged queries, sets the negative
-// TTL back to 0 and stops chasing CNAMEs.
+// TTL back to 0, stops chasing CNAMEs and signing.
 func (d *DNS) Reset() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -282,6 +302,8 @@ func (d *DNS) reset() {
 	d.truncate = make(map[string]bool)
 	d.negTTL = 0
 	d.chase = false
+	d.signed = false
+	d.unsigned = make(map[string]bool)
 	d.queries = nil
 }
 
@@ -343,6 +365,7 @@ func (d *DNS) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	truncate := d.truncate[name] && network == "udp"
 	m.SetReply(req)
 	m.Authoritative = true
+	m.AuthenticatedData = d.signed && !d.unsigned[name]
 	if !stall && !fail && !truncate {
 		d.answer(m, name, q.Qtype)
 	}

@@ -55,6 +55,9 @@ type Options struct {
 	// Also are more local domains served by the same server (registered
 	// in the DNS like the first).
 	Also []string
+	// DANE makes the server's resolver trust the AD bit (see DNS.Signed)
+	// and its dialer use TLSA records.
+	DANE bool
 }
 
 // NewServer starts a server for domain whose resolver asks dns.
@@ -75,7 +78,8 @@ func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
 	secret := s2s.NewSecret()
 	getCert := func(string) (*tls.Certificate, error) { return &cert, nil }
 	d := &s2s.Dialer{
-		Resolver:           &s2s.Resolver{Servers: []string{dns.Addr()}, Timeout: 2 * time.Second, CacheSize: -1},
+		Resolver:           &s2s.Resolver{Servers: []string{dns.Addr()}, Timeout: 2 * time.Second, CacheSize: -1, TrustAD: o.DANE},
+		DANE:               o.DANE,
 		GetCertificate:     getCert,
 		Roots:              o.Roots,
 		Policy:             o.Policy,
