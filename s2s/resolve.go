@@ -303,6 +303,18 @@ type Report struct {
 
 	// Addrs holds one entry per distinct target host, in Targets order.
 	Addrs []AddrReport
+
+	// TLSA holds, with TrustAD, the TLSA lookup of each target whose SRV
+	// record and addresses were validated, in Targets order (RFC 7673).
+	TLSA []TLSAReport
+}
+
+// A TLSAReport is the TLSA lookup for one target.
+type TLSAReport struct {
+	Host    string
+	Port    uint16
+	Records []*dns.TLSA // validated, usable records
+	Err     error
 }
 
 // An SRVReport is the answer to one SRV query.
@@ -312,13 +324,15 @@ type SRVReport struct {
 	Records   []Target // the records as received, "." targets included
 	NoService bool     // the answer was a lone "." target
 	Err       error    // a failed query; nil for NXDOMAIN or no data
+	Secure    bool     // the answer was validated (TrustAD)
 }
 
 // An AddrReport is the outcome of resolving one target host.
 type AddrReport struct {
-	Host  string
-	Addrs []netip.Addr
-	Err   error
+	Host   string
+	Addrs  []netip.Addr
+	Err    error
+	Secure bool // both answers were validated (TrustAD)
 }
 
 // Diagnose looks domain up as LookupTargets does, then resolves every target
@@ -340,19 +354,32 @@ func (r *Resolver) Diagnose(ctx context.Context, domain string) (*Report, error)
 	}
 	srvs := r.lookupSRVs(ctx, name, false)
 	for _, s := range srvs {
-		sr := SRVReport{Name: s.name, Service: s.service, Records: s.records, NoService: s.noService, Err: s.err}
+		sr := SRVReport{Name: s.name, Service: s.service, Records: s.records, NoService: s.noService, Err: s.err, Secure: s.secure}
 		rep.SRV = append(rep.SRV, sr)
 	}
 	rep.Targets, rep.Err = r.combine(name, srvs)
 	seen := make(map[string]bool)
+	secureHost := make(map[string]bool)
 	for _, t := range rep.Targets {
 		if seen[t.Host] {
 			continue
 		}
 		seen[t.Host] = true
 		ar := AddrReport{Host: t.Host}
-		ar.Addrs, _, ar.Err = r.lookupAddrs(ctx, dns.Fqdn(t.Host), false)
+		ar.Addrs, ar.Secure, ar.Err = r.lookupAddrs(ctx, dns.Fqdn(t.Host), false)
+		secureHost[t.Host] = ar.Secure
 		rep.Addrs = append(rep.Addrs, ar)
+	}
+	seenTLSA := make(map[Target]bool)
+	for _, t := range rep.Targets {
+		key := Target{Host: t.Host, Port: t.Port}
+		if !r.TrustAD || !t.Secure || !secureHost[t.Host] || seenTLSA[key] {
+			continue
+		}
+		seenTLSA[key] = true
+		tr := TLSAReport{Host: t.Host, Port: t.Port}
+		tr.Records, tr.Err = r.LookupTLSA(ctx, t.Host, t.Port)
+		rep.TLSA = append(rep.TLSA, tr)
 	}
 	if err := ctx.Err(); err != nil {
 		return rep, err

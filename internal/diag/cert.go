@@ -49,6 +49,8 @@ func certProblem(chain []*x509.Certificate, err error, now time.Time) string {
 	}
 	var ua x509.UnknownAuthorityError
 	switch {
+	case strings.HasPrefix(reason, "matches none of the"):
+		return CertDANE
 	case reason == "self-signed", errors.As(err, &ua) && isSelfSigned(leaf):
 		return CertSelfSigned
 	case strings.HasPrefix(reason, "expired"):

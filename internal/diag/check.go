@@ -108,6 +108,8 @@ func (r *Report) checkCert(t *TLS, now time.Time, add func(sev, format string, a
 	leaf := &t.Chain[0]
 	if !t.Valid {
 		switch {
+		case t.Problem == CertDANE:
+			add(SevError, "certificate matches none of the TLSA records published for the target: %s", t.Error)
 		case leaf.SelfSigned || t.Problem == CertSelfSigned:
 			add(SevWarning, "certificate is self-signed: %s", refuse)
 		case t.Problem == CertUnknownCA:

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/s2sd/s2sd/internal/diag"
 	"github.com/s2sd/s2sd/s2s"
 	"github.com/s2sd/s2sd/s2s/s2stest"
@@ -620,5 +622,57 @@ func TestTLS12Only(t *testing.T) {
 		if strings.Contains(p.Text, "TLS 1.2 only") {
 			t.Errorf("problem %q with a TLS 1.2 dialer", p.Text)
 		}
+	}
+}
+
+// TestDANE: with a validating resolver, the report marks validated
+// answers, lists the target's TLSA records, and says whether the
+// certificate matched them.
+func TestDANE(t *testing.T) {
+	for _, match := range []bool{true, false} {
+		t.Run(fmt.Sprintf("match=%v", match), func(t *testing.T) {
+			zone := s2stest.NewDNS(t)
+			zone.Signed(true)
+			local := s2stest.NewServer(t, zone, "local.test", s2stest.Options{DANE: true})
+			remote := s2stest.NewServer(t, zone, "remote.test", s2stest.Options{})
+			cert := remote.Cert.Leaf
+			if !match {
+				cert = s2stest.SelfSigned(t, "remote.test").Leaf
+			}
+			data, err := dns.CertificateToDANE(1, 1, cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := fmt.Sprintf("_%d._tcp.remote.test.", remote.Addr.Port())
+			zone.AddRR(fmt.Sprintf("%s 1 IN TLSA 3 1 1 %s", name, data))
+
+			r, text, back := run(t, local.Dialer, "local.test", "remote.test")
+			if !r.DNS.SRV[1].DNSSEC || len(r.DNS.Hosts) != 1 || !r.DNS.Hosts[0].DNSSEC {
+				t.Errorf("validated answers not marked: %+v", r.DNS)
+			}
+			want := []diag.TLSA{{Name: name, Records: []string{"3 1 1 " + data}}}
+			if fmt.Sprint(back.DNS.TLSA) != fmt.Sprint(want) {
+				t.Errorf("TLSA = %+v, want %+v", back.DNS.TLSA, want)
+			}
+			wantLines(t, text, name+" TLSA 3 1 1 "+data, "target remote.test. (DNSSEC)")
+			a := r.Attempts[0]
+			if a.TLS == nil || !a.TLS.DANE {
+				t.Fatalf("TLS = %+v, want DANE checked", a.TLS)
+			}
+			if match {
+				if !a.TLS.Valid || !r.Authenticated {
+					t.Errorf("matching record: valid %v, authenticated %v", a.TLS.Valid, r.Authenticated)
+				}
+				wantLines(t, text, "certificate valid: matches a TLSA record (DANE)")
+				return
+			}
+			if a.TLS.Valid || a.TLS.Problem != diag.CertDANE || r.Authenticated {
+				t.Errorf("mismatching record: TLS %+v, authenticated %v", a.TLS, r.Authenticated)
+			}
+			wantProblem(t, r, diag.SevError, "matches none of the TLSA records")
+			if a.FailedAt != "tls" || a.Auth != nil {
+				t.Errorf("failed at %q with auth %+v; want the TLS step, before authentication", a.FailedAt, a.Auth)
+			}
+		})
 	}
 }

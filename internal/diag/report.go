@@ -49,6 +49,8 @@ type DNS struct {
 	Error string `json:"error,omitempty"`
 	// Hosts are the A/AAAA lookups of each target host.
 	Hosts []Host `json:"hosts"`
+	// TLSA are the TLSA lookups, with DANE.
+	TLSA []TLSA `json:"tlsa,omitempty"`
 }
 
 // SRV is the answer to one SRV query.
@@ -58,6 +60,16 @@ type SRV struct {
 	Records   []SRVRecord `json:"records"` // as received; empty for NXDOMAIN or no data
 	NoService bool        `json:"no_service,omitempty"`
 	Error     string      `json:"error,omitempty"`
+	// DNSSEC is true when the answer was validated (s2s.Resolver.TrustAD).
+	DNSSEC bool `json:"dnssec,omitempty"`
+}
+
+// TLSA is the TLSA lookup for one target (DANE, RFC 7673), made when its
+// SRV record and addresses were validated.
+type TLSA struct {
+	Name    string   `json:"name"`    // "_5269._tcp.xmpp.example.org."
+	Records []string `json:"records"` // "3 1 1 <hex>", validated and usable
+	Error   string   `json:"error,omitempty"`
 }
 
 // SRVRecord is one SRV record; Target "." means no service.
@@ -70,9 +82,10 @@ type SRVRecord struct {
 
 // Host is the address lookup of one target host.
 type Host struct {
-	Name  string   `json:"name"`
-	Addrs []string `json:"addrs"`
-	Error string   `json:"error,omitempty"`
+	Name   string   `json:"name"`
+	Addrs  []string `json:"addrs"`
+	Error  string   `json:"error,omitempty"`
+	DNSSEC bool     `json:"dnssec,omitempty"` // both answers validated
 }
 
 // Target is one place the Dialer tries.
@@ -143,7 +156,8 @@ const (
 	CertNotYetValid = "not-yet-valid"
 	CertWrongName   = "wrong-name"
 	CertNone        = "no-certificate"
-	CertUntrusted   = "untrusted" // any other chain failure
+	CertUntrusted   = "untrusted"     // any other chain failure
+	CertDANE        = "dane-mismatch" // matches none of the target's TLSA records
 )
 
 // TLS is the TLS connection and the peer's certificate.
@@ -164,6 +178,9 @@ type TLS struct {
 	// NamesDomain is true when the leaf names the domain (RFC 6125 DNS-ID,
 	// SRV-ID or XmppAddr), whatever its chain.
 	NamesDomain bool `json:"names_domain"`
+	// DANE is true when the chain was checked against the target's TLSA
+	// records (then Valid means one matched).
+	DANE bool `json:"dane,omitempty"`
 }
 
 // Cert describes one certificate.

@@ -67,7 +67,7 @@ func lookup(ctx context.Context, res *s2s.Resolver, domain string) DNS {
 	}
 	out.Name = rep.Domain
 	for _, s := range rep.SRV {
-		sr := SRV{Name: s.Name, Service: s.Service, Records: []SRVRecord{}, NoService: s.NoService, Error: errString(s.Err)}
+		sr := SRV{Name: s.Name, Service: s.Service, Records: []SRVRecord{}, NoService: s.NoService, Error: errString(s.Err), DNSSEC: s.Secure}
 		for _, rec := range s.Records {
 			target := rec.Host
 			if target != "." {
@@ -84,8 +84,15 @@ func lookup(ctx context.Context, res *s2s.Resolver, domain string) DNS {
 	case len(rep.SRV) > 0 && len(rep.Targets) > 0 && rep.Targets[0].Service == "":
 		out.Fallback = true
 	}
+	for _, tr := range rep.TLSA {
+		tl := TLSA{Name: fmt.Sprintf("_%d._tcp.%s.", tr.Port, tr.Host), Records: []string{}, Error: errString(tr.Err)}
+		for _, rec := range tr.Records {
+			tl.Records = append(tl.Records, fmt.Sprintf("%d %d %d %s", rec.Usage, rec.Selector, rec.MatchingType, strings.ToLower(rec.Certificate)))
+		}
+		out.TLSA = append(out.TLSA, tl)
+	}
 	for _, h := range rep.Addrs {
-		hr := Host{Name: h.Host, Addrs: []string{}, Error: errString(h.Err)}
+		hr := Host{Name: h.Host, Addrs: []string{}, Error: errString(h.Err), DNSSEC: h.Secure}
 		for _, a := range h.Addrs {
 			hr.Addrs = append(hr.Addrs, a.String())
 		}
@@ -192,7 +199,11 @@ func (t *tracer) finish(err error, now time.Time) {
 	} else {
 		a.Error = err.Error()
 		a.FailedAt = t.step
-		if t.step == stepAuth && a.Auth == nil && t.expectDialback(a) {
+		if a.TLS != nil && a.TLS.Problem == CertDANE {
+			// Refused before authentication began.
+			a.FailedAt = stepTLS
+		}
+		if a.FailedAt == stepAuth && a.Auth == nil && t.expectDialback(a) {
 			// The stream ended while we waited for the db:result.
 			a.Auth = &Auth{Method: MethodDialback, Result: AuthError, Error: err.Error(), Hint: dialbackHint(AuthError, t.local)}
 		}
@@ -291,6 +302,12 @@ func (t *tracer) tls(st tls.ConnectionState, certErr error) {
 	}
 	a.TLS = tlsReport(st, certErr, t.domain, now)
 	a.TLS.Direct = a.Target.DirectTLS
+	name := fmt.Sprintf("_%d._tcp.%s.", a.Target.Port, a.Target.Host)
+	for _, tl := range t.r.DNS.TLSA {
+		if tl.Name == name && len(tl.Records) > 0 {
+			a.TLS.DANE = true
+		}
+	}
 }
 
 func (t *tracer) dialback(result string) {

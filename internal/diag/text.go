@@ -86,7 +86,7 @@ func (r *Report) writeDNS(p *printer) {
 			if rec.Target == "." {
 				target = `"." (no service)`
 			}
-			p.line(name, fmt.Sprintf("priority %d", rec.Priority), fmt.Sprintf("weight %d", rec.Weight), fmt.Sprintf("port %d", rec.Port), "target "+target)
+			p.line(name, fmt.Sprintf("priority %d", rec.Priority), fmt.Sprintf("weight %d", rec.Weight), fmt.Sprintf("port %d", rec.Port), "target "+target+dnssec(s.DNSSEC))
 		}
 	}
 	switch {
@@ -102,8 +102,27 @@ func (r *Report) writeDNS(p *printer) {
 			p.line("  "+h.Name, "error: "+h.Error)
 			continue
 		}
-		p.line("  "+h.Name, strings.Join(h.Addrs, ", "))
+		p.line("  "+h.Name, strings.Join(h.Addrs, ", ")+dnssec(h.DNSSEC))
 	}
+	for _, tl := range d.TLSA {
+		switch {
+		case tl.Error != "":
+			p.line("  "+tl.Name, "TLSA error: "+tl.Error)
+		case len(tl.Records) == 0:
+			p.line("  "+tl.Name, "no TLSA records (DANE not used)")
+		}
+		for _, rec := range tl.Records {
+			p.line("  "+tl.Name, "TLSA "+rec)
+		}
+	}
+}
+
+// dnssec marks what a validating resolver vouched for.
+func dnssec(secure bool) string {
+	if secure {
+		return " (DNSSEC)"
+	}
+	return ""
 }
 
 func (a *Attempt) writeStream(p *printer, n int) {
@@ -166,6 +185,9 @@ func (t *TLS) write(p *printer) {
 	}
 	p.line("  TLS", strings.Join([]string{t.Version, t.CipherSuite, mode, alpn}, ", "))
 	check := "valid for the domain"
+	if t.DANE {
+		check = "valid: matches a TLSA record (DANE)"
+	}
 	if !t.Valid {
 		check = "NOT valid: " + t.Problem
 		if t.Error != "" {
