@@ -31,6 +31,9 @@ type party struct {
 type pki struct {
 	root, otherRoot *x509.Certificate
 	roots           *x509.CertPool
+	inter           *x509.Certificate // romeo's issuer
+	rootKey         crypto.Signer
+	interKey        crypto.Signer
 
 	juliet   party // issued by the root
 	romeo    party // issued by an intermediate CA under the root
@@ -64,6 +67,7 @@ func newPKI() *pki {
 
 	interKey := rsaKey()
 	inter := issue(caTemplate("s2sd test intermediate"), p.root, rootKey, interKey, now.Add(-time.Hour), now.Add(24*time.Hour))
+	p.inter, p.rootKey, p.interKey = inter, rootKey, interKey
 
 	ee := func(addr string, parent *x509.Certificate, parentKey crypto.Signer, key crypto.Signer, from, to time.Time) party {
 		return party{cert: issue(eeTemplate(addr), parent, parentKey, key, from, to), key: key}
@@ -178,4 +182,23 @@ func writePEM(t testing.TB, dir, name string, key crypto.PrivateKey, certs ...*x
 		t.Fatal(err)
 	}
 	return path
+}
+
+// crl returns a CRL issued by issuer, signed with key, revoking serials.
+func crl(t testing.TB, issuer *x509.Certificate, key crypto.Signer, serials ...*big.Int) *x509.RevocationList {
+	t.Helper()
+	now := time.Now()
+	tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}
+	for _, s := range serials {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: now.Add(-time.Minute)})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

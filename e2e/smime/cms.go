@@ -1,6 +1,7 @@
 package smime
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rsa"
 	"crypto/x509"
@@ -196,7 +197,8 @@ type verified struct {
 // clock, not at the signing time that the signer asserts. extra are
 // certificates known out of band (RFC 3923 §6.6 lets a sender leave its
 // certificate out).
-func verify(der, content []byte, roots *x509.CertPool, extra []*x509.Certificate, now time.Time) (v verified, err error) {
+func verify(der, content []byte, tr trust, now time.Time) (v verified, err error) {
+	roots, extra := tr.roots, tr.extra
 	ct, err := contentType(der)
 	if err != nil {
 		return v, err
@@ -227,6 +229,9 @@ func verify(der, content []byte, roots *x509.CertPool, extra []*x509.Certificate
 		if err := p7.VerifyWithChainAtTime(roots, now); err != nil {
 			return err
 		}
+		if err := tr.checkRevoked(signer, p7.Certificates, now); err != nil {
+			return err
+		}
 		// RFC 5750 §4.4.2: a key usage extension, if any, must allow
 		// signatures.
 		if signer.KeyUsage != 0 && signer.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
@@ -242,6 +247,55 @@ func verify(der, content []byte, roots *x509.CertPool, extra []*x509.Certificate
 		return nil
 	})
 	return v, err
+}
+
+// trust is what verify judges a signer by.
+type trust struct {
+	roots *x509.CertPool
+	extra []*x509.Certificate // known out of band
+	crls  []*x509.RevocationList
+}
+
+func (a *Agent) trust() trust {
+	return trust{roots: a.roots(), extra: a.Certificates, crls: a.CRLs}
+}
+
+// ErrRevoked is wrapped by the error of a signature whose signer's chain
+// holds a revoked certificate.
+var ErrRevoked = errors.New("smime: certificate revoked")
+
+// checkRevoked looks every certificate of each of signer's chains to the
+// roots, but the root, up in the CRLs its issuer signed (RFC 5280 §6.3).
+func (tr trust) checkRevoked(signer *x509.Certificate, certs []*x509.Certificate, now time.Time) error {
+	if len(tr.crls) == 0 {
+		return nil
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs {
+		inter.AddCert(c)
+	}
+	chains, err := signer.Verify(x509.VerifyOptions{Roots: tr.roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return err
+	}
+	for _, chain := range chains {
+		for i := 0; i+1 < len(chain); i++ {
+			cert, issuer := chain[i], chain[i+1]
+			for _, crl := range tr.crls {
+				if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil {
+					continue
+				}
+				for _, e := range crl.RevokedCertificateEntries {
+					// Listed is revoked, whatever the date (as OpenSSL
+					// has it); removeFromCRL (8) belongs to delta CRLs.
+					if e.SerialNumber != nil && e.SerialNumber.Cmp(cert.SerialNumber) == 0 && e.ReasonCode != 8 {
+						return fmt.Errorf("%w: %s (serial %s) on %s", ErrRevoked, cert.Subject, cert.SerialNumber, e.RevocationTime.UTC().Format(time.RFC3339))
+					}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // safely runs f and turns a panic into an error: pkcs7 indexes slices

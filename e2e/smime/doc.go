@@ -32,6 +32,11 @@
 //     otherName (RFC 6120 §13.7.1.4) or an im:, pres: or xmpp: URI (see
 //     Addresses). The sender named inside the object (CPIM From, PIDF
 //     entity, the from of an application/xmpp+xml stanza) must match too.
+//   - Revocation (RFC 5280): with Agent.CRLs, a signer whose certificate,
+//     or a CA certificate above it, is revoked by a list its issuer signed
+//     is refused (ErrRevoked); lists are taken as given, not fetched, and
+//     OCSP is not spoken. OpenSSL's `openssl ca -gencrl` lists work, and
+//     `openssl cms -verify -crl_check_all` judges as Open does.
 //   - §6.7, §6.8: a signature goes with the signer's certificate and chain.
 //     Agent.RequireSignature refuses unsigned encrypted stanzas.
 //   - §6.9 timestamps: sent timestamps are UTC, in milliseconds, strictly

@@ -301,3 +301,79 @@ func TestOpenSSLEncrypted(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenSSLRevocation: a CRL made by `openssl ca` revoking romeo makes
+// this package refuse romeo's signature, as `openssl cms -verify
+// -crl_check_all` refuses it with the same lists; with romeo not revoked
+// both accept.
+func TestOpenSSLRevocation(t *testing.T) {
+	o := newPeer(t)
+	p := testPKI(t)
+	writePEM(t, o.dir, "inter.key", p.interKey)
+	writePEM(t, o.dir, "root.key", p.rootKey)
+	o.write("ca.cnf", []byte("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 1\n"))
+	o.write("crlnumber", []byte("01\n"))
+	// An empty list from the root (for the intermediate), then the
+	// intermediate's, before and after it revokes romeo.
+	gencrl := func(cert, key, out string) *x509.RevocationList {
+		t.Helper()
+		o.mustRun("ca", "-config", "ca.cnf", "-gencrl", "-cert", cert, "-keyfile", key, "-out", out)
+		der := o.mustRun("crl", "-in", out, "-outform", "DER")
+		l, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatalf("OpenSSL's CRL %s: %v", out, err)
+		}
+		return l
+	}
+	o.write("index.txt", nil)
+	rootCRL := gencrl("root.pem", "root.key", "root-crl.pem")
+	o.write("index.txt", nil)
+	before := gencrl("inter.pem", "inter.key", "inter-crl-before.pem")
+	o.mustRun("ca", "-config", "ca.cnf", "-revoke", "romeo.pem", "-cert", "inter.pem", "-keyfile", "inter.key")
+	after := gencrl("inter.pem", "inter.key", "inter-crl-after.pem")
+
+	const fromRomeo = `<message from='romeo@example.net/orchard' to='juliet@example.com/balcony' type='chat' id='r1'><body>Shall I hear more?</body></message>`
+	signed, err := p.agent(p.romeo).Sign([]byte(fromRomeo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := o.write("signed.eml", e2eText(t, signed))
+	for _, tc := range []struct {
+		name    string
+		crl     *x509.RevocationList
+		file    string
+		revoked bool
+	}{
+		{"not revoked", before, "inter-crl-before.pem", false},
+		{"revoked", after, "inter-crl-after.pem", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// openssl cms takes CRLs from the CA file.
+			root, err := os.ReadFile(o.path("root.pem"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			store := append(append(root, o.mustRun("crl", "-in", "root-crl.pem")...), o.mustRun("crl", "-in", tc.file)...)
+			o.write("store.pem", store)
+			_, oerr := o.run("cms", "-verify", "-crl_check_all", "-in", msg, "-CAfile", "store.pem", "-out", os.DevNull)
+			juliet := p.agent(p.juliet)
+			juliet.CRLs = []*x509.RevocationList{rootCRL, tc.crl}
+			_, err = juliet.Open(signed)
+			if tc.revoked {
+				if oerr == nil || !strings.Contains(oerr.Error(), "revoked") {
+					t.Errorf("openssl: %v, want certificate revoked", oerr)
+				}
+				if !errors.Is(err, ErrRevoked) {
+					t.Errorf("Open: %v, want ErrRevoked", err)
+				}
+				return
+			}
+			if oerr != nil {
+				t.Errorf("openssl: %v", oerr)
+			}
+			if err != nil {
+				t.Errorf("Open: %v", err)
+			}
+		})
+	}
+}

@@ -48,6 +48,14 @@ type Agent struct {
 	// band, for signatures that leave them out.
 	Certificates []*x509.Certificate
 
+	// CRLs are certificate revocation lists (RFC 5280 §5). Every
+	// certificate of a signer's chain below its root is looked up in the
+	// lists its issuer signed; one listed as revoked fails the signature
+	// with e2e.ErrSignatureUnverified. Lists are used as given: none is
+	// fetched (CRL distribution points, OCSP), and a list past its
+	// NextUpdate still counts, revoking what it names.
+	CRLs []*x509.RevocationList
+
 	// Cipher encrypts the content. The zero value is AES128CBC, the
 	// algorithm RFC 3923 §6.10 makes mandatory.
 	Cipher Cipher
@@ -283,7 +291,7 @@ func (a *Agent) open(s *stanza, now time.Time) (*Opened, error) {
 				if o.Signed {
 					return nil, e2e.Wrap(e2e.ErrSignatureUnverified, errors.New("smime: nested signatures"))
 				}
-				v, err := verify(der, nil, a.roots(), a.Certificates, now)
+				v, err := verify(der, nil, a.trust(), now)
 				if err != nil {
 					return nil, e2e.Wrap(e2e.ErrSignatureUnverified, err)
 				}
@@ -390,10 +398,10 @@ func checkSender(from string, claimed []string, cert *x509.Certificate) (string,
 // first, then the bytes as received.
 func (a *Agent) verifyDetached(sig, signed []byte, now time.Time) (verified, error) {
 	c := canonical(signed)
-	v, err := verify(sig, c, a.roots(), a.Certificates, now)
+	v, err := verify(sig, c, a.trust(), now)
 	var mismatch *pkcs7.MessageDigestMismatchError
 	if errors.As(err, &mismatch) && !bytes.Equal(c, signed) {
-		if v2, err2 := verify(sig, signed, a.roots(), a.Certificates, now); err2 == nil {
+		if v2, err2 := verify(sig, signed, a.trust(), now); err2 == nil {
 			return v2, nil
 		}
 	}

@@ -647,3 +647,45 @@ func TestErrorReply(t *testing.T) {
 		t.Errorf("ErrorReply to an error: %s, %v", reply, rerr)
 	}
 }
+
+// TestRevoked: a signature whose signer, or a CA above it, a CRL from the
+// right issuer revokes fails with ErrSignatureUnverified and ErrRevoked;
+// lists from other issuers, forged lists and lists naming others do not
+// matter.
+func TestRevoked(t *testing.T) {
+	p := testPKI(t)
+	const fromRomeo = `<message from='romeo@example.net/orchard' to='juliet@example.com/balcony' type='chat' id='r1'><body>Shall I hear more?</body></message>`
+	signed, err := p.agent(p.romeo).Sign([]byte(fromRomeo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger := rsaKey()
+	cases := []struct {
+		name    string
+		crls    []*x509.RevocationList
+		revoked bool
+	}{
+		{"no lists", nil, false},
+		{"signer revoked", []*x509.RevocationList{crl(t, p.inter, p.interKey, p.romeo.cert.SerialNumber)}, true},
+		{"intermediate revoked", []*x509.RevocationList{crl(t, p.root, p.rootKey, p.inter.SerialNumber)}, true},
+		{"others revoked", []*x509.RevocationList{crl(t, p.inter, p.interKey, p.juliet.cert.SerialNumber), crl(t, p.root, p.rootKey, p.romeo.cert.SerialNumber)}, false},
+		{"forged list", []*x509.RevocationList{crl(t, p.inter, forger, p.romeo.cert.SerialNumber)}, false},
+		{"empty lists", []*x509.RevocationList{crl(t, p.inter, p.interKey), crl(t, p.root, p.rootKey)}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			juliet := p.agent(p.juliet)
+			juliet.CRLs = tc.crls
+			_, err := juliet.Open(signed)
+			if !tc.revoked {
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, e2e.ErrSignatureUnverified) || !errors.Is(err, ErrRevoked) {
+				t.Fatalf("Open: %v, want a revoked signer", err)
+			}
+		})
+	}
+}
