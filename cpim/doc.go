@@ -14,6 +14,13 @@
 //     with the Message/CPIM carrier PresenceMessage, Message.Presence), the
 //     one-stanza-per-tuple rule of §6.3.1 and the zero-tuple rule of §6.3.2.
 //     Resources that are not XML IDs become tuple ids by TupleID's escape.
+//     §6 subscriptions as operations of the common presence profile
+//     (Subscription): an XMPP request to a watcher's operation
+//     (SubscriptionFromStanza) and its result back to the XMPP watcher
+//     (Subscription.Answer), a foreign watcher's operation to XMPP
+//     (Subscription.Stanza) and the XMPP user's answer back
+//     (SubscriptionAnswer). CPP defines operations, not a wire format:
+//     carrying them to a presence service is the gateway's business.
 //   - RFC 3863, PIDF: the parts the RFC 3922 mapping uses (presence,
 //     tuple, status, basic, contact with priority, note, timestamp) and
 //     the RFC 3863 §4.4 qvalue syntax; the "im" status extension

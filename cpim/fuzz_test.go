@@ -155,3 +155,45 @@ func FuzzFromStanza(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSubscription: whatever SubscriptionFromStanza accepts maps back to a
+// stanza that reads as the same operation.
+func FuzzSubscription(f *testing.F) {
+	for _, s := range []string{
+		`<presence xmlns='jabber:client' from='juliet@example.com/balcony' to='romeo@example.net' type='subscribe' id='sub1'/>`,
+		`<presence from='romeo@example.net' to='juliet@example.com' type='unsubscribed' id='u'/>`,
+		`<presence from='o#27;malley@example.com' to='élise@example.com' type='unsubscribe' id='a&amp;b'/>`,
+		`<presence from='romeo@example.net' to='juliet@example.com' type='error'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if s, r, err := SubscriptionAnswer(b); err == nil {
+			out, err := s.Answer(r, NSServer)
+			if err != nil {
+				t.Fatalf("%+v %v: %v", s, r, err)
+			}
+			if _, r2, err := SubscriptionAnswer(out); err != nil || r2 != r {
+				t.Fatalf("answer %s read back as %v (%v)", out, r2, err)
+			}
+		}
+		s, err := SubscriptionFromStanza(b)
+		if err != nil {
+			if !errors.Is(err, ErrSyntax) && !errors.Is(err, ErrNotMappable) && !errors.Is(err, ErrAddress) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		out, err := s.Stanza(NSServer)
+		if err != nil {
+			t.Fatalf("%+v: %v", s, err)
+		}
+		back, err := SubscriptionFromStanza(out)
+		if err != nil {
+			t.Fatalf("%s: %v", out, err)
+		}
+		if *back != *s {
+			t.Fatalf("%+v came back as %+v", *s, *back)
+		}
+	})
+}
