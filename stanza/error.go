@@ -77,6 +77,20 @@ type Error struct {
 	App []byte
 }
 
+// name returns the condition as an element name: undefined-condition for
+// one that cannot be (a condition read from a peer always can).
+func (c Condition) name() string {
+	if c == "" {
+		return string(UndefinedCondition)
+	}
+	for i := 0; i < len(c); i++ {
+		if b := c[i]; !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || b == '-' || b == '_' || i > 0 && ('0' <= b && b <= '9' || b == '.')) {
+			return string(UndefinedCondition)
+		}
+	}
+	return string(c)
+}
+
 // New returns an error with the condition's default type.
 func New(c Condition, text string) *Error { return &Error{Condition: c, Text: text} }
 
@@ -111,7 +125,7 @@ func (e *Error) Is(target error) bool {
 // AppendXML appends the <error/> child element to b.
 func (e *Error) AppendXML(b []byte) []byte {
 	b = append(b, "<error type='"...)
-	b = append(b, e.typ()...)
+	b = AppendEscaped(b, string(e.typ()))
 	b = append(b, '\'')
 	if e.By != "" {
 		b = append(b, " by='"...)
@@ -119,7 +133,7 @@ func (e *Error) AppendXML(b []byte) []byte {
 		b = append(b, '\'')
 	}
 	b = append(b, "><"...)
-	b = append(b, e.Condition...)
+	b = append(b, e.Condition.name()...)
 	b = append(b, " xmlns='"+NS+"'/>"...)
 	if e.Text != "" {
 		b = append(b, "<text xmlns='"+NS+"'"...)
