@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -254,6 +255,9 @@ func (d *daemon) reload() {
 	}
 	if cfg.S2S.Listen != old.S2S.Listen || cfg.Components.Listen != old.Components.Listen || cfg.Metrics.Listen != old.Metrics.Listen || cfg.S2S.DirectTLSListen != old.S2S.DirectTLSListen {
 		d.log.Warn("listener addresses changed; they take effect at the next restart")
+	}
+	if cfg.S2S.DANE != old.S2S.DANE || !slices.Equal(cfg.S2S.DNS, old.S2S.DNS) {
+		d.log.Warn("s2s.dns and s2s.dane changed; they take effect at the next restart")
 	}
 	d.cfg.Store(cfg)
 	d.level.Set(cfg.logLevel)
