@@ -254,10 +254,11 @@ type trust struct {
 	roots *x509.CertPool
 	extra []*x509.Certificate // known out of band
 	crls  []*x509.RevocationList
+	ocsp  *OCSP
 }
 
 func (a *Agent) trust() trust {
-	return trust{roots: a.roots(), extra: a.Certificates, crls: a.CRLs}
+	return trust{roots: a.roots(), extra: a.Certificates, crls: a.CRLs, ocsp: a.OCSP}
 }
 
 // ErrRevoked is wrapped by the error of a signature whose signer's chain
@@ -267,7 +268,7 @@ var ErrRevoked = errors.New("smime: certificate revoked")
 // checkRevoked looks every certificate of each of signer's chains to the
 // roots, but the root, up in the CRLs its issuer signed (RFC 5280 §6.3).
 func (tr trust) checkRevoked(signer *x509.Certificate, certs []*x509.Certificate, now time.Time) error {
-	if len(tr.crls) == 0 {
+	if len(tr.crls) == 0 && tr.ocsp == nil {
 		return nil
 	}
 	inter := x509.NewCertPool()
@@ -291,6 +292,11 @@ func (tr trust) checkRevoked(signer *x509.Certificate, certs []*x509.Certificate
 					if e.SerialNumber != nil && e.SerialNumber.Cmp(cert.SerialNumber) == 0 && e.ReasonCode != 8 {
 						return fmt.Errorf("%w: %s (serial %s) on %s", ErrRevoked, cert.Subject, cert.SerialNumber, e.RevocationTime.UTC().Format(time.RFC3339))
 					}
+				}
+			}
+			if tr.ocsp != nil {
+				if err := tr.ocsp.check(cert, issuer, now); err != nil {
+					return err
 				}
 			}
 		}

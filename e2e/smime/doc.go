@@ -32,11 +32,16 @@
 //     otherName (RFC 6120 §13.7.1.4) or an im:, pres: or xmpp: URI (see
 //     Addresses). The sender named inside the object (CPIM From, PIDF
 //     entity, the from of an application/xmpp+xml stanza) must match too.
-//   - Revocation (RFC 5280): with Agent.CRLs, a signer whose certificate,
+//   - Revocation: with Agent.CRLs (RFC 5280), a signer whose certificate,
 //     or a CA certificate above it, is revoked by a list its issuer signed
-//     is refused (ErrRevoked); lists are taken as given, not fetched, and
-//     OCSP is not spoken. OpenSSL's `openssl ca -gencrl` lists work, and
-//     `openssl cms -verify -crl_check_all` judges as Open does.
+//     is refused (ErrRevoked); lists are taken as given, not fetched.
+//     OpenSSL's `openssl ca -gencrl` lists work, and `openssl cms -verify
+//     -crl_check_all` judges as Open does. With Agent.OCSP (RFC 6960),
+//     the responders the certificates name are asked, over HTTP, with
+//     answers cached until their nextUpdate; a revoked answer is refused,
+//     and no answer is too when OCSP.Require is set. Responses must be
+//     signed by the issuer or a responder it made for OCSP, and current.
+//     Tested against `openssl ocsp` as the responder.
 //   - §6.7, §6.8: a signature goes with the signer's certificate and chain.
 //     Agent.RequireSignature refuses unsigned encrypted stanzas.
 //   - §6.9 timestamps: sent timestamps are UTC, in milliseconds, strictly

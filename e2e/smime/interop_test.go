@@ -2,8 +2,10 @@ package smime
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -373,6 +375,89 @@ func TestOpenSSLRevocation(t *testing.T) {
 			}
 			if err != nil {
 				t.Errorf("Open: %v", err)
+			}
+		})
+	}
+}
+
+// TestOpenSSLOCSP: with `openssl ocsp` as the responder that signers'
+// certificates name, a signer it knows as valid passes (OCSP.Require set)
+// and one revoked with `openssl ca -revoke` fails with ErrRevoked, as
+// `openssl ocsp` itself reports them.
+func TestOpenSSLOCSP(t *testing.T) {
+	o := newPeer(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	url := "http://" + addr
+	p := newOCSPPKI(url)
+	now := time.Now()
+	tmpl := eeTemplate("nurse@example.com")
+	tmpl.OCSPServer = []string{url}
+	revokedKey := rsaKey()
+	revoked := party{cert: issue(tmpl, p.ca, p.caKey, revokedKey, now.Add(-time.Hour), now.Add(24*time.Hour)), key: revokedKey}
+	writePEM(t, o.dir, "ca.pem", nil, p.ca)
+	writePEM(t, o.dir, "ca.key", p.caKey)
+	writePEM(t, o.dir, "good.pem", nil, p.signer.cert)
+	writePEM(t, o.dir, "revoked.pem", nil, revoked.cert)
+	o.write("ca.cnf", []byte("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ndefault_md = sha256\nunique_subject = no\n"))
+	o.write("index.txt", nil)
+	o.mustRun("ca", "-config", "ca.cnf", "-valid", "good.pem", "-cert", "ca.pem", "-keyfile", "ca.key")
+	o.mustRun("ca", "-config", "ca.cnf", "-revoke", "revoked.pem", "-cert", "ca.pem", "-keyfile", "ca.key")
+
+	_, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, o.bin, "ocsp", "-index", "index.txt", "-port", port, "-CA", "ca.pem", "-rsigner", "ca.pem", "-rkey", "ca.key", "-nmin", "5", "-timeout", "5")
+	cmd.Dir = o.dir
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	// Ready when it answers (a bare connection that closes without a
+	// request keeps openssl ocsp busy).
+	query := func(file string) ([]byte, error) {
+		return o.run("ocsp", "-issuer", "ca.pem", "-cert", file, "-url", url, "-CAfile", "ca.pem", "-timeout", "5")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := query("good.pem"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("openssl ocsp does not answer: %s", logs.String())
+		}
+	}
+
+	for _, tc := range []struct {
+		who    party
+		file   string
+		status string
+		want   error
+	}{
+		{p.signer, "good.pem", "good", nil},
+		{revoked, "revoked.pem", "revoked", ErrRevoked},
+	} {
+		t.Run(tc.status, func(t *testing.T) {
+			out, err := query(tc.file)
+			if err != nil || !bytes.Contains(out, []byte(tc.file+": "+tc.status)) {
+				t.Fatalf("openssl ocsp says:\n%s (%v)", out, err)
+			}
+			signed, err := (&Agent{Certificate: tc.who.cert, PrivateKey: tc.who.key, Roots: p.roots}).Sign([]byte(fromNurse))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := &Agent{Certificate: p.signer.cert, PrivateKey: p.signer.key, Roots: p.roots, OCSP: &OCSP{Require: true}}
+			_, err = a.Open(signed)
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("Open: %v, want %v (responder log: %s)", err, tc.want, logs.String())
 			}
 		})
 	}

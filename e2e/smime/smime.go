@@ -56,6 +56,10 @@ type Agent struct {
 	// NextUpdate still counts, revoking what it names.
 	CRLs []*x509.RevocationList
 
+	// OCSP, when set, asks the OCSP responders that the certificates of a
+	// signer's chain name (see OCSP).
+	OCSP *OCSP
+
 	// Cipher encrypts the content. The zero value is AES128CBC, the
 	// algorithm RFC 3923 §6.10 makes mandatory.
 	Cipher Cipher
