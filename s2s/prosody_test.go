@@ -1,9 +1,13 @@
 package s2s_test
 
 import (
+	"crypto/tls"
 	"fmt"
+	"net"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,5 +161,43 @@ func TestProsodyDANE(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestProsodyDirectTLS: with only _xmpps-server records (XEP-0368), each
+// side reaches the other with TLS from the first byte: the Go server to
+// Prosody's direct-TLS port, Prosody to the Go server's.
+func TestProsodyDirectTLS(t *testing.T) {
+	interop.Require(t, "prosody")
+	zone := s2stest.NewDNS(t)
+	g := s2stest.NewServer(t, zone, "go.test", s2stest.Options{NoRegister: true})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.S2S.ServeDirectTLS(l)
+	zone.AddRR(fmt.Sprintf("_xmpps-server._tcp.go.test. 1 IN SRV 0 0 %d go.test.", netip.MustParseAddrPort(l.Addr().String()).Port()))
+	zone.AddA("go.test", "127.0.0.1")
+	p := interop.StartProsody(t, interop.ProsodyOptions{Domain: "prosody.test", DNS: zone.Addr(), Users: []string{"alice:pw"}, S2STLS: -1})
+	zone.AddRR(fmt.Sprintf("_xmpps-server._tcp.prosody.test. 1 IN SRV 0 0 %d prosody.test.", p.S2STLS))
+	zone.AddA("prosody.test", "127.0.0.1")
+	var direct []bool
+	var mu sync.Mutex
+	g.Dialer.Trace = &s2s.Trace{Connect: func(tg s2s.Target, _ netip.AddrPort, err error) {
+		mu.Lock()
+		direct = append(direct, tg.DirectTLS)
+		mu.Unlock()
+	}}
+	alice := interop.DialClient(t, p.C2SAddr(), jid.MustParse("alice@prosody.test"), "pw")
+	roundTrip(t, g, alice)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(direct) == 0 || slices.Contains(direct, false) {
+		t.Errorf("Go server's connections to Prosody, direct TLS: %v", direct)
+	}
+	for _, c := range g.S2S.Streams() {
+		if st, ok := c.TLSState(); !ok || st.Version < tls.VersionTLS12 {
+			t.Errorf("inbound stream from Prosody without TLS 1.2+")
+		}
 	}
 }
