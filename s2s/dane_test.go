@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -160,6 +162,29 @@ func TestDANE(t *testing.T) {
 			if m := authMethods(s); len(m) != 1 || m[0] != "sasl-external" {
 				t.Errorf("%s inbound streams authenticated with %v, want [sasl-external]", s.Domain, m)
 			}
+		}
+	})
+	t.Run("direct TLS", func(t *testing.T) {
+		// XEP-0368: the TLSA records are those of the direct-TLS port.
+		zone := s2stest.NewDNS(t)
+		zone.Signed(true)
+		a := s2stest.NewServer(t, zone, "a.test", s2stest.Options{DANE: true, Policy: func(string) s2s.Policy { return s2s.RequireValidCert }})
+		b := s2stest.NewServer(t, zone, "b.test", s2stest.Options{NoRegister: true})
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go b.S2S.ServeDirectTLS(l)
+		port := netip.MustParseAddrPort(l.Addr().String()).Port()
+		zone.AddRR(fmt.Sprintf("_xmpps-server._tcp.b.test. 1 IN SRV 0 0 %d b.test.", port))
+		zone.AddA("b.test", "127.0.0.1")
+		addTLSA(zone, fmt.Sprintf("_%d._tcp.b.test.", port), tlsa(t, 3, 1, 1, leafOf(b.Cert)))
+		a.Send(t, msg("alice@a.test", "bob@b.test", "direct"))
+		if got := b.Expect(t, wait); got.ID != "direct" {
+			t.Fatalf("b got %s", got)
+		}
+		if streams := a.Pool.Streams(); len(streams) != 1 || streams[0].State()&s2s.Verified == 0 {
+			t.Fatalf("outbound direct-TLS stream not verified: %v", streams)
 		}
 	})
 	t.Run("TLSA lookup fails", func(t *testing.T) {
