@@ -107,8 +107,9 @@ func TestTranscripts(t *testing.T) {
 	}
 }
 
-func runTranscript(t *testing.T, path string) {
-	steps := readTranscript(t, path)
+// startPipeServer starts a Server on a pipeListener, with a Handler that
+// answers iq with item-not-found and takes the rest, until the test ends.
+func startPipeServer(t testing.TB) *pipeListener {
 	l := newPipeListener()
 	s := &Server{
 		Secret: testSecrets,
@@ -122,10 +123,16 @@ func runTranscript(t *testing.T, path string) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
-	defer func() {
+	t.Cleanup(func() {
 		s.Close()
 		<-served
-	}()
+	})
+	return l
+}
+
+func runTranscript(t *testing.T, path string) {
+	steps := readTranscript(t, path)
+	l := startPipeServer(t)
 	nc := l.dial()
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(10 * time.Second))

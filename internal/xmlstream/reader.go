@@ -1020,3 +1020,21 @@ func (s *scanner) finish(el *Element, top []attr, inherited []string) (*Element,
 	s.r.r = s.start + s.pos
 	return el, nil
 }
+
+// CheckStream reads b as what one side of a stream wrote: a stream header,
+// then elements until the end of the stream or of b. It returns the first
+// error other than those ends (tests use it on what a server wrote).
+func CheckStream(b []byte) error {
+	r := NewReader(bytes.NewReader(b), Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		return err
+	}
+	for {
+		if _, err := r.Next(); err != nil {
+			if errors.Is(err, ErrStreamEnd) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
