@@ -4,8 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
-	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -170,14 +168,7 @@ func TestDANE(t *testing.T) {
 		zone.Signed(true)
 		a := s2stest.NewServer(t, zone, "a.test", s2stest.Options{DANE: true, Policy: func(string) s2s.Policy { return s2s.RequireValidCert }})
 		b := s2stest.NewServer(t, zone, "b.test", s2stest.Options{NoRegister: true})
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go b.S2S.ServeDirectTLS(l)
-		port := netip.MustParseAddrPort(l.Addr().String()).Port()
-		zone.AddRR(fmt.Sprintf("_xmpps-server._tcp.b.test. 1 IN SRV 0 0 %d b.test.", port))
-		zone.AddA("b.test", "127.0.0.1")
+		port := directOnly(t, zone, b)
 		addTLSA(zone, fmt.Sprintf("_%d._tcp.b.test.", port), tlsa(t, 3, 1, 1, leafOf(b.Cert)))
 		a.Send(t, msg("alice@a.test", "bob@b.test", "direct"))
 		if got := b.Expect(t, wait); got.ID != "direct" {

@@ -100,14 +100,7 @@ func TestDirectTLS(t *testing.T) {
 	dns := s2stest.NewDNS(t)
 	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{})
 	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{NoRegister: true})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go b.S2S.ServeDirectTLS(l)
-	port := netip.MustParseAddrPort(l.Addr().String()).Port()
-	dns.AddRR(fmt.Sprintf("_xmpps-server._tcp.b.test. 1 IN SRV 0 0 %d b.test.", port))
-	dns.AddA("b.test", "127.0.0.1")
+	directOnly(t, dns, b)
 	// b answers a through a's ordinary SRV record.
 	a.Send(t, msg("alice@a.test", "bob@b.test", "direct"))
 	if got := b.Expect(t, wait); got.ID != "direct" {
@@ -119,6 +112,22 @@ func TestDirectTLS(t *testing.T) {
 			t.Errorf("ALPN %q", st.NegotiatedProtocol)
 		}
 	}
+}
+
+// directOnly serves s with XEP-0368 direct TLS on a port of its own and
+// publishes only that: an _xmpps-server record and an A record. It returns
+// the port.
+func directOnly(t *testing.T, zone *s2stest.DNS, s *s2stest.Server) uint16 {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.S2S.ServeDirectTLS(l)
+	port := netip.MustParseAddrPort(l.Addr().String()).Port()
+	zone.AddRR(fmt.Sprintf("_xmpps-server._tcp.%s. 1 IN SRV 0 0 %d %s.", s.Domain, port, s.Domain))
+	zone.AddA(s.Domain, "127.0.0.1")
+	return port
 }
 
 // expectBounce waits for the error stanza that returns to alice@a.test.

@@ -3,7 +3,6 @@ package s2s_test
 import (
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -171,13 +170,7 @@ func TestProsodyDirectTLS(t *testing.T) {
 	interop.Require(t, "prosody")
 	zone := s2stest.NewDNS(t)
 	g := s2stest.NewServer(t, zone, "go.test", s2stest.Options{NoRegister: true})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go g.S2S.ServeDirectTLS(l)
-	zone.AddRR(fmt.Sprintf("_xmpps-server._tcp.go.test. 1 IN SRV 0 0 %d go.test.", netip.MustParseAddrPort(l.Addr().String()).Port()))
-	zone.AddA("go.test", "127.0.0.1")
+	directOnly(t, zone, g)
 	p := interop.StartProsody(t, interop.ProsodyOptions{Domain: "prosody.test", DNS: zone.Addr(), Users: []string{"alice:pw"}, S2STLS: -1})
 	zone.AddRR(fmt.Sprintf("_xmpps-server._tcp.prosody.test. 1 IN SRV 0 0 %d prosody.test.", p.S2STLS))
 	zone.AddA("prosody.test", "127.0.0.1")
