@@ -3,7 +3,6 @@ package xmlstream
 import (
 	"net"
 	"sync"
-	"sync/atomic"
 	"syscall"
 )
 
@@ -33,8 +32,7 @@ type Source interface {
 // the caller's goroutine.
 type Spill struct {
 	net.Conn
-	rc   syscall.RawConn
-	held atomic.Bool // buf is not empty
+	rc syscall.RawConn
 
 	mu  sync.Mutex // serializes writes; guards try and buf
 	try bool
@@ -74,7 +72,6 @@ func (s *Spill) Write(b []byte) (int, error) {
 		}
 		if n < len(b) {
 			s.buf = append(s.buf, b[n:]...)
-			s.held.Store(true)
 		}
 		return len(b), nil
 	}
@@ -105,7 +102,6 @@ func (s *Spill) flushLocked() error {
 	}
 	_, err := s.Conn.Write(s.buf)
 	s.buf = nil
-	s.held.Store(false)
 	return err
 }
 

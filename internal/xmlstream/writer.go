@@ -161,7 +161,7 @@ func (w *Writer) AppendFrom(src Source, size int, f func([]byte) []byte) error {
 	*last = f(*last)
 	w.pending += len(*last) - n
 	w.queued += int64(len(*last) - n)
-	if src != nil && w.sp != nil && !w.writing && !w.spilled && len(w.chunks) == 1 && !w.sp.held.Load() && src.Drained() {
+	if src != nil && w.sp != nil && !w.writing && !w.spilled && len(w.chunks) == 1 && src.Drained() {
 		w.direct()
 		return nil
 	}
