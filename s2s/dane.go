@@ -110,10 +110,11 @@ func (d *Dialer) verifyByDANE(chain []*x509.Certificate, domain string) error {
 		if !t.Secure {
 			continue
 		}
-		if _, secure, err := r.lookupAddrsSecure(ctx, t.Host); err != nil || !secure {
+		_, secure, err := r.lookupAddrsSecure(ctx, t.Host)
+		if err != nil {
 			continue
 		}
-		recs, err := r.LookupTLSA(ctx, t.Host, t.Port)
+		recs, err := r.tlsaFor(ctx, t, secure)
 		if err != nil || len(recs) == 0 {
 			continue
 		}

@@ -188,11 +188,9 @@ func (d *Dialer) dial(ctx context.Context, local, remote string, p purpose) (*Co
 			continue
 		}
 		var tlsa []*dns.TLSA
-		if d.DANE && t.Secure && secure {
-			// RFC 7673 §3: only a target whose SRV record and addresses
-			// were validated has TLSA records worth asking for. A failed
-			// query may hide records: the target is not used.
-			if tlsa, err = d.resolver().LookupTLSA(ctx, t.Host, t.Port); err != nil {
+		if d.DANE {
+			// A failed query may hide records: the target is not used.
+			if tlsa, err = d.resolver().tlsaFor(ctx, t, secure); err != nil {
 				log.Info("TLSA lookup failed; skipping the target", "target", t.String(), "err", err)
 				last = err
 				continue

@@ -264,6 +264,17 @@ func (r *Resolver) lookupAddrsSecure(ctx context.Context, host string) ([]netip.
 	return r.lookupAddrs(ctx, name, true)
 }
 
+// tlsaFor returns the validated TLSA records of target t, whose addresses
+// were validated (addrSecure) or not: none unless both its SRV record and
+// its addresses were (RFC 7673 §3: only then are TLSA records worth
+// asking for).
+func (r *Resolver) tlsaFor(ctx context.Context, t Target, addrSecure bool) ([]*dns.TLSA, error) {
+	if !r.TrustAD || !t.Secure || !addrSecure {
+		return nil, nil
+	}
+	return r.LookupTLSA(ctx, t.Host, t.Port)
+}
+
 // LookupTLSA returns the TLSA records (RFC 6698) for TCP port on host,
 // "_port._tcp.host", if the answer was validated (TrustAD): records that
 // are not secure are never used (RFC 6698 §4.1), so an insecure answer
@@ -378,7 +389,7 @@ func (r *Resolver) Diagnose(ctx context.Context, domain string) (*Report, error)
 		}
 		seenTLSA[key] = true
 		tr := TLSAReport{Host: t.Host, Port: t.Port}
-		tr.Records, tr.Err = r.LookupTLSA(ctx, t.Host, t.Port)
+		tr.Records, tr.Err = r.tlsaFor(ctx, t, true)
 		rep.TLSA = append(rep.TLSA, tr)
 	}
 	if err := ctx.Err(); err != nil {
