@@ -67,16 +67,16 @@ var conditions = map[SubscriptionResult][2]string{
 	Exists:        {"conflict", "cancel"},
 }
 
-// subscriptionStanza parses a presence stanza and returns its type, its
-// bare from and to as pres: URIs, and its id.
-func subscriptionStanza(stanza []byte) (typ, from, to, id string, err error) {
-	root, err := parseXML(stanza)
+// subscriptionStanza parses a presence stanza and returns it, its type,
+// its bare from and to as pres: URIs, and its id.
+func subscriptionStanza(stanza []byte) (root *node, typ, from, to, id string, err error) {
+	root, err = parseXML(stanza)
 	if err != nil {
-		return "", "", "", "", err
+		return nil, "", "", "", "", err
 	}
 	ns := root.name.Space
 	if root.name.Local != "presence" || !(stanzaNS(ns) || ns == "") {
-		return "", "", "", "", fmt.Errorf("%w: not a presence stanza: %s", ErrSyntax, clark(root.name))
+		return nil, "", "", "", "", fmt.Errorf("%w: not a presence stanza: %s", ErrSyntax, clark(root.name))
 	}
 	typ, _ = root.getAttr("type")
 	id, _ = root.getAttr("id")
@@ -86,18 +86,18 @@ func subscriptionStanza(stanza []byte) (typ, from, to, id string, err error) {
 	}{{"from", &from}, {"to", &to}} {
 		v, ok := root.getAttr(a.name)
 		if !ok {
-			return "", "", "", "", fmt.Errorf("%w: subscription presence without %s", ErrNotMappable, a.name)
+			return nil, "", "", "", "", fmt.Errorf("%w: subscription presence without %s", ErrNotMappable, a.name)
 		}
 		j, err := jid.Parse(v)
 		if err != nil {
-			return "", "", "", "", fmt.Errorf("%w: %q: %v", ErrAddress, v, err)
+			return nil, "", "", "", "", fmt.Errorf("%w: %q: %v", ErrAddress, v, err)
 		}
 		// A subscription is between bare JIDs (RFC 6121 §3.1.1).
 		if *a.out, err = XMPPToPres(j.Bare().String()); err != nil {
-			return "", "", "", "", err
+			return nil, "", "", "", "", err
 		}
 	}
-	return typ, from, to, id, nil
+	return root, typ, from, to, id, nil
 }
 
 // SubscriptionFromStanza maps an XMPP subscription request to the
@@ -108,7 +108,7 @@ func subscriptionStanza(stanza []byte) (typ, from, to, id string, err error) {
 // ErrNotMappable: subscribed and error are answers (SubscriptionAnswer),
 // the rest notifications (PresenceToPIDF).
 func SubscriptionFromStanza(stanza []byte) (*Subscription, error) {
-	typ, from, to, id, err := subscriptionStanza(stanza)
+	_, typ, from, to, id, err := subscriptionStanza(stanza)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (s *Subscription) Answer(r SubscriptionResult, ns string) ([]byte, error) {
 // Subscription names the watcher (the stanza's to) and the target (from),
 // with the id as TransID.
 func SubscriptionAnswer(stanza []byte) (*Subscription, SubscriptionResult, error) {
-	typ, from, to, id, err := subscriptionStanza(stanza)
+	root, typ, from, to, id, err := subscriptionStanza(stanza)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -178,10 +178,6 @@ func SubscriptionAnswer(stanza []byte) (*Subscription, SubscriptionResult, error
 		s.Duration = 0
 		return s, Denied, nil
 	case "error":
-		root, err := parseXML(stanza)
-		if err != nil {
-			return nil, 0, err
-		}
 		for _, c := range root.elems() {
 			if c.name.Local != "error" {
 				continue
