@@ -8,10 +8,12 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/smallstep/pkcs7"
+	"mellium.im/xmpp/jid"
 )
 
 // Cipher is a content-encryption algorithm for EnvelopedData.
@@ -520,4 +522,39 @@ func readTLV(b []byte, depth int) (t tlv, rest []byte, err error) {
 	t.content = b[i : i+l]
 	t.full = b[:i+l]
 	return t, b[i+l:], nil
+}
+
+// CheckRecipient checks a certificate before stanzas are encrypted to it
+// (Seal trusts the certificates it is given), the way Open checks a
+// signer's: it must chain to Roots at Now (through intermediates, and
+// the Certificates known out of band), name addr (an XMPP address,
+// resources ignored; RFC 3923 §6.6), allow key encipherment if it
+// restricts key usage (RFC 5750 §4.4.2), and be revoked neither by CRLs
+// nor by its OCSP responder (ErrRevoked, ErrRevocationUnknown).
+func (a *Agent) CheckRecipient(cert *x509.Certificate, addr string, intermediates ...*x509.Certificate) error {
+	tr := a.trust()
+	now := a.now()
+	inter := x509.NewCertPool()
+	certs := append(slices.Clone(intermediates), tr.extra...)
+	for _, c := range certs {
+		inter.AddCert(c)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: tr.roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return fmt.Errorf("smime: recipient certificate: %w", err)
+	}
+	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {
+		return errors.New("smime: the recipient's key usage does not allow key encipherment")
+	}
+	j, err := jid.Parse(addr)
+	if err != nil {
+		return fmt.Errorf("smime: recipient %q: %w", addr, err)
+	}
+	addrs, err := Addresses(cert)
+	if err != nil {
+		return err
+	}
+	if !namesSender(addrs, j) {
+		return fmt.Errorf("smime: recipient certificate names %q, not %q", addrs, j.Bare().String())
+	}
+	return tr.checkRevoked(cert, certs, now)
 }

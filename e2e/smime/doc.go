@@ -42,6 +42,9 @@
 //     and no answer is too when OCSP.Require is set. Responses must be
 //     signed by the issuer or a responder it made for OCSP, and current.
 //     Tested against `openssl ocsp` as the responder.
+//   - Recipients: Seal encrypts to the certificates it is given;
+//     Agent.CheckRecipient checks one first as Open checks a signer's
+//     (chain, validity, the address it names, key usage, revocation).
 //   - §6.7, §6.8: a signature goes with the signer's certificate and chain.
 //     Agent.RequireSignature refuses unsigned encrypted stanzas.
 //   - §6.9 timestamps: sent timestamps are UTC, in milliseconds, strictly

@@ -689,3 +689,44 @@ func TestRevoked(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckRecipient: a certificate to encrypt to is checked as a
+// signer's is: trusted chain, validity, the address it names, revocation.
+func TestCheckRecipient(t *testing.T) {
+	p := testPKI(t)
+	juliet := p.agent(p.juliet)
+	cases := []struct {
+		name  string
+		cert  *x509.Certificate
+		inter []*x509.Certificate
+		addr  string
+		crls  []*x509.RevocationList
+		ok    bool
+	}{
+		{"under the root", p.juliet.cert, nil, "juliet@example.com/balcony", nil, true},
+		{"through an intermediate", p.romeo.cert, p.romeo.chain, "romeo@example.net", nil, true},
+		{"intermediate missing", p.romeo.cert, nil, "romeo@example.net", nil, false},
+		{"another address", p.romeo.cert, p.romeo.chain, "iago@example.com", nil, false},
+		{"not an address", p.romeo.cert, p.romeo.chain, "@@", nil, false},
+		{"expired", p.expired.cert, nil, "juliet@example.com", nil, false},
+		{"other root", p.untrusts.cert, nil, "juliet@example.com", nil, false},
+		{"revoked", p.romeo.cert, p.romeo.chain, "romeo@example.net", []*x509.RevocationList{crl(t, p.inter, p.interKey, p.romeo.cert.SerialNumber)}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			juliet.CRLs = tc.crls
+			err := juliet.CheckRecipient(tc.cert, tc.addr, tc.inter...)
+			if (err == nil) != tc.ok {
+				t.Fatalf("CheckRecipient: %v, want ok=%v", err, tc.ok)
+			}
+			if tc.crls != nil && !errors.Is(err, ErrRevoked) {
+				t.Fatalf("CheckRecipient: %v, want ErrRevoked", err)
+			}
+		})
+	}
+	juliet.CRLs = nil
+	juliet.Certificates = p.romeo.chain // known out of band
+	if err := juliet.CheckRecipient(p.romeo.cert, "romeo@example.net"); err != nil {
+		t.Errorf("intermediate known out of band: %v", err)
+	}
+}
