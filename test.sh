@@ -45,8 +45,22 @@ if [ "$fuzztime" != 0 ]; then
     dir=$(go list -f '{{.Dir}}' "$pkg")
     for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/func //'); do
       echo "fuzz $pkg $f for $fuzztime"
-      go test -run='^$' -fuzz="^$f\$" -fuzztime="$fuzztime" "$pkg" >/tmp/s2sd-fuzz.log 2>&1 ||
-        { cat /tmp/s2sd-fuzz.log; echo "fuzz $f failed"; exit 1; }
+      corpus="$dir/testdata/fuzz/$f"
+      before=$(ls "$corpus" 2>/dev/null | sort)
+      if ! go test -run='^$' -fuzz="^$f\$" -fuzztime="$fuzztime" "$pkg" >/tmp/s2sd-fuzz.log 2>&1; then
+        after=$(ls "$corpus" 2>/dev/null | sort)
+        # Go 1.26's fuzz coordinator can report "context deadline
+        # exceeded" when -fuzztime ends while a worker is busy
+        # (golang/go#75804): no input failed, none was written. A real
+        # failure always writes its input to testdata/fuzz.
+        if [ "$before" = "$after" ] && tail -5 /tmp/s2sd-fuzz.log | grep -q '^    context deadline exceeded$'; then
+          echo "fuzz $f: ended by the fuzz coordinator's deadline race (golang/go#75804), no failing input; not a finding"
+          continue
+        fi
+        cat /tmp/s2sd-fuzz.log
+        echo "fuzz $f failed"
+        exit 1
+      fi
     done
   done
 fi
