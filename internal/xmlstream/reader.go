@@ -450,7 +450,7 @@ func (s *scanner) skipWS() (bool, error) {
 // entities and character references (RFC 6120 §11.1) and valid UTF-8.
 func (s *scanner) text(q byte) error {
 	tbl := &stopText
-	qq := uint64('<') * ones // in text, '<' twice is harmless
+	qq := uint64('>') * ones // in content, '>' may end a "]]>"
 	switch q {
 	case '\'':
 		tbl = &stopApos
@@ -501,6 +501,13 @@ func (s *scanner) text(q byte) error {
 				return nil
 			case c == q && q != 0:
 				return nil
+			case c == '>':
+				// Content only (in attribute values '>' stops nothing):
+				// "]]>" must not appear there (XML 1.0 §2.4).
+				if s.pos >= 2 && s.r.buf[s.start+s.pos-2] == ']' && s.r.buf[s.start+s.pos-1] == ']' {
+					return errSyntax("']]>' in text")
+				}
+				s.pos++
 			case c == '&':
 				if err := s.ref(); err != nil {
 					return err
@@ -546,9 +553,9 @@ func mayStop(x, qq uint64) uint64 {
 }
 
 // Bytes at which text scanning stops: markup, references, control
-// characters, non-ASCII (checked as UTF-8) and, in attribute values, the
-// closing quote.
-var stopText, stopApos, stopQuot = stopTable(0), stopTable('\''), stopTable('"')
+// characters, non-ASCII (checked as UTF-8), in content '>' (for "]]>") and,
+// in attribute values, the closing quote.
+var stopText, stopApos, stopQuot = stopTable('>'), stopTable('\''), stopTable('"')
 
 func stopTable(q byte) [256]bool {
 	var t [256]bool

@@ -124,6 +124,8 @@ func TestHostile(t *testing.T) {
 		{"no default namespace", `<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>`, stream.InvalidNamespace},
 		{"utf-16", `<?xml version='1.0' encoding='UTF-16'?><stream:stream>`, stream.UnsupportedEncoding},
 		{"mismatched tags", hdr + `<message><body></message>`, stream.NotWellFormed},
+		{"]]> in text", hdr + `<message><body>a]]>b</body></message>`, stream.NotWellFormed},
+		{"]]> at the start of text", hdr + `<message>]]></message>`, stream.NotWellFormed},
 		{"duplicate attribute", hdr + `<message to='a' to='b'/>`, stream.NotWellFormed},
 		{"unbound prefix", hdr + `<message><x:y/></message>`, stream.BadNamespacePrefix},
 		{"text at top level", hdr + `hello`, stream.NotWellFormed},
@@ -304,6 +306,22 @@ func TestStreamError(t *testing.T) {
 	}
 }
 
+// TestCloseBracket: '>' is fine in text and attribute values, and so is
+// "]]>" written with a reference, or in an attribute value; only the
+// literal "]]>" in content is not (XML 1.0 §2.4; see TestHostile).
+func TestCloseBracket(t *testing.T) {
+	for _, in := range []string{
+		`<message><body>a > b ]] > ] ></body></message>`,
+		`<message><body>]]&gt; ]&#93;> ]]]</body></message>`,
+		`<message to=']]>'><body>` + strings.Repeat("x>", 40) + `</body></message>`,
+	} {
+		els, err := readAll(t, hdr+in, Limits{})
+		if !errors.Is(err, io.ErrUnexpectedEOF) || len(els) != 1 {
+			t.Errorf("%s: %d elements, %v", in, len(els), err)
+		}
+	}
+}
+
 // TestIdleRelease: with the buffer released between elements, elements
 // split across reads of any size still come out whole.
 func TestIdleRelease(t *testing.T) {
@@ -340,12 +358,11 @@ func TestIdleRelease(t *testing.T) {
 func TestMayStop(t *testing.T) {
 	special := []byte{0, '\t', '\n', '\r', 0x1f, 0x20, '<', '&', '\'', '"', '>', 0x7f, 0x80, 0xc3, 0xff, 'a', ';', '=', '%', '('}
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, q := range []byte{0, '\'', '"'} {
+	// As text uses them: content stops at '>' too, attribute values at
+	// their quote.
+	for _, q := range []byte{'>', '\'', '"'} {
 		tbl := stopTable(q)
-		qq := uint64('<') * ones
-		if q != 0 {
-			qq = uint64(q) * ones
-		}
+		qq := uint64(q) * ones
 		might := func(c byte) bool { return tbl[c] || c < 0x20 }
 		for n := 0; n < 200000; n++ {
 			var b [8]byte
