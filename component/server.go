@@ -272,6 +272,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// CloseListeners stops accepting new components; those connected stay.
+// A daemon that stops calls it first, then drains, then Shutdown.
+func (s *Server) CloseListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+}
+
 // Close closes the listeners and every connection at once, without ending
 // the streams. Use Shutdown to end them properly.
 func (s *Server) Close() error {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -75,6 +76,13 @@ type Conn struct {
 	tlsa     []*dns.TLSA
 	tlsaHost string
 
+	// clk owns the stream's deadlines and timers (clock.go); raw is the
+	// connection below TLS, whose deadlines they are.
+	clk *clock
+	raw *conn
+
+	endSent   atomic.Bool // </stream:stream> has gone out (with a stream error)
+	downOnce  sync.Once   // the stream was reported down (OnStream)
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -84,9 +92,13 @@ var outCtx = xmlstream.StreamContext{NS: nsServer}
 // pair is an authenticated (remote domain, local domain) pair.
 type pair struct{ remote, local string }
 
-func newConn(nc net.Conn, lim xmlstream.Limits, log *slog.Logger) *Conn {
+// newConn makes the Conn of a stream on nc, which is raw or TLS over raw,
+// timed by clk.
+func newConn(nc net.Conn, raw *conn, clk *clock, lim xmlstream.Limits, log *slog.Logger) *Conn {
 	c := &Conn{
 		nc:     nc,
+		raw:    raw,
+		clk:    clk,
 		r:      xmlstream.NewReader(nc, lim),
 		log:    log,
 		closed: make(chan struct{}),
@@ -140,6 +152,11 @@ func (c *Conn) authenticate(remote, local, method string) {
 		c.pairs = append(c.pairs, pair{remote, local})
 	}
 	c.state |= Authn | Ready
+	if c.state&Received != 0 {
+		// Inbound: the idle deadline replaces the negotiation deadline.
+		// (An outbound stream is ready once its negotiation ends.)
+		c.clk.ready()
+	}
 }
 
 // AuthMethod returns how the stream was authenticated: "sasl-external",
@@ -187,37 +204,25 @@ func (c *Conn) Pairs() map[string][]string {
 	return out
 }
 
-// write sends raw bytes during negotiation (before the writer goroutine
-// runs), bounded by the context deadline.
-func (c *Conn) write(ctx context.Context, b []byte) error {
+// write sends raw bytes: on the stream's writer once it runs, otherwise
+// on the connection, whose writes are bounded in time (clock.go).
+func (c *Conn) write(b []byte) error {
 	if c.w != nil {
 		return c.w.Write(b)
-	}
-	if d, ok := ctx.Deadline(); ok {
-		c.nc.SetWriteDeadline(d)
-		defer c.nc.SetWriteDeadline(time.Time{})
 	}
 	_, err := c.nc.Write(b)
 	return err
 }
 
-// next reads the next element during negotiation, bounded by ctx.
+// next reads the next element during negotiation. The stream's clock
+// bounds it; cancelling ctx interrupts it too (the stream is then of no
+// further use).
 func (c *Conn) next(ctx context.Context) (*xmlstream.Element, error) {
 	stop := context.AfterFunc(ctx, func() { c.nc.SetReadDeadline(aLongTimeAgo) })
-	defer func() {
-		if !stop() {
-			c.nc.SetReadDeadline(time.Time{})
-		}
-	}()
-	if d, ok := ctx.Deadline(); ok {
-		c.nc.SetReadDeadline(d)
-	}
 	el, err := c.r.Next()
+	stop()
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, stream.New(stream.ConnectionTimeout, "negotiation took too long")
-		}
-		return nil, err
+		return nil, c.readErr(ctx, err)
 	}
 	if el.Space == stream.NS && el.Local == "error" {
 		se, perr := stream.Parse(el.Raw)
@@ -230,19 +235,26 @@ func (c *Conn) next(ctx context.Context) (*xmlstream.Element, error) {
 }
 
 func (c *Conn) readHeader(ctx context.Context) (xmlstream.Header, error) {
-	if d, ok := ctx.Deadline(); ok {
-		c.nc.SetReadDeadline(d)
-		defer c.nc.SetReadDeadline(time.Time{})
-	}
+	stop := context.AfterFunc(ctx, func() { c.nc.SetReadDeadline(aLongTimeAgo) })
 	h, err := c.r.ReadHeader()
+	stop()
 	if err != nil {
-		if ctx.Err() != nil {
-			return h, stream.New(stream.ConnectionTimeout, "negotiation took too long")
-		}
-		return h, err
+		return h, c.readErr(ctx, err)
 	}
 	c.hdr = h
 	return h, nil
+}
+
+// readErr says why a read during negotiation failed: the clock's
+// deadline, ctx, or the connection.
+func (c *Conn) readErr(ctx context.Context, err error) error {
+	if e := c.clk.expired(); e != nil {
+		return e
+	}
+	if ctx.Err() != nil {
+		return stream.New(stream.ConnectionTimeout, "negotiation took too long")
+	}
+	return err
 }
 
 // fail sends a locally raised stream error to the peer and closes the
@@ -256,12 +268,11 @@ func (c *Conn) fail(err error) error {
 			// error has a stream to go on.
 			b = xmlstream.AppendHeader(nil, xmlstream.Header{NS: nsServer, ID: newStreamID(), Version: "1.0"}, false)
 		}
+		// The error closes the stream: close must not close it again.
 		b = xmlstream.AppendStreamError(b, se)
-		if c.w != nil {
-			c.w.Write(b)
-		} else {
-			c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-			c.nc.Write(b)
+		if !c.endSent.Swap(true) && !c.raw.broken.Load() {
+			c.clk.closing()
+			c.write(b)
 		}
 	}
 	c.close()
@@ -269,22 +280,20 @@ func (c *Conn) fail(err error) error {
 }
 
 // close ends the stream: the writer drains, </stream:stream> goes out, and
-// the connection closes.
+// the connection closes, all within closeTimeout (clock.closing).
 func (c *Conn) close() {
 	c.closeOnce.Do(func() {
+		c.clk.closing()
+		// After a failed write (a peer that does not read), the goodbye
+		// would only wait for closeTimeout.
+		if !c.endSent.Swap(true) && !c.raw.broken.Load() {
+			c.write([]byte(xmlstream.StreamEnd))
+		}
 		if c.w != nil {
-			c.w.Write([]byte(xmlstream.StreamEnd))
-			done := make(chan struct{})
-			go func() { c.w.Close(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-			}
-		} else {
-			c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-			c.nc.Write([]byte(xmlstream.StreamEnd))
+			c.w.Close()
 		}
 		c.nc.Close()
+		c.clk.stop()
 		close(c.closed)
 	})
 }
@@ -293,7 +302,11 @@ func (c *Conn) close() {
 // no longer answers.
 func (c *Conn) abort() {
 	c.closeOnce.Do(func() {
+		c.clk.stop()
 		c.nc.Close()
+		if c.w != nil {
+			c.w.Close() // fails at once on the closed connection
+		}
 		close(c.closed)
 	})
 }

@@ -28,8 +28,12 @@ type Dialer struct {
 	Resolver *Resolver
 	// AttemptTimeout bounds each TCP connection attempt (default 10s).
 	AttemptTimeout time.Duration
-	// NegotiationTimeout bounds a whole negotiation (default 30s).
+	// NegotiationTimeout bounds a whole negotiation (default 30s), counted
+	// from the connect.
 	NegotiationTimeout time.Duration
+	// WriteTimeout bounds each write on a stream (default 30s): a peer
+	// that stops reading for that long loses the stream.
+	WriteTimeout time.Duration
 	// TLSConfig is the base TLS configuration; it is cloned. Server name,
 	// ALPN and verification are set per stream.
 	TLSConfig *tls.Config
@@ -135,7 +139,7 @@ func (d *Dialer) Verify(ctx context.Context, local, remote, id, key string) (boo
 	ctx, cancel := context.WithTimeout(ctx, durOr(d.NegotiationTimeout, defaultNegotiation))
 	defer cancel()
 	req := appendDB(nil, "verify", dbElement{From: local, To: remote, ID: id, Key: key})
-	if err := c.write(ctx, req); err != nil {
+	if err := c.write(req); err != nil {
 		return false, err
 	}
 	for {
@@ -280,11 +284,16 @@ func (d *Dialer) attempt(ctx context.Context, local, remote string, t Target, ap
 	if err != nil {
 		return nil, connectError{err}
 	}
-	ctx, cancel = context.WithTimeout(ctx, durOr(d.NegotiationTimeout, defaultNegotiation))
+	raw := newTimedConn(nc, d.WriteTimeout)
+	clk := newClock(raw, d.NegotiationTimeout, 0)
+	clk.outbound = true
+	ctx, cancel = context.WithDeadline(ctx, clk.negotiationDeadline())
 	defer cancel()
+	nc = raw
 	if t.DirectTLS {
 		tc := tls.Client(spill(nc), d.tlsConfig(local, remote, true))
 		if err := tc.HandshakeContext(ctx); err != nil {
+			clk.stop()
 			nc.Close()
 			err = fmt.Errorf("TLS handshake: %w", err)
 			if d.Trace != nil && d.Trace.Negotiate != nil {
@@ -294,7 +303,7 @@ func (d *Dialer) attempt(ctx context.Context, local, remote string, t Target, ap
 		}
 		nc = tc
 	}
-	c := newConn(nc, d.Limits, log)
+	c := newConn(nc, raw, clk, d.Limits, log)
 	c.local, c.remote = local, remote
 	c.tlsa, c.tlsaHost = tlsa, t.Host
 	err = d.negotiate(ctx, c, p)
@@ -315,7 +324,7 @@ func (d *Dialer) negotiate(ctx context.Context, c *Conn, p purpose) error {
 	saslDone := false
 	for {
 		hdr := xmlstream.AppendHeader(nil, xmlstream.Header{NS: nsServer, From: c.local, To: c.remote, Version: "1.0"}, true)
-		if err := c.write(ctx, hdr); err != nil {
+		if err := c.write(hdr); err != nil {
 			return err
 		}
 		h, err := c.readHeader(ctx)
@@ -362,6 +371,7 @@ func (d *Dialer) negotiate(ctx context.Context, c *Conn, p purpose) error {
 				return err
 			}
 			c.startWriter(outboundPending)
+			c.clk.ready()
 			return nil
 		}
 		c.canDialback = f.Dialback || h.Dialback()
@@ -389,6 +399,7 @@ func (d *Dialer) negotiate(ctx context.Context, c *Conn, p purpose) error {
 			return err
 		}
 		c.startWriter(outboundPending)
+		c.clk.ready()
 		return nil
 	}
 }
@@ -425,7 +436,7 @@ func (d *Dialer) checkCert(c *Conn) error {
 
 // startTLS runs RFC 6120 §5.4 and restarts the stream reader on TLS.
 func (d *Dialer) startTLS(ctx context.Context, c *Conn) error {
-	if err := c.write(ctx, []byte("<starttls xmlns='"+nsTLS+"'/>")); err != nil {
+	if err := c.write([]byte("<starttls xmlns='" + nsTLS + "'/>")); err != nil {
 		return err
 	}
 	el, err := c.next(ctx)
@@ -452,7 +463,7 @@ func (d *Dialer) startTLS(ctx context.Context, c *Conn) error {
 // as the authorization identity.
 func (d *Dialer) external(ctx context.Context, c *Conn) error {
 	auth := "<auth xmlns='" + nsSASL + "' mechanism='EXTERNAL'>" + base64.StdEncoding.EncodeToString([]byte(c.local)) + "</auth>"
-	if err := c.write(ctx, []byte(auth)); err != nil {
+	if err := c.write([]byte(auth)); err != nil {
 		return err
 	}
 	el, err := c.next(ctx)
@@ -479,7 +490,7 @@ func (d *Dialer) external(ctx context.Context, c *Conn) error {
 // dialback runs XEP-0220 §2.1 as the initiating server.
 func (d *Dialer) dialback(ctx context.Context, c *Conn) error {
 	key := DialbackKey(d.Secret, c.remote, c.local, c.id)
-	if err := c.write(ctx, appendDB(nil, "result", dbElement{From: c.local, To: c.remote, Key: key})); err != nil {
+	if err := c.write(appendDB(nil, "result", dbElement{From: c.local, To: c.remote, Key: key})); err != nil {
 		return err
 	}
 	for {
@@ -524,7 +535,7 @@ func (d *Dialer) enableSM(ctx context.Context, c *Conn, f features) error {
 	if !f.SM || d.DisableSM {
 		return nil
 	}
-	if err := c.write(ctx, []byte("<enable xmlns='"+nsSM+"'/>")); err != nil {
+	if err := c.write([]byte("<enable xmlns='" + nsSM + "'/>")); err != nil {
 		return err
 	}
 	el, err := c.next(ctx)

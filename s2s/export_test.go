@@ -20,3 +20,6 @@ func Parked() int {
 
 // VerifyDANE is verifyDANE (tests only).
 var VerifyDANE = verifyDANE
+
+// AckTicks returns how many times acknowledgement ticks ran (tests only).
+func AckTicks() int64 { return ackTicks.Load() }

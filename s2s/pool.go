@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/s2sd/s2sd/internal/xmlstream"
@@ -74,8 +75,11 @@ type Pool struct {
 
 	mu     sync.Mutex
 	links  map[string]*link // by remote domain
-	closed bool
+	closed atomic.Bool
 	wg     sync.WaitGroup
+	// ctx is the base of every dial and backoff wait: Shutdown cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 type link struct {
@@ -89,9 +93,10 @@ type link struct {
 	acked    uint32    // h of the last acknowledgement on conn
 	unasked  int       // sent since the last <r/>
 	progress time.Time // last acknowledgement, or when inflight became non-empty
+	asked    time.Time // last <r/>
 	conn     *Conn
 	dialing  bool
-	last     time.Time
+	gone     bool // removed from the pool: deliver to a new link
 }
 
 // entry is a stanza waiting for, or travelling on, a stream.
@@ -120,16 +125,28 @@ func (p *Pool) Deliver(ctx context.Context, s *route.Stanza) error {
 	if p.isClosed() {
 		return stanza.New(stanza.ServiceUnavailable, "server shutting down")
 	}
-	l := p.link(s.To.Domainpart())
 	e := entry{local: s.From.Domainpart(), s: s, raw: s.Reframe(outCtx), at: time.Now()}
-	return l.deliver(e, true)
+	return p.deliver(s.To.Domainpart(), e, true)
 }
+
+// deliver queues e on remote's link, made anew if the one found was
+// removed meanwhile.
+func (p *Pool) deliver(remote string, e entry, persist bool) error {
+	for {
+		if err := p.link(remote).deliver(e, persist); err != errGone {
+			return err
+		}
+	}
+}
+
+var errGone = errors.New("s2s: link removed")
 
 func (p *Pool) link(remote string) *link {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.links == nil {
 		p.links = map[string]*link{}
+		p.ctx, p.cancel = context.WithCancel(context.Background())
 	}
 	l := p.links[remote]
 	if l == nil {
@@ -159,7 +176,7 @@ func (p *Pool) Restore() (int, error) {
 		return 0, err
 	}
 	for _, e := range entries {
-		p.link(e.s.To.Domainpart()).deliver(e, false)
+		p.deliver(e.s.To.Domainpart(), e, false)
 	}
 	if len(entries) > 0 {
 		p.logger().Info("restored queued stanzas", "count", len(entries))
@@ -170,6 +187,9 @@ func (p *Pool) Restore() (int, error) {
 func (l *link) deliver(e entry, persist bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.gone {
+		return errGone
+	}
 	if l.conn == nil && len(l.queue) >= durInt(l.p.QueueLimit, 10000) {
 		return stanza.New(stanza.ResourceConstraint, "too many stanzas queued for "+l.remote)
 	}
@@ -202,6 +222,8 @@ func (l *link) deliver(e entry, persist bool) error {
 	}
 	if l.conn != nil {
 		l.multiplex(e.local)
+		// Waiting for room on the stream: the tick drains.
+		l.conn.clk.armAck()
 	}
 	if l.conn == nil && !l.dialing {
 		l.dialing = true
@@ -238,7 +260,7 @@ func (l *link) drain() {
 			continue
 		}
 		if err := l.send(e, nil); err != nil {
-			// Full: the peer reads slowly; the watch loop drains later.
+			// Full: the peer reads slowly; the tick drains later.
 			// Anything else: the stream is going away.
 			broken = !errors.Is(err, xmlstream.ErrPendingFull)
 			stop = true
@@ -248,6 +270,9 @@ func (l *link) drain() {
 		sent++
 	}
 	l.queue = kept
+	if stop && !broken {
+		l.conn.clk.armAck()
+	}
 	if broken {
 		c := l.conn
 		l.lost(c)
@@ -269,12 +294,11 @@ func (l *link) send(e entry, src xmlstream.Source) error {
 	if err := c.w.WriteFrom(src, e.raw); err != nil {
 		return err
 	}
-	if e.at.After(l.last) {
-		l.last = e.at
-	}
+	c.clk.stanzaSent()
 	if c.StreamManagement() {
 		if len(l.inflight) == 0 {
 			l.progress = time.Now()
+			c.clk.armAck()
 		}
 		l.inflight = append(l.inflight, e)
 		l.unasked++
@@ -289,6 +313,7 @@ func (l *link) send(e entry, src xmlstream.Source) error {
 
 func (l *link) askAck() {
 	l.unasked = 0
+	l.asked = time.Now()
 	if l.conn != nil {
 		l.conn.SendRaw([]byte("<r xmlns='" + nsSM + "'/>"))
 	}
@@ -351,9 +376,10 @@ func (l *link) run() {
 			l.mu.Lock()
 			l.dialing = false
 			l.mu.Unlock()
+			p.forget(l)
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), durOr(p.RetryFor, 2*time.Minute)+time.Second)
+		ctx, cancel := context.WithTimeout(p.ctx, durOr(p.RetryFor, 2*time.Minute)+time.Second)
 		c, err := p.Dialer.DialContext(ctx, local, l.remote)
 		cancel()
 		if err == nil {
@@ -371,6 +397,7 @@ func (l *link) run() {
 			l.mu.Lock()
 			l.dialing = false
 			l.mu.Unlock()
+			p.forget(l)
 			return
 		}
 		if perm || time.Since(start)+backoff > durOr(p.RetryFor, 2*time.Minute) || p.isClosed() {
@@ -380,20 +407,43 @@ func (l *link) run() {
 		}
 		log.Info("connection failed, retrying", "err", err, "in", backoff)
 		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
-		time.Sleep(wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+		}
 		backoff = min(2*backoff, durOr(p.BackoffMax, 30*time.Second))
 	}
 }
 
-func (p *Pool) isClosed() bool {
+func (p *Pool) isClosed() bool { return p.closed.Load() }
+
+// forget removes l from the pool if it has nothing to do: no stream, no
+// dial, nothing queued. A domain seen once does not cost memory forever.
+func (p *Pool) forget(l *link) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.closed
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil && !l.dialing && len(l.queue) == 0 && len(l.inflight) == 0 && p.links[l.remote] == l {
+		delete(p.links, l.remote)
+		l.gone = true
+	}
 }
 
-// up drains the queue onto a new stream and watches it.
+// up drains the queue onto a new stream and watches it. The stream's
+// clock keeps its timers: idle, keepalives, and the acknowledgement tick
+// while stanzas wait for one.
 func (l *link) up(c *Conn) {
 	p := l.p
+	c.clk.configure(p.IdleTimeout, durOr(p.KeepAlive, time.Minute), func() {
+		// Whitespace keeps NATs open; a failed write means the stream is
+		// gone.
+		if err := c.w.Write([]byte{' '}); err != nil && !errors.Is(err, xmlstream.ErrPendingFull) {
+			c.abort()
+		}
+	}, func() bool { return l.tick(c) })
 	l.mu.Lock()
 	l.conn, l.acked, l.unasked, l.inflight = c, 0, 0, nil
 	l.authing, l.refused = map[string]bool{}, map[string]bool{}
@@ -402,7 +452,6 @@ func (l *link) up(c *Conn) {
 		l.askAck()
 	}
 	l.dialing = false
-	l.last = time.Now()
 	l.mu.Unlock()
 	if p.OnStream != nil {
 		p.OnStream(c, true)
@@ -411,93 +460,81 @@ func (l *link) up(c *Conn) {
 	go l.watch(c)
 }
 
-// watch reads what the peer sends on an outbound stream (keepalives, stream
-// errors, the end of the stream), sends keepalives, and closes idle streams.
+// watch reads what the peer sends on an outbound stream (acknowledgements,
+// dialback answers, stream errors, the end of the stream) until the stream
+// ends, expires (idle) or is aborted.
 func (l *link) watch(c *Conn) {
-	p := l.p
-	defer p.wg.Done()
-	readErr := make(chan error, 1)
-	go func() {
-		for {
-			el, err := c.r.Next()
-			if err != nil {
-				readErr <- err
-				return
-			}
-			switch {
-			case el.Space == stream.NS && el.Local == "error":
-				se, _ := stream.Parse(el.Raw)
-				if se != nil {
-					readErr <- se
-					return
-				}
-			case el.Space == nsSM && el.Local == "a":
-				h, err := strconv.ParseUint(el.Attr("h"), 10, 32)
-				if err != nil {
-					readErr <- stream.New(stream.BadFormat, "bad acknowledgement")
-					return
-				}
-				l.ack(c, uint32(h))
-			case el.Space == nsDialback && el.Local == "result":
-				d, err := parseDB(el)
-				if err != nil {
-					readErr <- err
-					return
-				}
-				l.multiplexed(c, d)
-			case el.Space == nsSM && el.Local == "r":
-				// Nothing is received on an outbound stream.
-				c.SendRaw([]byte("<a xmlns='" + nsSM + "' h='0'/>"))
-			}
-		}
-	}()
-	ka := time.NewTicker(durOr(p.KeepAlive, time.Minute))
-	defer ka.Stop()
-	ackTick := time.NewTicker(50 * time.Millisecond)
-	defer ackTick.Stop()
-	idle := durOr(p.IdleTimeout, 10*time.Minute)
+	defer l.p.wg.Done()
+	err := l.read(c)
+	switch {
+	case c.clk.expired() != nil:
+		c.log.Info("closing idle stream")
+	case errorIsEOF(err):
+	default:
+		c.log.Info("outbound stream ended", "err", err)
+	}
+	l.down(c)
+	c.close()
+}
+
+func (l *link) read(c *Conn) error {
 	for {
-		select {
-		case err := <-readErr:
-			if !errorIsEOF(err) {
-				c.log.Info("outbound stream ended", "err", err)
+		el, err := c.r.Next()
+		if err != nil {
+			return err
+		}
+		switch {
+		case el.Space == stream.NS && el.Local == "error":
+			se, _ := stream.Parse(el.Raw)
+			if se != nil {
+				return se
 			}
-			l.down(c)
-			c.close()
-			return
-		case <-c.Done():
-			l.down(c)
-			return
-		case <-ackTick.C:
-			l.mu.Lock()
-			if l.conn == c && len(l.inflight) > 0 && time.Since(l.progress) > durOr(p.AckTimeout, 30*time.Second) {
-				c.log.Warn("no acknowledgement from the peer; closing the stream to send again on a new one", "unacknowledged", len(l.inflight))
-				l.lost(c)
-				l.mu.Unlock()
-				c.abort()
-				l.down(c) // redials for what was put back in the queue
-				return
+		case el.Space == nsSM && el.Local == "a":
+			h, err := strconv.ParseUint(el.Attr("h"), 10, 32)
+			if err != nil {
+				return stream.New(stream.BadFormat, "bad acknowledgement")
 			}
-			if l.conn == c && len(l.inflight) > 0 {
-				l.askAck()
+			l.ack(c, uint32(h))
+		case el.Space == nsDialback && el.Local == "result":
+			d, err := parseDB(el)
+			if err != nil {
+				return err
 			}
-			if l.conn == c && len(l.queue) > 0 {
-				l.drain()
-			}
-			l.mu.Unlock()
-		case <-ka.C:
-			l.mu.Lock()
-			quiet := time.Since(l.last)
-			l.mu.Unlock()
-			if quiet > idle {
-				c.log.Info("closing idle stream")
-				l.down(c)
-				c.close()
-				return
-			}
-			c.w.Write([]byte{' '})
+			l.multiplexed(c, d)
+		case el.Space == nsSM && el.Local == "r":
+			// Nothing is received on an outbound stream.
+			c.SendRaw([]byte("<a xmlns='" + nsSM + "' h='0'/>"))
 		}
 	}
+}
+
+// tick runs every ackTick while stanzas wait for an acknowledgement or for
+// room on the stream: it closes a stream whose peer stopped acknowledging
+// (AckTimeout), asks for an acknowledgement of what was sent since the last
+// request, and drains the queue. It reports whether to tick again.
+func (l *link) tick(c *Conn) bool {
+	l.mu.Lock()
+	if l.conn != c {
+		l.mu.Unlock()
+		return false
+	}
+	if len(l.inflight) > 0 && time.Since(l.progress) > durOr(l.p.AckTimeout, 30*time.Second) {
+		c.log.Warn("no acknowledgement from the peer; closing the stream to send again on a new one", "unacknowledged", len(l.inflight))
+		l.lost(c)
+		l.mu.Unlock()
+		c.abort()
+		l.down(c) // redials for what was put back in the queue
+		return false
+	}
+	if len(l.inflight) > 0 && (l.unasked > 0 || time.Since(l.asked) > time.Second) {
+		l.askAck()
+	}
+	if len(l.queue) > 0 {
+		l.drain()
+	}
+	again := l.conn == c && (len(l.inflight) > 0 || len(l.queue) > 0)
+	l.mu.Unlock()
+	return again
 }
 
 // multiplex asks the peer, with dialback, to accept local on the current
@@ -588,10 +625,17 @@ func (l *link) lost(c *Conn) {
 	}
 }
 
+// down forgets stream c, which ended; what waits for a stream gets a new
+// one. Calls after the first for c do nothing.
 func (l *link) down(c *Conn) {
+	first := false
+	c.downOnce.Do(func() { first = true })
+	if !first {
+		return
+	}
 	l.mu.Lock()
 	l.lost(c)
-	redial := len(l.queue) > 0 && !l.dialing
+	redial := len(l.queue) > 0 && !l.dialing && !l.p.isClosed()
 	if redial {
 		l.dialing = true
 		l.p.wg.Add(1)
@@ -600,6 +644,9 @@ func (l *link) down(c *Conn) {
 	l.mu.Unlock()
 	if l.p.OnStream != nil {
 		l.p.OnStream(c, false)
+	}
+	if !redial {
+		l.p.forget(l)
 	}
 }
 
@@ -614,6 +661,7 @@ func (l *link) fail(e *stanza.Error) {
 		l.p.OnQueue(-len(q))
 	}
 	l.bounce(q, e)
+	l.p.forget(l)
 }
 
 // Streams returns the outbound streams that are up.
@@ -645,17 +693,12 @@ func (p *Pool) Queued() int {
 }
 
 // Shutdown refuses new stanzas, gives queued ones until ctx ends to go out
-// (and be acknowledged, with XEP-0198), then closes every stream with
-// system-shutdown. What is left is bounced, or, with a Store, kept for the
-// next start.
+// (and be acknowledged, with XEP-0198), then stops dials and backoff waits,
+// closes every stream with system-shutdown, and waits for the pool's
+// goroutines. What is left is bounced, or, with a Store, kept for the next
+// start.
 func (p *Pool) Shutdown(ctx context.Context) error {
-	p.mu.Lock()
-	p.closed = true
-	links := make([]*link, 0, len(p.links))
-	for _, l := range p.links {
-		links = append(links, l)
-	}
-	p.mu.Unlock()
+	p.closed.Store(true)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 wait:
@@ -666,10 +709,16 @@ wait:
 		case <-tick.C:
 		}
 	}
+	p.mu.Lock()
+	links := make([]*link, 0, len(p.links))
+	for _, l := range p.links {
+		links = append(links, l)
+	}
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.mu.Unlock()
 	for _, l := range links {
-		if p.Store == nil {
-			l.fail(stanza.New(stanza.RemoteServerTimeout, "server shutting down"))
-		}
 		l.mu.Lock()
 		c := l.conn
 		l.mu.Unlock()
@@ -677,5 +726,19 @@ wait:
 			c.CloseWithError(stream.New(stream.SystemShutdown, ""))
 		}
 	}
-	return nil
+	// Streams close within closeTimeout and dials end with p.ctx.
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-time.After(closeTimeout + time.Second):
+		err = errors.New("s2s: pool goroutines still running after shutdown")
+	}
+	if p.Store == nil {
+		for _, l := range links {
+			l.fail(stanza.New(stanza.RemoteServerTimeout, "server shutting down"))
+		}
+	}
+	return err
 }

@@ -194,3 +194,52 @@ func TestProsodyDirectTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestProsodyBurstsPastNegotiation: against Prosody, stanzas in bursts
+// separated by quiet longer than the negotiation timeout go out on one
+// authenticated stream each way, with no duplicate.
+func TestProsodyBurstsPastNegotiation(t *testing.T) {
+	var ups upCounter
+	g, _, alice := prosodyPair(t, s2stest.Options{NegotiationTimeout: 2 * time.Second, IdleTimeout: 20 * time.Second, OnStream: ups.on}, interop.ProsodyOptions{})
+	seen := map[string]int{}
+	for burst := range 3 {
+		for i := range 20 {
+			g.Send(t, fmt.Sprintf("<message from='bob@go.test' to='%s' type='chat' id='g%d-%d'><body>burst</body></message>", alice.JID, burst, i))
+		}
+		for range 20 {
+			in := alice.Expect(t, 30*time.Second, func(s interop.Stanza) bool { return s.Name == "message" })
+			if in.Attrs["type"] == "error" {
+				t.Fatalf("alice got an error: %s", in.Raw)
+			}
+			seen[in.Attrs["id"]]++
+		}
+		if err := alice.Send(fmt.Sprintf("<message to='bob@go.test' type='chat' id='p%d'><body>back</body></message>", burst)); err != nil {
+			t.Fatal(err)
+		}
+		g.Expect(t, 30*time.Second)
+		if burst < 2 {
+			time.Sleep(5 * time.Second) // 2.5 negotiation timeouts
+		}
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s arrived %d times", id, n)
+		}
+	}
+	if len(seen) != 60 {
+		t.Errorf("%d distinct messages, want 60", len(seen))
+	}
+	if n := ups.out.Load(); n != 1 {
+		t.Errorf("go.test opened %d outbound streams to Prosody, want 1", n)
+	}
+	if n := ups.in.Load(); n != 1 {
+		t.Errorf("Prosody's stream to go.test authenticated %d times, want 1", n)
+	}
+	// Nothing else arrives: no duplicate on its way.
+	time.Sleep(500 * time.Millisecond)
+	select {
+	case s := <-g.Received:
+		t.Errorf("unexpected stanza at go.test: %s", s.El.Raw)
+	default:
+	}
+}

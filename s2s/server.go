@@ -50,11 +50,22 @@ type Server struct {
 	// Limits bound what a peer may send.
 	Limits xmlstream.Limits
 	// NegotiationTimeout closes a stream not authenticated in time
-	// (default 30s): slow peers do not hold resources.
+	// (default 30s), counted from the accept whatever the peer does
+	// meanwhile (TLS, restarts, dialback): slow peers do not hold resources.
 	NegotiationTimeout time.Duration
-	// IdleTimeout closes a stream with no traffic for that long
-	// (default 10 minutes).
+	// IdleTimeout closes an authenticated stream on which the peer sent
+	// nothing for that long, whitespace keepalives included (default 10
+	// minutes), counted from authentication when it sent nothing since.
 	IdleTimeout time.Duration
+	// WriteTimeout bounds each write on a stream (default 30s): a peer
+	// that does not read what it asked for loses its stream.
+	WriteTimeout time.Duration
+	// MaxDialbackPending bounds the dialback verifications under way for
+	// one stream (default 4), and MaxDialbackTotal those of the whole
+	// server (default 256): each is a connection we open to a server the
+	// peer names. Past either, db:result is answered with a
+	// resource-constraint error (XEP-0220 §2.4).
+	MaxDialbackPending, MaxDialbackTotal int
 	// MaxConns and MaxConnsPerIP bound inbound connections (defaults 10000
 	// and 100).
 	MaxConns, MaxConnsPerIP int
@@ -81,6 +92,8 @@ type Server struct {
 	closing   atomic.Bool
 	wg        sync.WaitGroup
 	tlsCfg    atomic.Pointer[sharedTLS]
+	verifying atomic.Int32 // dialback verifications under way
+	draining  atomic.Bool  // see Drain
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -265,6 +278,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// Drain stops taking new stanzas from remote servers, for a daemon that
+// stops: streams that authenticate from now on end with system-shutdown,
+// while the streams already up go on and new ones may still verify
+// dialback keys, as the authoritative server (XEP-0220 §2.3). The
+// outbound streams a stopping daemon drains need that: their peers check
+// their keys by connecting back. Shutdown follows.
+func (s *Server) Drain() { s.draining.Store(true) }
+
 // Close closes listeners and connections at once.
 func (s *Server) Close() error {
 	s.closing.Store(true)
@@ -295,26 +316,30 @@ type in struct {
 	s       *Server
 	c       *Conn
 	pending sync.WaitGroup
-	sasl    bool
-	sm      bool
-	addr    string
-	handled uint32 // stanzas handled, for XEP-0198 acknowledgements
+	// verifying counts dialback verifications under way (pending);
+	// cancel ends them when the stream ends.
+	verifying atomic.Int32
+	ctx       context.Context
+	cancel    context.CancelFunc
+	sasl      bool
+	sm        bool
+	addr      string
+	handled   uint32 // stanzas handled, for XEP-0198 acknowledgements
 
 	// Reading state, kept across parks (serve).
-	lim       *xmlstream.Limiter
-	canPark   bool      // the socket can be waited on (waitReadable)
-	inStream  bool      // the stream header is read: elements come next
-	untilIdle bool      // until is the idle deadline, no longer negotiation's
-	until     time.Time // the stream's read deadline: negotiation's, then idle's
-	// setAt is when run set the read deadline in force; zero when another
-	// deadline was set since.
+	lim      *xmlstream.Limiter
+	canPark  bool // the socket can be waited on (waitReadable)
+	inStream bool // the stream header is read: elements come next
+	// setAt is when run set the park deadline in force; zero when none is.
 	setAt time.Time
 	wait  bool // wait until the socket is readable before reading
 }
 
-// A stream quiet for parkAfter parks (serve). run sets the read deadline at
-// most once every setEvery, as a timer reset for every stanza is measurable:
-// a stream parks after between parkAfter-setEvery and parkAfter of quiet.
+// The stream's own deadlines (negotiation, idle) are its clock's
+// (clock.go); the only read deadline run sets is parkAfter's. A stream
+// quiet for parkAfter parks (serve). run sets that deadline at most once
+// every setEvery, as a timer reset for every stanza is measurable: a
+// stream parks after between parkAfter-setEvery and parkAfter of quiet.
 const (
 	parkAfter = 100 * time.Millisecond
 	setEvery  = parkAfter / 2
@@ -326,15 +351,19 @@ var errPark = errors.New("s2s: park")
 
 // handle serves one accepted connection, for which s.wg was incremented.
 func (s *Server) handle(nc net.Conn, direct bool) {
-	raw := nc
 	log := s.logger().With("dir", "in", "addr", nc.RemoteAddr().String())
+	// The negotiation deadline counts from now, TLS handshake included.
+	raw := newTimedConn(nc, s.WriteTimeout)
+	clk := newClock(raw, s.NegotiationTimeout, s.IdleTimeout)
+	nc = raw
 	if direct {
 		tc := tls.Server(nc, s.tlsConfig())
-		ctx, cancel := context.WithTimeout(context.Background(), durOr(s.NegotiationTimeout, defaultNegotiation))
+		ctx, cancel := context.WithDeadline(context.Background(), clk.negotiationDeadline())
 		err := onFreshStack(func() error { return tc.HandshakeContext(ctx) })
 		cancel()
 		if err != nil {
 			log.Info("direct TLS handshake failed", "err", err)
+			clk.stop()
 			nc.Close()
 			s.release(nc)
 			s.wg.Done()
@@ -342,7 +371,7 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 		}
 		nc = tc
 	}
-	c := newConn(nc, s.Limits, log)
+	c := newConn(nc, raw, clk, s.Limits, log)
 	c.setState(Received)
 	s.mu.Lock()
 	if s.conns == nil {
@@ -351,6 +380,8 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 	s.conns[c] = true
 	s.mu.Unlock()
 	st := &in{s: s, c: c, addr: nc.RemoteAddr().String(), canPark: canWait(raw)}
+	st.ctx, st.cancel = context.WithCancel(context.Background())
+	st.lim = xmlstream.NewLimiter(s.RateLimit, s.RateBurst)
 	st.serve()
 }
 
@@ -385,6 +416,8 @@ func (st *in) serve() {
 		return
 	}
 	s, c := st.s, st.c
+	// Dialback verifications end with the stream.
+	st.cancel()
 	st.pending.Wait()
 	switch {
 	case err == nil || errorIsEOF(err):
@@ -404,30 +437,23 @@ func (st *in) serve() {
 	s.wg.Done()
 }
 
-// run negotiates, then reads stanzas until the stream ends or parks.
+// run negotiates, then reads stanzas until the stream ends, expires
+// (its clock wakes the read with a deadline in the past) or parks.
 func (st *in) run() error {
-	s, c := st.s, st.c
-	if st.lim == nil {
-		st.lim = xmlstream.NewLimiter(s.RateLimit, s.RateBurst)
-		st.until = time.Now().Add(durOr(s.NegotiationTimeout, defaultNegotiation))
-		c.nc.SetReadDeadline(st.until)
-	}
-	idle := durOr(s.IdleTimeout, 10*time.Minute)
+	c := st.c
 	for {
-		if c.r.Buffered() == 0 {
-			// About to wait for the peer: the read deadline is the
-			// stream's (pushed forward once authenticated) or, if the
-			// stream can park, parkAfter from now if that is earlier.
+		if e := c.clk.expired(); e != nil {
+			return e
+		}
+		if st.canPark && c.r.Buffered() == 0 {
+			// About to wait for the peer: park if it stays quiet.
 			if now := time.Now(); st.setAt.IsZero() || now.Sub(st.setAt) > setEvery {
-				if c.State()&Authn != 0 {
-					st.until, st.untilIdle = now.Add(idle), true
-				}
-				d := st.until
-				if st.canPark {
-					d = earliest(d, now.Add(parkAfter))
-				}
-				c.nc.SetReadDeadline(d)
+				c.nc.SetReadDeadline(now.Add(parkAfter))
 				st.setAt = now
+				// The clock may have woken the stream just before.
+				if e := c.clk.expired(); e != nil {
+					return e
+				}
 			}
 		}
 		var el *xmlstream.Element
@@ -443,27 +469,19 @@ func (st *in) run() error {
 			if !errors.As(err, &ne) || !ne.Timeout() {
 				return err
 			}
-			// A timeout leaves the reader (and TLS) able to go on.
-			now := time.Now()
-			if !st.untilIdle && c.State()&Authn != 0 {
-				// Authenticated while this read waited (dialback): the
-				// negotiation deadline no longer applies.
-				st.until, st.untilIdle = now.Add(idle), true
+			// A timeout leaves the reader (and TLS) able to go on: it was
+			// the clock's (the stream expired) or parkAfter's.
+			if e := c.clk.expired(); e != nil {
+				return e
 			}
-			if now.Before(st.until) {
-				// Not the stream's deadline: parkAfter's (or negotiation's,
-				// since passed by).
-				c.nc.SetReadDeadline(st.until)
-				st.setAt = time.Time{}
-				if c.r.Buffered() == 0 && st.canPark {
-					return errPark
-				}
-				continue // in the middle of an element, or cannot park
+			st.clearPark()
+			if e := c.clk.expired(); e != nil {
+				return e
 			}
-			if c.State()&Authn == 0 {
-				return stream.New(stream.ConnectionTimeout, "not authenticated in time")
+			if c.r.Buffered() == 0 && st.canPark {
+				return errPark
 			}
-			return stream.New(stream.ConnectionTimeout, "idle stream")
+			continue // in the middle of an element
 		}
 		if el == nil {
 			continue
@@ -481,11 +499,10 @@ func (st *in) run() error {
 	}
 }
 
-func earliest(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
+// clearPark removes parkAfter's read deadline.
+func (st *in) clearPark() {
+	st.c.nc.SetReadDeadline(time.Time{})
+	st.setAt = time.Time{}
 }
 
 // header reads a stream header and answers with ours and the features.
@@ -500,7 +517,7 @@ func (st *in) header() error {
 	// (RFC 6120 §4.9.1.2).
 	id := newStreamID()
 	reply := xmlstream.Header{NS: nsServer, ID: id, Version: "1.0", From: h.To, To: h.From}
-	if err := c.write(context.Background(), xmlstream.AppendHeader(nil, reply, true)); err != nil {
+	if err := c.write(xmlstream.AppendHeader(nil, reply, true)); err != nil {
 		return err
 	}
 	c.hdrSent = true
@@ -524,7 +541,7 @@ func (st *in) header() error {
 	}
 	// One logger per stream, made once per header: idle streams are many.
 	c.log = s.logger().With("dir", "in", "addr", st.addr, "local", c.local, "remote", h.From, "stream_id", id)
-	return c.write(context.Background(), st.features(h))
+	return c.write(st.features(h))
 }
 
 func (st *in) features(h xmlstream.Header) []byte {
@@ -569,15 +586,17 @@ func (st *in) element(el *xmlstream.Element) (bool, error) {
 		if el.Local != "starttls" || c.State()&Secure != 0 {
 			return false, stream.New(stream.PolicyViolation, "unexpected STARTTLS")
 		}
-		if err := c.write(context.Background(), []byte("<proceed xmlns='"+nsTLS+"'/>")); err != nil {
+		if err := c.write([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
 			return false, err
 		}
 		tc := tls.Server(c.nc, s.tlsConfig())
-		ctx, cancel := context.WithTimeout(context.Background(), durOr(s.NegotiationTimeout, defaultNegotiation))
+		ctx, cancel := context.WithDeadline(context.Background(), c.clk.negotiationDeadline())
 		defer cancel()
 		// The handshake reads with the stream's deadline, not parkAfter.
-		c.nc.SetReadDeadline(st.until)
-		st.setAt = time.Time{}
+		st.clearPark()
+		if e := c.clk.expired(); e != nil {
+			return false, e
+		}
 		if err := onFreshStack(func() error { return tc.HandshakeContext(ctx) }); err != nil {
 			c.nc.Close()
 			return false, err
@@ -616,11 +635,14 @@ func (st *in) element(el *xmlstream.Element) (bool, error) {
 func (st *in) sasl_(el *xmlstream.Element) (bool, error) {
 	c := st.c
 	fail := func(cond string) (bool, error) {
-		c.write(context.Background(), []byte("<failure xmlns='"+nsSASL+"'><"+cond+"/></failure>"))
+		c.write([]byte("<failure xmlns='" + nsSASL + "'><" + cond + "/></failure>"))
 		return false, nil
 	}
 	if el.Local != "auth" {
 		return fail("aborted")
+	}
+	if st.s.draining.Load() {
+		return false, stream.New(stream.SystemShutdown, "")
 	}
 	if c.State()&Secure == 0 || st.sasl {
 		return fail("encryption-required")
@@ -647,7 +669,7 @@ func (st *in) sasl_(el *xmlstream.Element) (bool, error) {
 		c.log.Info("SASL EXTERNAL refused", "reason", err.Error())
 		return fail("not-authorized")
 	}
-	if err := c.write(context.Background(), []byte("<success xmlns='"+nsSASL+"'/>")); err != nil {
+	if err := c.write([]byte("<success xmlns='" + nsSASL + "'/>")); err != nil {
 		return false, err
 	}
 	if err := c.r.Reset(c.nc); err != nil {
@@ -675,14 +697,14 @@ func (st *in) dialback(el *xmlstream.Element) error {
 	case "verify":
 		// We are the authoritative server for d.To: was this key ours?
 		if !s.Hosted(d.To) {
-			return c.write(context.Background(), appendDB(nil, "verify", dbElement{From: d.To, To: d.From, ID: d.ID, Type: "error", ErrCond: "item-not-found"}))
+			return c.write(appendDB(nil, "verify", dbElement{From: d.To, To: d.From, ID: d.ID, Type: "error", ErrCond: "item-not-found"}))
 		}
 		typ := "invalid"
 		if checkDialbackKey(s.Secret, d.From, d.To, d.ID, d.Key) {
 			typ = "valid"
 		}
 		c.log.Info("dialback verify request", "receiving", d.From, "originating", d.To, "result", typ)
-		return c.write(context.Background(), appendDB(nil, "verify", dbElement{From: d.To, To: d.From, ID: d.ID, Type: typ}))
+		return c.write(appendDB(nil, "verify", dbElement{From: d.To, To: d.From, ID: d.ID, Type: typ}))
 	case "result":
 	default:
 		return stream.New(stream.UnsupportedStanzaType, "unknown dialback element")
@@ -690,8 +712,11 @@ func (st *in) dialback(el *xmlstream.Element) error {
 	if d.Type != "" {
 		return stream.New(stream.BadFormat, "db:result with a type on an inbound stream")
 	}
+	if s.draining.Load() {
+		return stream.New(stream.SystemShutdown, "")
+	}
 	reply := func(typ, cond string) error {
-		return c.write(context.Background(), appendDB(nil, "result", dbElement{From: d.To, To: d.From, Type: typ, ErrCond: cond}))
+		return c.write(appendDB(nil, "result", dbElement{From: d.To, To: d.From, Type: typ, ErrCond: cond}))
 	}
 	if !s.Hosted(d.To) {
 		return reply("error", "item-not-found")
@@ -721,11 +746,28 @@ func (st *in) dialback(el *xmlstream.Element) error {
 	if s.Dialer == nil {
 		return reply("error", "remote-server-not-found")
 	}
+	// Each verification is a connection out, to a server the peer names:
+	// bounded per stream and in all.
+	if st.verifying.Load() >= int32(durInt(s.MaxDialbackPending, 4)) || s.verifying.Load() >= int32(durInt(s.MaxDialbackTotal, 256)) {
+		c.log.Info("dialback refused: too many verifications under way", "originating", d.From)
+		return reply("error", "resource-constraint")
+	}
+	st.verifying.Add(1)
+	s.verifying.Add(1)
 	id := c.id
 	st.pending.Add(1)
 	go func() {
 		defer st.pending.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), durOr(s.NegotiationTimeout, defaultNegotiation))
+		defer s.verifying.Add(-1)
+		defer st.verifying.Add(-1)
+		// Within the stream's negotiation deadline (a domain added to
+		// an authenticated stream gets a negotiation's time), and no
+		// longer than the stream.
+		dl := c.clk.negotiationDeadline()
+		if c.State()&Authn != 0 {
+			dl = time.Now().Add(c.clk.negotiation)
+		}
+		ctx, cancel := context.WithDeadline(st.ctx, dl)
 		defer cancel()
 		ok, err := s.Dialer.Verify(ctx, d.To, d.From, id, d.Key)
 		switch {
@@ -822,10 +864,10 @@ func (st *in) streamManagement(el *xmlstream.Element) error {
 	switch el.Local {
 	case "enable":
 		if s.DisableSM || st.sm || c.State()&Authn == 0 {
-			return c.write(context.Background(), []byte("<failed xmlns='"+nsSM+"'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"))
+			return c.write([]byte("<failed xmlns='" + nsSM + "'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"))
 		}
 		st.sm = true
-		return c.write(context.Background(), []byte("<enabled xmlns='"+nsSM+"'/>"))
+		return c.write([]byte("<enabled xmlns='" + nsSM + "'/>"))
 	case "r":
 		if !st.sm {
 			return stream.New(stream.UnsupportedStanzaType, "stream management is not enabled")
@@ -840,7 +882,7 @@ func (st *in) streamManagement(el *xmlstream.Element) error {
 				return stream.New(stream.ResourceConstraint, "cannot write out what was received")
 			}
 		}
-		return c.write(context.Background(), []byte(fmt.Sprintf("<a xmlns='%s' h='%d'/>", nsSM, st.handled)))
+		return c.write([]byte(fmt.Sprintf("<a xmlns='%s' h='%d'/>", nsSM, st.handled)))
 	case "a":
 		return nil
 	}

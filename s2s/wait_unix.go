@@ -9,8 +9,12 @@ import (
 
 // canWait reports whether waitReadable can wait on nc.
 func canWait(nc net.Conn) bool {
-	_, ok := nc.(syscall.Conn)
-	return ok
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	_, err := sc.SyscallConn()
+	return err == nil
 }
 
 // waitReadable waits until nc has bytes to read, or EOF, or an error, or

@@ -59,6 +59,14 @@ type Config struct {
 		MaxConns      int      `toml:"max_connections"`
 		MaxConnsPerIP int      `toml:"max_connections_per_ip"`
 		Negotiation   duration `toml:"negotiation_timeout"`
+		// WriteTimeout bounds every write on an s2s stream (default 30s).
+		WriteTimeout duration `toml:"write_timeout"`
+		// KeepAlive is the interval of whitespace keepalives on outbound
+		// streams (default 60s).
+		KeepAlive duration `toml:"keepalive"`
+		// AckTimeout drops an outbound stream whose peer acknowledges
+		// nothing for that long while stanzas wait for it (default 30s).
+		AckTimeout duration `toml:"ack_timeout"`
 	} `toml:"s2s"`
 	Certificates []struct {
 		Domains []string `toml:"domains"`

@@ -75,15 +75,17 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 	}
 	policy := func(remote string) s2s.Policy { return d.cfg.Load().policyFor(remote) }
 	d.dialer = &s2s.Dialer{
-		Resolver:       &s2s.Resolver{Servers: cfg.S2S.DNS, Logger: log, TrustAD: cfg.S2S.DANE},
-		DANE:           cfg.S2S.DANE,
-		GetCertificate: getCert,
-		Roots:          cfg.roots,
-		Policy:         policy,
-		Secret:         cfg.dbSecret,
-		Limits:         cfg.limits(),
-		Logger:         log,
-		Observe:        d.metrics.observe,
+		Resolver:           &s2s.Resolver{Servers: cfg.S2S.DNS, Logger: log, TrustAD: cfg.S2S.DANE},
+		NegotiationTimeout: cfg.S2S.Negotiation.Duration,
+		WriteTimeout:       cfg.S2S.WriteTimeout.Duration,
+		DANE:               cfg.S2S.DANE,
+		GetCertificate:     getCert,
+		Roots:              cfg.roots,
+		Policy:             policy,
+		Secret:             cfg.dbSecret,
+		Limits:             cfg.limits(),
+		Logger:             log,
+		Observe:            d.metrics.observe,
 	}
 	if !cfg.Queue.Memory {
 		path := cfg.Queue.Path
@@ -102,6 +104,8 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 		QueueLimit:  cfg.S2S.QueueLimit,
 		RetryFor:    orDur(cfg.S2S.RetryFor.Duration, time.Hour),
 		IdleTimeout: cfg.S2S.IdleTimeout.Duration,
+		KeepAlive:   cfg.S2S.KeepAlive.Duration,
+		AckTimeout:  cfg.S2S.AckTimeout.Duration,
 		Logger:      log,
 		OnStream: func(c *s2s.Conn, up bool) {
 			if up {
@@ -151,6 +155,7 @@ func start(cfg *Config, log *slog.Logger, level *slog.LevelVar) (*daemon, error)
 		RateLimit:          cfg.Limits.Rate,
 		RateBurst:          cfg.Limits.RateBurst,
 		NegotiationTimeout: cfg.S2S.Negotiation.Duration,
+		WriteTimeout:       cfg.S2S.WriteTimeout.Duration,
 		Logger:             log,
 		OnStream: func(c *s2s.Conn, up bool) {
 			if up {
@@ -272,7 +277,14 @@ func (d *daemon) shutdown(grace time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	d.log.Info("shutting down", "grace", grace)
-	d.pool.Shutdown(ctx)
+	// No new stanzas in: components cannot connect, remote servers cannot
+	// authenticate (but may still verify our dialback keys, which the
+	// streams that drain need).
+	d.s2s.Drain()
+	d.comps.CloseListeners()
+	if err := d.pool.Shutdown(ctx); err != nil {
+		d.log.Warn("s2s pool shutdown", "err", err)
+	}
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	d.s2s.Shutdown(sctx)

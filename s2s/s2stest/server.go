@@ -58,6 +58,13 @@ type Options struct {
 	// DANE makes the server's resolver trust the AD bit (see DNS.Signed)
 	// and its dialer use TLSA records.
 	DANE bool
+	// NegotiationTimeout, IdleTimeout, WriteTimeout and KeepAlive are the
+	// server's, its dialer's and its pool's (defaults 5s, 10 minutes,
+	// 30s and 60s).
+	NegotiationTimeout, IdleTimeout, WriteTimeout, KeepAlive time.Duration
+	// OnStream, when set, is told of every stream up and down, inbound
+	// and outbound.
+	OnStream func(c *s2s.Conn, up bool)
 }
 
 // NewServer starts a server for domain whose resolver asks dns.
@@ -86,7 +93,8 @@ func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
 		Secret:             secret,
 		Logger:             log,
 		AttemptTimeout:     2 * time.Second,
-		NegotiationTimeout: 5 * time.Second,
+		NegotiationTimeout: or(o.NegotiationTimeout, 5*time.Second),
+		WriteTimeout:       o.WriteTimeout,
 	}
 	srv := &Server{Domain: domain, Cert: cert, Dialer: d, Received: make(chan *route.Stanza, 1000), Listener: l}
 	srv.Addr = netip.MustParseAddrPort(l.Addr().String())
@@ -112,7 +120,8 @@ func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
 			return stanza.New(stanza.ResourceConstraint, "test server full")
 		}
 	})
-	p := &s2s.Pool{Dialer: d, Bouncer: r, Logger: log, RetryFor: o.RetryFor, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Store: o.Store, AckTimeout: o.AckTimeout}
+	p := &s2s.Pool{Dialer: d, Bouncer: r, Logger: log, RetryFor: o.RetryFor, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Store: o.Store, AckTimeout: o.AckTimeout,
+		IdleTimeout: o.IdleTimeout, KeepAlive: o.KeepAlive, OnStream: o.OnStream}
 	if p.RetryFor == 0 {
 		p.RetryFor = 2 * time.Second
 	}
@@ -126,8 +135,11 @@ func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
 		Secret:             secret,
 		Dialer:             d,
 		Logger:             log,
-		NegotiationTimeout: 5 * time.Second,
+		NegotiationTimeout: or(o.NegotiationTimeout, 5*time.Second),
+		IdleTimeout:        o.IdleTimeout,
+		WriteTimeout:       o.WriteTimeout,
 		DisableSM:          o.DisableSM,
+		OnStream:           o.OnStream,
 	}
 	srv.S2S, srv.Pool, srv.Router = s, p, r
 	go s.Serve(l)
@@ -139,6 +151,13 @@ func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
 		}
 	}
 	return srv
+}
+
+func or(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // Close shuts the server down: queued stanzas get a second to go out, then
