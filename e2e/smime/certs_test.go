@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -148,6 +149,16 @@ func issue(tmpl, parent *x509.Certificate, parentKey, key crypto.Signer, from, t
 	serial++
 	tmpl.SerialNumber = big.NewInt(serial)
 	tmpl.NotBefore, tmpl.NotAfter = from, to
+	if len(tmpl.SubjectKeyId) == 0 {
+		// crypto/x509 makes one for CAs only; `openssl cms -keyid`
+		// needs it on recipients.
+		pub, err := x509.MarshalPKIXPublicKey(key.Public())
+		if err != nil {
+			panic(err)
+		}
+		sum := sha1.Sum(pub)
+		tmpl.SubjectKeyId = sum[:]
+	}
 	if parent == nil {
 		parent = tmpl
 	}

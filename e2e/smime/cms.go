@@ -9,20 +9,23 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/smallstep/pkcs7"
 	"mellium.im/xmpp/jid"
 )
 
-// Cipher is a content-encryption algorithm for EnvelopedData.
+// Cipher is a content-encryption algorithm for sending.
 type Cipher int
 
-// Content-encryption algorithms for sending. On receipt AES-128-CBC,
-// AES-256-CBC and DES-EDE3-CBC (OpenSSL's default, and a MUST for S/MIME
-// 3.1 receivers) are accepted; single DES and the AES-GCM that the pkcs7
-// library places in EnvelopedData are refused.
+// Content-encryption algorithms for sending. The CBC ones go in
+// EnvelopedData (application/pkcs7-mime; smime-type=enveloped-data), which
+// every S/MIME agent opens; the GCM ones in AuthEnvelopedData (RFC 5083;
+// smime-type=authEnveloped-data), which authenticates the content too and
+// which S/MIME 4.0 agents (RFC 8551) and OpenSSL from 3.0 open. On receipt
+// all of these are accepted, and AES-192-GCM and DES-EDE3-CBC (OpenSSL's
+// default, a MUST for S/MIME 3.1 receivers) too; single DES, and the
+// AES-GCM that the pkcs7 library places in EnvelopedData, are refused.
 const (
 	// AES128CBC is AES-128 in CBC mode, mandatory to implement
 	// (RFC 3923 §6.10, RFC 3565). It is the zero value.
@@ -30,6 +33,19 @@ const (
 
 	// AES256CBC is AES-256 in CBC mode (RFC 3565).
 	AES256CBC
+
+	// AES192CBC is AES-192 in CBC mode (RFC 3565), which RFC 5751 §2.7
+	// asks S/MIME 3.2 receivers to take.
+	AES192CBC
+
+	// AES128GCM is AES-128 in GCM with a 16-byte ICV, in
+	// AuthEnvelopedData (RFC 5083, RFC 5084): a MUST of S/MIME 4.0
+	// (RFC 8551 §2.7). Receivers older than that cannot open it.
+	AES128GCM
+
+	// AES256GCM is AES-256 in GCM, as AES128GCM otherwise; also a MUST of
+	// RFC 8551 §2.7.
+	AES256GCM
 )
 
 // String returns the OpenSSL name of c.
@@ -39,11 +55,46 @@ func (c Cipher) String() string {
 		return "aes-128-cbc"
 	case AES256CBC:
 		return "aes-256-cbc"
+	case AES192CBC:
+		return "aes-192-cbc"
+	case AES128GCM:
+		return "aes-128-gcm"
+	case AES256GCM:
+		return "aes-256-gcm"
 	}
 	return fmt.Sprintf("smime.Cipher(%d)", int(c))
 }
 
-// Content-encryption algorithms accepted on receipt.
+// algorithm returns the content-encryption algorithm of c.
+func (c Cipher) algorithm() (contentAlgorithm, bool) {
+	var oid asn1.ObjectIdentifier
+	switch c {
+	case AES128CBC:
+		oid = oidAES128CBC
+	case AES256CBC:
+		oid = oidAES256CBC
+	case AES192CBC:
+		oid = oidAES192CBC
+	case AES128GCM:
+		oid = oidAES128GCM
+	case AES256GCM:
+		oid = oidAES256GCM
+	default:
+		return contentAlgorithm{}, false
+	}
+	return contentAlgorithmOf(oid)
+}
+
+// smimeType returns the smime-type parameter of what c encrypts
+// (RFC 8551 §3.2.2).
+func (c Cipher) smimeType() string {
+	if a, ok := c.algorithm(); ok && a.gcm {
+		return "authEnveloped-data"
+	}
+	return "enveloped-data"
+}
+
+// Content-encryption algorithms, besides those of envelope.go.
 var (
 	oidDESEDE3CBC = asn1.ObjectIdentifier{1, 2, 840, 113549, 3, 7}
 	oidAES128CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}
@@ -57,26 +108,9 @@ var (
 	oidEnvelopedData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 3}
 )
 
-// Errors of the CMS layer; they reach callers wrapped in an *e2e.Error.
-var (
-	// ErrUnsupportedCipher is the cause when EnvelopedData uses a content
-	// encryption algorithm this package refuses or does not implement.
-	ErrUnsupportedCipher = errors.New("smime: unsupported content-encryption algorithm")
-
-	// ErrNotRecipient is the cause when no RecipientInfo is for the
-	// agent's certificate.
-	ErrNotRecipient = errors.New("smime: not encrypted for this certificate")
-)
-
-// encryptMu guards pkcs7.ContentEncryptionAlgorithm and
-// pkcs7.KeyEncryptionAlgorithm: pkcs7.Encrypt reads these package
-// variables instead of taking options, so every call sets them under this
-// lock. No other package of this module uses pkcs7.Encrypt.
-var encryptMu sync.Mutex
-
-// encrypt returns DER EnvelopedData (RFC 5652 §6) of content for the
-// recipients: RSA PKCS#1 v1.5 key transport (RFC 3370 §4.2.1) and c for
-// the content.
+// encrypt returns DER EnvelopedData (RFC 5652 §6) or, for GCM,
+// AuthEnvelopedData (RFC 5083) of content for the recipients: RSA PKCS#1
+// v1.5 key transport (RFC 3370 §4.2.1) and c for the content.
 func encrypt(content []byte, recipients []*x509.Certificate, c Cipher) ([]byte, error) {
 	if len(recipients) == 0 {
 		return nil, errors.New("smime: encrypt: no recipients")
@@ -89,55 +123,30 @@ func encrypt(content []byte, recipients []*x509.Certificate, c Cipher) ([]byte, 
 			return nil, fmt.Errorf("smime: encrypt: recipient %q has a %T key; only RSA key transport is implemented", r.Subject, r.PublicKey)
 		}
 	}
-	var alg int
-	switch c {
-	case AES128CBC:
-		alg = pkcs7.EncryptionAlgorithmAES128CBC
-	case AES256CBC:
-		alg = pkcs7.EncryptionAlgorithmAES256CBC
-	default:
+	alg, ok := c.algorithm()
+	if !ok {
 		return nil, fmt.Errorf("smime: encrypt: unknown cipher %v", c)
 	}
-	encryptMu.Lock()
-	defer encryptMu.Unlock()
-	pkcs7.ContentEncryptionAlgorithm = alg
-	pkcs7.KeyEncryptionAlgorithm = pkcs7.OIDEncryptionAlgorithmRSA
-	der, err := pkcs7.Encrypt(content, recipients)
+	e, err := seal(content, recipients, alg, nil)
+	if err != nil {
+		return nil, fmt.Errorf("smime: encrypt: %w", err)
+	}
+	der, err := e.marshal()
 	if err != nil {
 		return nil, fmt.Errorf("smime: encrypt: %w", err)
 	}
 	return der, nil
 }
 
-// decrypt opens DER or BER EnvelopedData with the agent's certificate and
-// key. It refuses algorithms outside the accepted set before touching the
-// ciphertext.
-func decrypt(der []byte, cert *x509.Certificate, key crypto.PrivateKey) (plain []byte, err error) {
-	alg, err := envelopedAlgorithm(der)
+// decrypt opens DER or BER EnvelopedData or AuthEnvelopedData with the
+// agent's certificate and key. It refuses algorithms outside the accepted
+// set before touching the key or the ciphertext.
+func decrypt(der []byte, cert *x509.Certificate, key crypto.PrivateKey) ([]byte, error) {
+	e, err := parseEnvelope(der)
 	if err != nil {
 		return nil, err
 	}
-	if !alg.Equal(oidAES128CBC) && !alg.Equal(oidAES256CBC) && !alg.Equal(oidDESEDE3CBC) {
-		return nil, fmt.Errorf("%w: %v", ErrUnsupportedCipher, alg)
-	}
-	if cert == nil || key == nil {
-		return nil, errors.New("smime: no certificate and key to decrypt with")
-	}
-	err = safely(func() error {
-		p7, err := pkcs7.Parse(der)
-		if err != nil {
-			return err
-		}
-		plain, err = p7.Decrypt(cert, key)
-		return err
-	})
-	if err != nil {
-		if err.Error() == "pkcs7: no enveloped recipient for provided certificate" {
-			return nil, ErrNotRecipient
-		}
-		return nil, fmt.Errorf("smime: decrypt: %w", err)
-	}
-	return plain, nil
+	return e.open(cert, key)
 }
 
 // digestOID maps the hashes offered for signing to their OIDs.
@@ -307,7 +316,7 @@ func (tr trust) checkRevoked(signer *x509.Certificate, certs []*x509.Certificate
 }
 
 // safely runs f and turns a panic into an error: pkcs7 indexes slices
-// with lengths taken from its input (the CBC padding byte, for one).
+// with lengths taken from its input.
 func safely(f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -340,76 +349,6 @@ func contentType(der []byte) (asn1.ObjectIdentifier, error) {
 		return nil, err
 	}
 	return oid.oid()
-}
-
-// envelopedAlgorithm returns the contentEncryptionAlgorithm of a DER or BER
-// EnvelopedData ContentInfo (RFC 5652 §6.1).
-func envelopedAlgorithm(der []byte) (asn1.ObjectIdentifier, error) {
-	bad := errors.New("smime: malformed EnvelopedData")
-	ci, _, err := readTLV(der, 0)
-	if err != nil {
-		return nil, err
-	}
-	if ci.tag != 16 || !ci.constructed {
-		return nil, bad
-	}
-	oid, rest, err := readTLV(ci.content, 1)
-	if err != nil {
-		return nil, err
-	}
-	ct, err := oid.oid()
-	if err != nil {
-		return nil, err
-	}
-	if !ct.Equal(oidEnvelopedData) {
-		return nil, fmt.Errorf("smime: CMS content type %v is not EnvelopedData", ct)
-	}
-	explicit, _, err := readTLV(rest, 1) // [0] EXPLICIT
-	if err != nil {
-		return nil, err
-	}
-	if explicit.class != 2 || explicit.tag != 0 || !explicit.constructed {
-		return nil, bad
-	}
-	ed, _, err := readTLV(explicit.content, 2)
-	if err != nil {
-		return nil, err
-	}
-	if ed.tag != 16 || !ed.constructed {
-		return nil, bad
-	}
-	// version, originatorInfo [0] OPTIONAL, recipientInfos SET,
-	// encryptedContentInfo SEQUENCE
-	rest = ed.content
-	for {
-		var t tlv
-		t, rest, err = readTLV(rest, 3)
-		if err != nil {
-			return nil, err
-		}
-		if t.class == 0 && t.tag == 16 && t.constructed {
-			// encryptedContentInfo: contentType, contentEncryptionAlgorithm
-			_, r, err := readTLV(t.content, 4)
-			if err != nil {
-				return nil, err
-			}
-			algID, _, err := readTLV(r, 4)
-			if err != nil {
-				return nil, err
-			}
-			if algID.tag != 16 || !algID.constructed {
-				return nil, bad
-			}
-			o, _, err := readTLV(algID.content, 5)
-			if err != nil {
-				return nil, err
-			}
-			return o.oid()
-		}
-		if len(rest) == 0 {
-			return nil, bad
-		}
-	}
 }
 
 // walkBER checks every element inside t.

@@ -22,7 +22,8 @@
 //     presence too, for extension elements that do not map to CPIM or PIDF.
 //   - §6.5 order: signed first (multipart/signed, RFC 1847, with a
 //     detached application/pkcs7-signature, RFC 5751 §3.5.3), then
-//     encrypted (application/pkcs7-mime EnvelopedData, RFC 5751 §3.3).
+//     encrypted (application/pkcs7-mime EnvelopedData, RFC 5751 §3.3, or
+//     AuthEnvelopedData, RFC 8551 §3.4, as Agent.Cipher says).
 //     Open also takes opaque signed-data (application/pkcs7-mime;
 //     smime-type=signed-data) and the bare base64 CMS blob that Examples 6
 //     and 12 show.
@@ -53,17 +54,56 @@
 //     ReplayWindow (a bounded cache; signed stanzas only, since an unsigned
 //     one could poison another sender's entry).
 //   - §6.10 algorithms: SHA-256 signatures by default (Agent.Hash),
-//     SHA-1, SHA-384 and SHA-512 accepted; AES-128-CBC by default
-//     (Agent.Cipher) or AES-256-CBC with RSA PKCS#1 v1.5 key transport;
-//     received: AES-128-CBC, AES-256-CBC and DES-EDE3-CBC (OpenSSL's
-//     default, an S/MIME 3.1 MUST for receivers), with PKCS#1 v1.5 or
-//     RSA-OAEP key transport. Single DES and the AES-GCM that the pkcs7
-//     library puts in EnvelopedData are refused in both directions.
+//     SHA-1, SHA-384 and SHA-512 accepted. Encryption is described below.
 //   - §7 errors: every failure of Open is an *e2e.Error (package e2e) that
 //     renders the stanza error to send back.
 //   - §8 gateways: the CDATA section keeps the CRLF line ends of the
 //     S/MIME object, so a gateway that strips the XML wrapper forwards
 //     the bytes that were signed.
+//
+// # Content encryption
+//
+// Sent, as Agent.Cipher says:
+//
+//   - AES-128-CBC (the default, the RFC's mandatory algorithm, which every
+//     S/MIME peer opens), AES-192-CBC or AES-256-CBC in EnvelopedData
+//     (RFC 5652 §6, RFC 3565), as application/pkcs7-mime;
+//     smime-type=enveloped-data;
+//   - AES-128-GCM or AES-256-GCM in AuthEnvelopedData (RFC 5083,
+//     RFC 5084: 12-byte nonce, 16-byte ICV, no authenticated attributes),
+//     as application/pkcs7-mime; smime-type=authEnveloped-data. S/MIME 4.0
+//     (RFC 8551 §2.7) requires these; peers older than it, OpenSSL before
+//     3.0 among them, cannot open them, hence CBC by default.
+//
+// The content-encryption key goes to each recipient by RSA PKCS #1 v1.5
+// key transport (RFC 3370 §4.2.1), named by issuer and serial number.
+//
+// Accepted:
+//
+//   - EnvelopedData with AES-128-CBC, AES-192-CBC, AES-256-CBC or
+//     DES-EDE3-CBC (OpenSSL's default, a MUST for S/MIME 3.1 receivers);
+//   - AuthEnvelopedData with AES-128-GCM, AES-192-GCM or AES-256-GCM:
+//     a 12-byte nonce with an ICV of 12 to 16 bytes, or another nonce
+//     length with a 16-byte ICV; authenticated attributes, if any, are
+//     authenticated (their DER under a SET OF tag is the GCM associated
+//     data, RFC 5083 §2.2), not interpreted. No content is returned before
+//     the MAC has been checked;
+//   - key transport by RSA PKCS #1 v1.5 or RSA-OAEP (RFC 3560; SHA-1 to
+//     SHA-512, any label), to a recipient named by issuer and serial
+//     number or by subject key identifier (`openssl cms -keyid`);
+//   - DER, or BER as OpenSSL streams it (`-stream`: indefinite lengths,
+//     the content in 4 KiB chunks).
+//
+// Refused, with ErrUnsupportedCipher as the cause: single DES; the AES-GCM
+// inside EnvelopedData that github.com/smallstep/pkcs7 writes (RFC 5083
+// puts GCM in AuthEnvelopedData, where the MAC has a field) and CBC inside
+// AuthEnvelopedData; other algorithms (Camellia, ChaCha20-Poly1305 of
+// RFC 8103) and key transport other than RSA. Recipients by key agreement,
+// KEK or password are skipped: with only those, ErrNotRecipient. A
+// message that does not authenticate fails with ErrAuthFailed. To resist
+// Bleichenbacher's attack, a PKCS #1 v1.5 key that does not decrypt
+// becomes a random key (RFC 3218 §2.3.2), so it fails like a wrong key:
+// ErrAuthFailed with GCM, a padding error with CBC.
 //
 // # Wire details
 //
@@ -79,15 +119,19 @@
 //
 // # Why github.com/smallstep/pkcs7
 //
-// CMS is done by github.com/smallstep/pkcs7, the maintained fork of
-// go.mozilla.org/pkcs7. The original is archived and fails on what
+// Signatures are done by github.com/smallstep/pkcs7, the maintained fork
+// of go.mozilla.org/pkcs7. The original is archived and fails on what
 // OpenSSL sends: streamed signatures over 4 KiB (`openssl cms -sign
-// -nodetach -stream`, BER with chunked content), RSA-OAEP key transport on
-// decryption; and it panics when encrypting to a certificate whose key is
-// not RSA. Two defaults of both are unsafe and never used here: DES for
-// encryption and AES-GCM inside EnvelopedData (RFC 5083 puts GCM in
-// AuthEnvelopedData). Because pkcs7.Encrypt reads its algorithm from
-// package variables, this package sets them under a lock on every call;
-// and because pkcs7 indexes slices with lengths from its input, its calls
-// run under recover and behind a BER walker that bounds nesting.
+// -nodetach -stream`, BER with chunked content). Because pkcs7 indexes
+// slices with lengths from its input, its calls run under recover and
+// behind a BER walker that bounds nesting.
+//
+// Encryption is not: pkcs7 v0.2.3 has no AuthEnvelopedData, no AES-192,
+// no recipients by subject key identifier, and its Decrypt does key
+// transport and content decryption in one call, while its Encrypt takes
+// its algorithm from package variables and defaults to DES, with AES-GCM
+// in EnvelopedData as its other choice. EnvelopedData and
+// AuthEnvelopedData are read and written in this package (envelope.go)
+// with golang.org/x/crypto/cryptobyte; crypto/rsa, crypto/aes,
+// crypto/des and crypto/cipher do the cryptography.
 package smime // import "github.com/s2sd/s2sd/e2e/smime"

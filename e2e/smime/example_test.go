@@ -121,6 +121,34 @@ func ExampleAgent_SignAndEncrypt() {
 	// <message from='juliet@example.com/balcony' to='romeo@example.net/orchard' type='chat'><body>Wherefore art thou, Romeo?</body></message>
 }
 
+// Encryption with AES-GCM in AuthEnvelopedData (RFC 5083, RFC 5084), the
+// authenticated encryption of S/MIME 4.0 (RFC 8551), for peers that open
+// it (OpenSSL 3.0 and later do); the default stays AES-128-CBC.
+func ExampleAgent_SignAndEncrypt_gcm() {
+	juliet, romeo := agent("juliet"), agent("romeo")
+	juliet.Cipher = smime.AES256GCM
+
+	sealed, err := juliet.SignAndEncrypt([]byte(stanza), romeo.Certificate)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(shape(sealed))
+
+	opened, err := romeo.Open(sealed)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(opened.Signer, opened.Signed, opened.Encrypted)
+	// Output:
+	// <message from='juliet@example.com/balcony' to='romeo@example.net/orchard' type='chat'><e2e xmlns='urn:ietf:params:xml:ns:xmpp-e2e'><![CDATA[Content-Type: application/pkcs7-mime; smime-type=authEnveloped-data; name=smime.p7m
+	// Content-Transfer-Encoding: base64
+	// Content-Disposition: attachment; filename=smime.p7m
+	//
+	// [base64]
+	// ]]></e2e></message>
+	// juliet@example.com true true
+}
+
 // A stanza that fails is answered with the error of RFC 3923 §7.
 func ExampleErrorReply() {
 	romeo := agent("romeo")

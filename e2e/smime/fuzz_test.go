@@ -1,10 +1,14 @@
 package smime
 
 import (
+	"bytes"
 	"crypto/x509"
 	"errors"
 	"os"
+	"reflect"
 	"testing"
+
+	"github.com/smallstep/pkcs7"
 
 	"github.com/s2sd/s2sd/e2e"
 )
@@ -29,6 +33,16 @@ func FuzzOpen(f *testing.F) {
 			f.Add(b)
 			f.Add(e2eText(f, b))
 		}
+	}
+	for _, c := range []Cipher{AES192CBC, AES128GCM, AES256GCM} {
+		gcm := p.agent(p.juliet)
+		gcm.Cipher = c
+		b, err := gcm.Seal([]byte(msgStanza), SealOptions{Sign: true, Recipients: []*x509.Certificate{p.romeo.cert}})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(e2eText(f, b))
 	}
 	for _, name := range []string{"rfc3923-example3.xml", "rfc3923-example6.xml", "rfc3923-example12.xml"} {
 		b, err := os.ReadFile("../../testdata/smime/" + name)
@@ -71,5 +85,57 @@ func FuzzOpen(f *testing.F) {
 		s.hasE2E, s.e2eText = true, b
 		o, err = romeo.open(&s, romeo.now())
 		check(t, o, err)
+	})
+}
+
+// FuzzEnvelope feeds DER and BER to the EnvelopedData and
+// AuthEnvelopedData reader. Nothing may panic; what parses re-encodes, and
+// the DER it re-encodes to parses to the same value and re-encodes to the
+// same bytes; opening it with romeo's key yields content or an error.
+func FuzzEnvelope(f *testing.F) {
+	p := testPKI(f)
+	for _, c := range allCiphers {
+		der := sealed(f, c, nil, p.romeo.cert)
+		f.Add(der)
+		f.Add(toBER(f, der))
+		f.Add(der[:len(der)/2])
+	}
+	for _, c := range []Cipher{AES128GCM, AES256GCM} {
+		der := sealed(f, c, testAuthAttrs(f), p.juliet.cert, p.romeo.cert)
+		f.Add(der)
+		f.Add(toBER(f, der))
+	}
+	f.Add(libraryEncrypt(f, pkcs7.EncryptionAlgorithmAES128GCM, p.romeo.cert))
+	f.Add(libraryEncrypt(f, pkcs7.EncryptionAlgorithmDESCBC, p.romeo.cert))
+	// OpenSSL's streamed start, a key agreement recipient, a constructed
+	// OCTET STRING, an empty AuthEnvelopedData.
+	f.Add([]byte{0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03, 0xa0, 0x80, 0x30, 0x80, 0x02, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00})
+	f.Add([]byte{0x30, 0x1d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03, 0xa0, 0x10, 0x30, 0x0e, 0x02, 0x01, 0x02, 0x31, 0x04, 0xa1, 0x02, 0x05, 0x00, 0x30, 0x03, 0x06, 0x01, 0x00})
+	f.Add([]byte{0x24, 0x80, 0x04, 0x01, 0x61, 0x24, 0x80, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00})
+	f.Add([]byte{0x30, 0x11, 0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x17, 0xa0, 0x02, 0x30, 0x00})
+
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := parseEnvelope(b)
+		if err != nil {
+			return
+		}
+		der, err := e.marshal()
+		if err != nil {
+			t.Fatalf("parsed but does not re-encode: %v", err)
+		}
+		e2, err := parseEnvelope(der)
+		if err != nil {
+			t.Fatalf("re-encoding does not parse: %v\n% x", err, der)
+		}
+		if !reflect.DeepEqual(e, e2) {
+			t.Fatalf("re-encoding parses to another value:\n%+v\n%+v", e, e2)
+		}
+		if der2, err := e2.marshal(); err != nil || !bytes.Equal(der, der2) {
+			t.Fatalf("re-encoding is not stable (%v)", err)
+		}
+		plain, err := e.open(p.romeo.cert, p.romeo.key)
+		if err == nil && plain == nil {
+			t.Fatal("open returned neither content nor error")
+		}
 	})
 }

@@ -134,16 +134,21 @@ func TestOpenSSLVerifies(t *testing.T) {
 	}
 }
 
-// TestOpenSSLDecrypts: what this package encrypts with AES-128 and
-// AES-256, `openssl cms -decrypt` opens; signed-then-encrypted content
-// verifies after decryption.
+// TestOpenSSLDecrypts: what this package encrypts, `openssl cms -decrypt`
+// opens: AES-128, AES-192 and AES-256 in CBC (EnvelopedData), AES-128 and
+// AES-256 in GCM (AuthEnvelopedData, smime-type=authEnveloped-data);
+// signed-then-encrypted content verifies after decryption.
 func TestOpenSSLDecrypts(t *testing.T) {
 	o := newPeer(t)
 	p := testPKI(t)
 	for _, tc := range []struct {
 		cipher Cipher
 		sign   bool
-	}{{AES128CBC, false}, {AES256CBC, false}, {AES128CBC, true}, {AES256CBC, true}} {
+	}{
+		{AES128CBC, false}, {AES256CBC, false}, {AES128CBC, true}, {AES256CBC, true},
+		{AES192CBC, false}, {AES192CBC, true},
+		{AES128GCM, false}, {AES256GCM, false}, {AES128GCM, true}, {AES256GCM, true},
+	} {
 		a := p.agent(p.juliet)
 		a.Cipher = tc.cipher
 		sealed, err := a.Seal([]byte(iqStanza), SealOptions{Sign: tc.sign, Recipients: []*x509.Certificate{p.romeo.cert}})
@@ -154,6 +159,10 @@ func TestOpenSSLDecrypts(t *testing.T) {
 		info := o.mustRun("cms", "-cmsout", "-print", "-noout", "-in", in)
 		if !bytes.Contains(info, []byte(tc.cipher.String())) || !bytes.Contains(info, []byte("rsaEncryption")) {
 			t.Errorf("%v: cms -print:\n%s", tc.cipher, info)
+		}
+		if gcm := tc.cipher == AES128GCM || tc.cipher == AES256GCM; gcm != bytes.Contains(info, []byte("id-smime-ct-authEnvelopedData")) ||
+			gcm != bytes.Contains(e2eText(t, sealed), []byte("smime-type=authEnveloped-data;")) {
+			t.Errorf("%v: content type or smime-type:\n%.100s\n%s", tc.cipher, e2eText(t, sealed), info)
 		}
 		out := o.mustRun("cms", "-decrypt", "-in", in, "-recip", "romeo.pem", "-inkey", "romeo.key")
 		if !tc.sign {
@@ -167,6 +176,45 @@ func TestOpenSSLDecrypts(t *testing.T) {
 		content := o.mustRun("cms", "-verify", "-in", signed, "-CAfile", "root.pem")
 		if !bytes.Contains(content, []byte("<os>FiendOS</os>")) {
 			t.Errorf("%v: verified content:\n%s", tc.cipher, content)
+		}
+	}
+}
+
+// TestOpenSSLAuthAttrs: AuthEnvelopedData with authenticated attributes
+// (RFC 5083 §2.2: their DER, under a SET OF tag, is the GCM associated
+// data) opens with `openssl cms -decrypt`; altered attributes do not.
+func TestOpenSSLAuthAttrs(t *testing.T) {
+	o := newPeer(t)
+	p := testPKI(t)
+	for _, c := range []Cipher{AES128GCM, AES256GCM} {
+		der := sealed(t, c, testAuthAttrs(t), p.romeo.cert)
+		in := o.write("attrs.eml", buildPKCS7MIME("authEnveloped-data", der))
+		info, err := o.run("cms", "-cmsout", "-print", "-noout", "-in", in)
+		if err != nil && strings.Contains(err.Error(), "Field=mac, Type=CMS_AuthEnvelopedData") {
+			// OpenSSL before the fix of openssl/openssl#26101 and #31635
+			// (PR #31695, 2026) reads authAttrs as [2] and feeds no AAD:
+			// it opens no AuthEnvelopedData with authAttrs, from anyone.
+			t.Skipf("this OpenSSL cannot parse AuthEnvelopedData authAttrs (openssl/openssl#26101): %v", err)
+		}
+		if err != nil || !bytes.Contains(info, []byte("contentType")) {
+			t.Errorf("%v: no authAttrs in\n%s (%v)", c, info, err)
+		}
+		out := o.mustRun("cms", "-decrypt", "-binary", "-in", in, "-recip", "romeo.pem", "-inkey", "romeo.key")
+		if string(out) != envelopeContent {
+			t.Errorf("%v: decrypted %q", c, out)
+		}
+		e, err := parseEnvelope(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.authAttrs[len(e.authAttrs)-1] ^= 1 // id-data becomes another OID
+		bad, err := e.marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = o.write("attrs.eml", buildPKCS7MIME("authEnveloped-data", bad))
+		if out, err := o.run("cms", "-decrypt", "-binary", "-in", in, "-recip", "romeo.pem", "-inkey", "romeo.key"); err == nil {
+			t.Errorf("%v: openssl opened altered authAttrs: %q", c, out)
 		}
 	}
 }
@@ -253,26 +301,43 @@ func TestOpenSSLSigned(t *testing.T) {
 }
 
 // TestOpenSSLEncrypted: what OpenSSL encrypts, this package opens: the
-// default (DES-EDE3-CBC), -aes128, -aes256, RSA-OAEP key transport, and
-// sign-then-encrypt; AES-192 is refused.
+// default (DES-EDE3-CBC), -aes128, -aes192, -aes256, RSA-OAEP key
+// transport, sign-then-encrypt; AES-GCM in AuthEnvelopedData with 128,
+// 192 and 256-bit keys, with OAEP, with the recipient named by subject
+// key identifier, streamed (BER, the content in 4 KiB chunks), and
+// signed; Camellia is refused, and so is GCM content altered in transit.
 func TestOpenSSLEncrypted(t *testing.T) {
 	o := newPeer(t)
 	for _, tc := range []struct {
 		name   string
 		args   []string
+		size   int
 		signed bool
+		tamper bool
 		want   error
 	}{
 		{name: "smime -encrypt (3DES)", args: []string{"smime", "-encrypt", "romeo.pem"}},
 		{name: "cms -encrypt (3DES)", args: []string{"cms", "-encrypt", "romeo.pem"}},
 		{name: "cms -encrypt -aes128", args: []string{"cms", "-encrypt", "-aes128", "romeo.pem"}},
+		{name: "cms -encrypt -aes192", args: []string{"cms", "-encrypt", "-aes192", "romeo.pem"}},
 		{name: "cms -encrypt -aes256", args: []string{"cms", "-encrypt", "-aes256", "romeo.pem"}},
 		{name: "cms -encrypt -aes256 OAEP", args: []string{"cms", "-encrypt", "-aes256", "-recip", "romeo.pem", "-keyopt", "rsa_padding_mode:oaep"}},
+		{name: "cms -encrypt -aes192 -keyid -stream", size: 5000, args: []string{"cms", "-encrypt", "-aes192", "-keyid", "-stream", "romeo.pem"}},
 		{name: "cms -sign | cms -encrypt", signed: true, args: []string{"cms", "-encrypt", "-aes128", "romeo.pem"}},
-		{name: "cms -encrypt -aes192", args: []string{"cms", "-encrypt", "-aes192", "romeo.pem"}, want: ErrUnsupportedCipher},
+		{name: "cms -encrypt -aes-128-gcm", args: []string{"cms", "-encrypt", "-aes-128-gcm", "romeo.pem"}},
+		{name: "cms -encrypt -aes-192-gcm", args: []string{"cms", "-encrypt", "-aes-192-gcm", "romeo.pem"}},
+		{name: "cms -encrypt -aes-256-gcm", args: []string{"cms", "-encrypt", "-aes-256-gcm", "romeo.pem"}},
+		{name: "cms -encrypt -aes-128-gcm OAEP", args: []string{"cms", "-encrypt", "-aes-128-gcm", "-recip", "romeo.pem", "-keyopt", "rsa_padding_mode:oaep"}},
+		{name: "cms -encrypt -aes-256-gcm OAEP SHA-256", args: []string{"cms", "-encrypt", "-aes-256-gcm", "-recip", "romeo.pem", "-keyopt", "rsa_padding_mode:oaep", "-keyopt", "rsa_oaep_md:sha256"}},
+		{name: "cms -encrypt -aes-256-gcm -keyid", args: []string{"cms", "-encrypt", "-aes-256-gcm", "-keyid", "romeo.pem"}},
+		{name: "cms -encrypt -aes-128-gcm -stream", size: 5000, args: []string{"cms", "-encrypt", "-aes-128-gcm", "-stream", "romeo.pem"}},
+		{name: "cms -encrypt -aes-256-gcm to two", args: []string{"cms", "-encrypt", "-aes-256-gcm", "juliet.pem", "romeo.pem"}},
+		{name: "cms -sign | cms -encrypt -aes-256-gcm", signed: true, args: []string{"cms", "-encrypt", "-aes-256-gcm", "romeo.pem"}},
+		{name: "cms -encrypt -aes-128-gcm tampered", tamper: true, args: []string{"cms", "-encrypt", "-aes-128-gcm", "romeo.pem"}, want: ErrAuthFailed},
+		{name: "cms -encrypt -camellia128", args: []string{"cms", "-encrypt", "-camellia128", "romeo.pem"}, want: ErrUnsupportedCipher},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			obj := interopObject(t, o, 0)
+			obj := interopObject(t, o, tc.size)
 			if tc.signed {
 				signed := o.mustRun("cms", "-sign", "-signer", "juliet.pem", "-inkey", "juliet.key", "-in", obj)
 				obj = o.write("signed.eml", signed)
@@ -280,6 +345,9 @@ func TestOpenSSLEncrypted(t *testing.T) {
 			// Options before the recipient certificate.
 			args := append([]string{tc.args[0], "-in", obj}, tc.args[1:]...)
 			out := o.mustRun(args...)
+			if tc.tamper {
+				out = tamperMAC(t, out)
+			}
 			_, romeo, _ := pair(t)
 			opened, err := romeo.Open(wrap(interopStart, out))
 			if tc.want != nil {
@@ -297,11 +365,34 @@ func TestOpenSSLEncrypted(t *testing.T) {
 			if tc.signed && opened.Signer != "juliet@example.com" {
 				t.Errorf("Signer %q", opened.Signer)
 			}
-			if string(opened.Stanza) != iqStanza {
-				t.Errorf("Stanza %s", opened.Stanza)
+			if tc.size == 0 && string(opened.Stanza) != iqStanza || !bytes.Contains(opened.Stanza, []byte("<os>FiendOS")) {
+				t.Errorf("Stanza %.300s", opened.Stanza)
 			}
 		})
 	}
+}
+
+// tamperMAC flips a bit of the MAC of the AuthEnvelopedData in an
+// S/MIME entity that OpenSSL wrote.
+func tamperMAC(t *testing.T, entity []byte) []byte {
+	t.Helper()
+	ent, err := parseEntity(entity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := decodeBody(ent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := parseEnvelope(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mac[0] ^= 1
+	if der, err = e.marshal(); err != nil {
+		t.Fatal(err)
+	}
+	return buildPKCS7MIME("authEnveloped-data", der)
 }
 
 // TestOpenSSLRevocation: a CRL made by `openssl ca` revoking romeo makes

@@ -223,17 +223,23 @@ func buildSigned(inner *entity, micalg string, sign func([]byte) ([]byte, error)
 	return out.Bytes(), nil
 }
 
-// buildEnveloped returns the application/pkcs7-mime entity for DER
-// EnvelopedData (RFC 5751 §3.3), as `openssl cms -encrypt` writes it.
-func buildEnveloped(der []byte) []byte {
+// buildPKCS7MIME returns the application/pkcs7-mime entity for DER
+// EnvelopedData (smimeType enveloped-data, RFC 8551 §3.3) or
+// AuthEnvelopedData (authEnveloped-data, RFC 8551 §3.4), as `openssl cms
+// -encrypt` writes them.
+func buildPKCS7MIME(smimeType string, der []byte) []byte {
 	var b bytes.Buffer
-	b.WriteString("Content-Type: " + typePKCS7MIME + "; smime-type=enveloped-data; name=smime.p7m\r\n")
+	b.WriteString("Content-Type: " + typePKCS7MIME + "; smime-type=" + smimeType + "; name=smime.p7m\r\n")
 	b.WriteString("Content-Transfer-Encoding: base64\r\n")
 	b.WriteString("Content-Disposition: attachment; filename=smime.p7m\r\n")
 	b.WriteString("\r\n")
 	writeBase64(&b, der)
 	return b.Bytes()
 }
+
+// buildEnveloped returns the application/pkcs7-mime entity for DER
+// EnvelopedData.
+func buildEnveloped(der []byte) []byte { return buildPKCS7MIME("enveloped-data", der) }
 
 // splitSigned returns the raw bytes of the first part of a multipart/signed
 // entity and the decoded signature of its second part. The first part is

@@ -162,7 +162,8 @@ func (a *Agent) SignAndEncrypt(stanza []byte, recipients ...*x509.Certificate) (
 // Seal turns stanza into a secured stanza as opts say: the protected object
 // is built (Message/CPIM, PIDF or application/xmpp+xml, with a fresh UTC
 // timestamp), signed into multipart/signed, encrypted into
-// application/pkcs7-mime EnvelopedData, and put in a CDATA section of an
+// application/pkcs7-mime EnvelopedData (AuthEnvelopedData when
+// Agent.Cipher is a GCM one), and put in a CDATA section of an
 // <e2e xmlns='urn:ietf:params:xml:ns:xmpp-e2e'/> that replaces the
 // stanza's children. The start tag is kept as it is.
 func (a *Agent) Seal(stanza []byte, opts SealOptions) ([]byte, error) {
@@ -208,7 +209,7 @@ func (a *Agent) Seal(stanza []byte, opts SealOptions) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		entity = buildEnveloped(der)
+		entity = buildPKCS7MIME(a.Cipher.smimeType(), der)
 	}
 	return s.secured(entity), nil
 }
@@ -277,7 +278,7 @@ func (a *Agent) open(s *stanza, now time.Time) (*Opened, error) {
 				return nil, e2e.Wrap(e2e.ErrDecryptionFailed, err)
 			}
 			switch {
-			case ct.Equal(oidEnvelopedData):
+			case ct.Equal(oidEnvelopedData), ct.Equal(oidAuthEnvelopedData):
 				if o.Encrypted {
 					return nil, e2e.Wrap(e2e.ErrDecryptionFailed, errors.New("smime: nested encryption"))
 				}

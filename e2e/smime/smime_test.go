@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,6 +82,10 @@ func TestSealOpen(t *testing.T) {
 		{name: "iq signed encrypted aes256", stanza: iqStanza, sign: true, encrypt: true, cipher: AES256CBC, ctype: typeCPIM},
 		{name: "message whole stanza", stanza: msgStanza, form: FormStanza, sign: true, encrypt: true, ctype: typeCPIM},
 		{name: "presence whole stanza", stanza: presStanza, form: FormStanza, sign: true, ctype: typeCPIM},
+		{name: "message aes-128-gcm", stanza: msgStanza, sign: true, encrypt: true, cipher: AES128GCM, ctype: typeCPIM},
+		{name: "presence aes-256-gcm", stanza: presStanza, encrypt: true, cipher: AES256GCM, ctype: typePIDF},
+		{name: "iq signed aes-256-gcm", stanza: iqStanza, sign: true, encrypt: true, cipher: AES256GCM, ctype: typeCPIM},
+		{name: "iq aes-192-cbc", stanza: iqStanza, encrypt: true, cipher: AES192CBC, ctype: typeCPIM},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			juliet, romeo, c := pair(t)
@@ -101,7 +106,7 @@ func TestSealOpen(t *testing.T) {
 			text := e2eText(t, sealed)
 			switch {
 			case tc.encrypt:
-				if !bytes.HasPrefix(text, []byte("Content-Type: application/pkcs7-mime; smime-type=enveloped-data")) {
+				if !bytes.HasPrefix(text, []byte("Content-Type: application/pkcs7-mime; smime-type="+tc.cipher.smimeType()+";")) {
 					t.Errorf("encrypted entity starts %.80q", text)
 				}
 			case tc.sign:
@@ -433,12 +438,16 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
+// libraryMu guards pkcs7.ContentEncryptionAlgorithm, which
+// pkcs7.Encrypt reads.
+var libraryMu sync.Mutex
+
 // libraryEncrypt encrypts with one of pkcs7's own algorithms, the ones
 // this package refuses.
-func libraryEncrypt(t *testing.T, alg int, to *x509.Certificate) []byte {
+func libraryEncrypt(t testing.TB, alg int, to *x509.Certificate) []byte {
 	t.Helper()
-	encryptMu.Lock()
-	defer encryptMu.Unlock()
+	libraryMu.Lock()
+	defer libraryMu.Unlock()
 	pkcs7.ContentEncryptionAlgorithm = alg
 	der, err := pkcs7.Encrypt([]byte("Content-Type: text/plain\r\n\r\nhi\r\n"), []*x509.Certificate{to})
 	if err != nil {
