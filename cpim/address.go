@@ -5,23 +5,50 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"golang.org/x/net/idna"
 	"mellium.im/xmpp/jid"
 )
 
-// RFC 3922 §3: only the localpart is mapped; the domain is copied.
+// RFC 3922 §3: only the localpart is mapped. The domain is written as
+// A-labels: the headers that carry these URIs are URIs (RFC 3862 §3.6),
+// which are ASCII, while a JID's domainpart holds U-labels (RFC 7622
+// §3.2.1).
 
 // XMPPToIM maps a JID to an im: URI (RFC 3922 §3.2). The resource, if any,
-// is dropped. The JID must have a localpart.
+// is dropped. The JID must have a localpart. The domain is written in
+// ASCII: each U-label as its A-label (IDNA ToASCII, RFC 5891 §5), so
+// "juliet@exämple.example" and "juliet@xn--exmple-cua.example" both give
+// "im:juliet@xn--exmple-cua.example".
 func XMPPToIM(j string) (string, error) { return xmppToURI("im:", j) }
 
-// XMPPToPres maps a JID to a pres: URI (RFC 3922 §3.2).
+// XMPPToPres maps a JID to a pres: URI (RFC 3922 §3.2), the domain written
+// as XMPPToIM writes it.
 func XMPPToPres(j string) (string, error) { return xmppToURI("pres:", j) }
 
-// IMToXMPP maps an im: URI to a bare JID (RFC 3922 §3.3).
+// IMToXMPP maps an im: URI to a bare JID (RFC 3922 §3.3). The domain may be
+// written with A-labels or U-labels; the JID has U-labels, as every JID
+// does (RFC 7622 §3.2.1), so IMToXMPP("im:juliet@xn--exmple-cua.example")
+// is "juliet@exämple.example".
 func IMToXMPP(uri string) (string, error) { return uriToXMPP("im", uri) }
 
-// PresToXMPP maps a pres: URI to a bare JID (RFC 3922 §3.3).
+// PresToXMPP maps a pres: URI to a bare JID (RFC 3922 §3.3), the domain
+// read as IMToXMPP reads it.
 func PresToXMPP(uri string) (string, error) { return uriToXMPP("pres", uri) }
+
+// asciiDomain returns a JID domainpart with each U-label turned into its
+// A-label. The profile is the one the JID package reads domainparts with
+// (UTS #46 mapping, STD3 rules, hyphen, joiner and Bidi checks,
+// nontransitional), so every domainpart it accepts converts, and
+// converting back gives the same domainpart. ASCII domainparts, IP literals
+// among them, are already what a URI holds.
+func asciiDomain(d string) (string, error) {
+	for i := 0; i < len(d); i++ {
+		if d[i] >= utf8.RuneSelf {
+			return idna.Lookup.ToASCII(d)
+		}
+	}
+	return d, nil
+}
 
 // localSafe is the set of octets RFC 3922 §3.2 step 4 leaves unencoded.
 func localSafe(c byte) bool {
@@ -51,6 +78,10 @@ func xmppToURI(scheme, s string) (string, error) {
 	if emptyLabel(j.Domainpart()) {
 		return "", fmt.Errorf("%w: %q: empty label in the domainpart", ErrAddress, s)
 	}
+	domain, err := asciiDomain(j.Domainpart())
+	if err != nil {
+		return "", fmt.Errorf("%w: %q: domainpart has no A-label form: %v", ErrAddress, s, err)
+	}
 	local = xmppUnescape.Replace(local)
 	var b strings.Builder
 	b.WriteString(scheme)
@@ -62,7 +93,7 @@ func xmppToURI(scheme, s string) (string, error) {
 		}
 	}
 	b.WriteByte('@')
-	b.WriteString(j.Domainpart())
+	b.WriteString(domain)
 	return b.String(), nil
 }
 
@@ -89,6 +120,10 @@ func uriToXMPP(scheme, uri string) (string, error) {
 	}
 	if emptyLabel(j.Domainpart()) {
 		return "", fmt.Errorf("%w: %q: empty label in the domainpart", ErrAddress, uri)
+	}
+	// Only what maps back: XMPPToIM must accept the JID returned.
+	if _, err := asciiDomain(j.Domainpart()); err != nil {
+		return "", fmt.Errorf("%w: %q: domainpart has no A-label form: %v", ErrAddress, uri, err)
 	}
 	return j.String(), nil
 }

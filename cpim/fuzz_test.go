@@ -40,6 +40,11 @@ func FuzzParseMessage(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("Subject: \\uD83D\\uDE00 \\q\\\r\nNS: <urn:a>\r\nFrom: x\r\nX.y:;p=\"a b\";lang=en v\r\n\r\nContent-type: a/b\r\n c\r\n\r\n"))
 	f.Add([]byte("Content-Type: Message/CPIM\n\nDateTime: 2001-02-02T10:48:54+00:00\n\nContent-type: text/plain\n\n\n"))
+	// Issue 19: RFC 3339 forms, empty values, A-labels.
+	f.Add([]byte("DateTime: 1990-12-31T15:59:60-08:00\r\n\r\nContent-type: text/plain\r\n\r\n"))
+	f.Add([]byte("From: <im:juliet@xn--exmple-cua.example>\r\nTo: <im:romeo@exämple.example>\r\nDateTime: 2001-02-01t12:16:49.123456789123z\r\n\r\nContent-type: text/plain\r\nContent-ID:\r\n\r\n"))
+	f.Add([]byte("Subject: \r\nSubject:;lang=fr \r\n\r\nContent-type: text/plain\r\n\r\n"))
+	f.Add([]byte("NS: XMPP <" + NamespaceXMPP + ">\r\nXMPP.ExactBody: <body>a&#xD;</body>\r\n\r\nContent-type: text/plain\r\n\r\na\r\n"))
 	p := Parser{MaxSize: 64 << 10, MaxHeaders: 64, MaxLineLength: 4096}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := p.Parse(b)
@@ -53,6 +58,7 @@ func FuzzParseMessage(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Marshal of parsed message: %v\n%#v", err, m)
 		}
+		checkHeaderLines(t, out)
 		m2, err := Parse(out)
 		if err != nil {
 			t.Fatalf("re-encoded message does not parse: %v\n%q", err, out)
@@ -74,6 +80,7 @@ func FuzzParsePIDF(f *testing.F) {
 	seedVectors(f, ".pidf")
 	f.Add([]byte(`<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:a@b'><tuple id='_x0041_'><status><basic>closed</basic></status><contact priority='0.5'>x</contact><note xml:lang=''>n</note></tuple></presence>`))
 	f.Add([]byte(`<!DOCTYPE x [<!ENTITY a "aaaa">]><presence/>`))
+	f.Add([]byte(`<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:juliet@xn--exmple-cua.example'><tuple id='x_x0001F600_'><status><basic>open</basic></status><contact priority='1'>im:juliet@exämple.example</contact></tuple><tuple id='a_x3001_b'><status/></tuple></presence>`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ss, err := PIDFToPresences(b, NSClient)
 		var ue *UnmappedError
@@ -98,6 +105,10 @@ func FuzzAddress(f *testing.F) {
 		"juliet@example.com", "romeo-montague@example.net/orchard", "o#27;malley@example.com",
 		"at#26;t@example.com", "élise@example.com", "im:romeo%2Dmontague@example.net",
 		"im:o%27malley@example.com", "im:%C3%A9lise@example.com", "pres:a%2326%3B@x", "example.com",
+		// Issue 19: A-labels and U-labels; resources that are no XSD 1.0
+		// NCName.
+		"juliet@xn--exmple-cua.example", "im:juliet@exämple.example", "pres:a@XN--ZCA.de",
+		"a@עברית.example/x😀", "x😀", "a、b", "a⁰", "_x0041_", "٣a",
 	} {
 		f.Add(s)
 	}
@@ -112,6 +123,9 @@ func FuzzAddress(f *testing.F) {
 			}
 		}
 		if im, err := XMPPToPres(s); err == nil {
+			if !isASCII(im) {
+				t.Fatalf("XMPPToPres(%q) = %q, not ASCII", s, im)
+			}
 			j, err := PresToXMPP(im)
 			if err != nil {
 				t.Fatalf("XMPPToPres(%q) = %q, which PresToXMPP rejects: %v", s, im, err)
@@ -120,8 +134,15 @@ func FuzzAddress(f *testing.F) {
 				t.Fatalf("%q -> %q -> %q -> %q, %v", s, im, j, im2, err)
 			}
 		}
-		if r := TupleResource(TupleID(s)); utf8.ValidString(s) && r != s {
+		if !utf8.ValidString(s) {
+			return
+		}
+		id := TupleID(s)
+		if r := TupleResource(id); r != s {
 			t.Fatalf("tuple id of %q reads back as %q", s, r)
+		}
+		if !xsdNCName(id) {
+			t.Fatalf("TupleID(%q) = %q is not an xs:ID", s, id)
 		}
 	})
 }
@@ -131,6 +152,10 @@ func FuzzAddress(f *testing.F) {
 func FuzzFromStanza(f *testing.F) {
 	seedVectors(f, ".xml")
 	f.Add([]byte(`<message xmlns='jabber:client' from='a@b/c' to='d@e' id='x' type='chat' xml:lang='en'><subject xml:lang='cz'>s</subject><body>b</body><body xml:lang='de'>c</body><thread parent='p'>t</thread><x xmlns='urn:x' xmlns:y='urn:y' y:z='1'>q<r/></x></message>`))
+	// Issue 19: empty parts, CR in bodies, A-labels.
+	f.Add([]byte("<message xmlns='jabber:client' to='romeo@example.net'><body>line one&#xD;\nline two&#xD;</body></message>"))
+	f.Add([]byte(`<message xmlns='jabber:client' from='juliet@xn--exmple-cua.example/b' type='' id=''><subject/><body></body><body xml:lang='fr'/><thread parent=''/></message>`))
+	f.Add([]byte("<message xmlns='jabber:server'><body xml:lang='fr'>&#xD;a</body><body/><body>b<x xmlns='urn:x'/></body></message>"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := FromStanza(b)
 		var ue *UnmappedError
@@ -141,6 +166,7 @@ func FuzzFromStanza(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Marshal: %v", err)
 		}
+		checkHeaderLines(t, enc)
 		s, err := m.Stanza(NSClient)
 		if err != nil {
 			t.Fatalf("Stanza: %v\n%s", err, enc)

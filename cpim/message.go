@@ -75,7 +75,9 @@ type Message struct {
 	// CC holds the cc header values, as written.
 	CC []string
 	// DateTime is the DateTime header (RFC 3339); zero if absent. Its
-	// offset is kept.
+	// offset is kept. Parse reads every RFC 3339 date-time (lower-case
+	// "t" and "z", fractions of a second, offsets, a leap second read as
+	// second 59); Marshal writes time.RFC3339Nano, "Z" for a zero offset.
 	DateTime time.Time
 	Subjects []Subject
 	// NS holds the NS headers in order.
@@ -130,9 +132,10 @@ func Parse(b []byte) (*Message, error) {
 //
 // Input is read tolerantly: MIME header names in any case, folded MIME
 // headers, unknown escapes, a missing space after a header's colon, a
-// quoted Formal-name with no space before '<'. It is rejected when it
-// exceeds p's limits, is not UTF-8, or holds something Marshal could not
-// write back.
+// quoted Formal-name with no space before '<', every RFC 3339 DateTime
+// form. It is rejected when it exceeds p's limits, is not UTF-8, or holds
+// something Marshal could not write back, such as a Subject or extension
+// header with an empty value ("Subject: ").
 func (p Parser) Parse(b []byte) (*Message, error) {
 	p = p.limits()
 	if len(b) > p.MaxSize {
@@ -401,18 +404,126 @@ func (m *Message) parseHeaders(lines []string) error {
 	return nil
 }
 
+// parseDateTime reads an RFC 3339 date-time, the DateTime of RFC 3862
+// §4.4 (RFC 3339 §5.6):
+//
+//	date-time      = full-date "T" full-time
+//	full-date      = date-fullyear "-" date-month "-" date-mday
+//	full-time      = partial-time time-offset
+//	partial-time   = time-hour ":" time-minute ":" time-second [time-secfrac]
+//	time-secfrac   = "." 1*DIGIT
+//	time-offset    = "Z" / time-numoffset
+//	time-numoffset = ("+" / "-") time-hour ":" time-minute
+//
+// with "T" and "Z" in either case (the note in §5.6), any number of
+// fraction digits (read to the nanosecond, the rest dropped) and the day
+// checked against its month and year (§5.7). A leap second, second 60, is
+// accepted where §5.7 lets one be, at 23:59:60 UTC on the last day of a
+// month (the §5.8 example 1990-12-31T15:59:60-08:00 is one), and read as
+// second 59 of the same minute: time.Time has no leap seconds. The offset
+// is kept as written; an offset of zero other than Z (+00:00, or -00:00 for
+// an unknown local offset, §4.3) is kept as a zero offset.
 func parseDateTime(v string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%w: DateTime %q: %v", ErrSyntax, v, err)
+	bad := func(why string) (time.Time, error) {
+		return time.Time{}, fmt.Errorf("%w: DateTime %q: %s", ErrSyntax, v, why)
 	}
-	// Keep the offset as written, independent of time.Local.
-	if _, off := t.Zone(); off == 0 && (strings.HasSuffix(v, "Z") || strings.HasSuffix(v, "z")) {
-		t = t.UTC()
-	} else {
-		t = t.In(time.FixedZone("", off))
+	// num reads the decimal digits v[i:j].
+	num := func(i, j int) (int, bool) {
+		n := 0
+		for ; i < j; i++ {
+			if v[i] < '0' || v[i] > '9' {
+				return 0, false
+			}
+			n = n*10 + int(v[i]-'0')
+		}
+		return n, true
 	}
-	return t, nil
+	const layout = "YYYY-MM-DDThh:mm:ss"
+	if len(v) < len(layout)+1 {
+		return bad("too short for an RFC 3339 date-time")
+	}
+	for i, c := range []byte(layout) {
+		switch c {
+		case '-', ':':
+			if v[i] != c {
+				return bad("not an RFC 3339 date-time")
+			}
+		case 'T':
+			if v[i] != 'T' && v[i] != 't' {
+				return bad(`no "T" between date and time`)
+			}
+		}
+	}
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 7)
+	day, ok3 := num(8, 10)
+	hour, ok4 := num(11, 13)
+	minute, ok5 := num(14, 16)
+	sec, ok6 := num(17, 19)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
+		return bad("not an RFC 3339 date-time")
+	}
+	rest := v[len(layout):]
+	nsec := 0
+	if rest[0] == '.' {
+		i := 1
+		for i < len(rest) && '0' <= rest[i] && rest[i] <= '9' {
+			i++
+		}
+		if i == 1 {
+			return bad("no digit after the decimal point")
+		}
+		j := len(v) - len(rest)
+		nsec, _ = num(j+1, j+min(i, 10))
+		for range 10 - min(i, 10) {
+			nsec *= 10
+		}
+		rest = rest[i:]
+	}
+	off := 0
+	utc := false
+	switch {
+	case rest == "Z" || rest == "z":
+		utc = true
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		i := len(v) - len(rest)
+		oh, ok1 := num(i+1, i+3)
+		om, ok2 := num(i+4, i+6)
+		if !ok1 || !ok2 || oh > 23 || om > 59 {
+			return bad("bad offset")
+		}
+		off = (oh*60 + om) * 60
+		if rest[0] == '-' {
+			off = -off
+		}
+	default:
+		return bad(`no offset ("Z" or +hh:mm / -hh:mm)`)
+	}
+	switch {
+	case month < 1 || month > 12:
+		return bad("month out of range")
+	case day < 1 || day > time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day():
+		return bad("day out of range")
+	case hour > 23:
+		return bad("hour out of range")
+	case minute > 59:
+		return bad("minute out of range")
+	case sec > 60:
+		return bad("second out of range")
+	case sec == 60:
+		// §5.7: "at the end of months in which a leap second occurs",
+		// shifted by the offset.
+		u := time.Date(year, time.Month(month), day, hour, minute, 0, 0, time.FixedZone("", off)).UTC()
+		if u.Hour() != 23 || u.Minute() != 59 || u.AddDate(0, 0, 1).Day() != 1 {
+			return bad("second 60 where no leap second can be (23:59:60 UTC at the end of a month)")
+		}
+		sec = 59
+	}
+	loc := time.UTC
+	if !utc {
+		loc = time.FixedZone("", off)
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc), nil
 }
 
 func parseNS(v string) (Namespace, error) {
@@ -592,7 +703,7 @@ func (m *Message) check() error {
 		if s.Lang != "" && !validLang(s.Lang) {
 			return fmt.Errorf("%w: bad language tag %q", ErrSyntax, s.Lang)
 		}
-		if err := checkText(s.Text); err != nil {
+		if err := checkValue(s.Text); err != nil {
 			return fmt.Errorf("Subject: %w", err)
 		}
 	}
@@ -624,7 +735,7 @@ func (m *Message) check() error {
 				return fmt.Errorf("%w: bad language tag %q", ErrSyntax, p.value)
 			}
 		}
-		if err := checkText(h.Value); err != nil {
+		if err := checkValue(h.Value); err != nil {
 			return fmt.Errorf("%s: %w", h.Name, err)
 		}
 	}
@@ -665,11 +776,24 @@ func checkText(v string) error {
 	return nil
 }
 
+// checkValue checks the unescaped value of a Subject or extension header:
+// text as checkText allows, and not empty. RFC 3862 §3.6 puts a space
+// between the name (or parameters) and the value, and §2.2 lets no line end
+// in whitespace, so no header line can carry an empty value.
+func checkValue(v string) error {
+	if v == "" {
+		return fmt.Errorf("%w: empty header value (RFC 3862 §2.2: no line ends in whitespace)", ErrSyntax)
+	}
+	return checkText(v)
+}
+
 // Marshal returns the canonical encoding of m (RFC 3862 §2, §3): the
 // message headers, an empty line, the encapsulated entity's MIME headers,
-// an empty line and the content, every header line ending in CRLF. The
-// Message/CPIM object's own MIME header is not included; see MarshalMIME.
-// The body is written unchanged.
+// an empty line and the content, every header line ending in CRLF and none
+// in whitespace. The Message/CPIM object's own MIME header is not included;
+// see MarshalMIME. The body is written unchanged. A Subject or extension
+// header with an empty value cannot be written (RFC 3862 §2.2): Marshal
+// returns an error wrapping ErrSyntax.
 func (m *Message) Marshal() ([]byte, error) {
 	if err := m.check(); err != nil {
 		return nil, err
@@ -727,6 +851,12 @@ func (m *Message) Marshal() ([]byte, error) {
 	b.WriteString("\r\n")
 	line("Content-type", "", m.ContentType)
 	for _, h := range m.ContentHeaders {
+		if h.Value == "" {
+			// A MIME header may be empty (RFC 5322 §3.6.8); written
+			// without the space, the line does not end in whitespace.
+			b.WriteString(h.Name + ":\r\n")
+			continue
+		}
 		line(h.Name, "", h.Value)
 	}
 	b.WriteString("\r\n")

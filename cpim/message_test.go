@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEscape(t *testing.T) {
@@ -187,5 +188,134 @@ func TestMarshal(t *testing.T) {
 		if _, err := bad.Marshal(); !errors.Is(err, ErrSyntax) {
 			t.Errorf("%d: Marshal error %v, want ErrSyntax", i, err)
 		}
+	}
+}
+
+// RFC 3862 §4.4's DateTime is an RFC 3339 date-time: every form of it is
+// read (issue 19); Marshal writes time.RFC3339Nano.
+func TestDateTime(t *testing.T) {
+	for i, tc := range []struct {
+		in, out string
+		utc     time.Time
+	}{
+		// The issue's inputs: RFC 3339 §5.8's leap second, and §5.6's
+		// lower-case t and z.
+		0: {"1990-12-31T15:59:60-08:00", "1990-12-31T15:59:59-08:00", time.Date(1990, 12, 31, 23, 59, 59, 0, time.UTC)},
+		1: {"2001-02-01t12:16:49z", "2001-02-01T12:16:49Z", time.Date(2001, 2, 1, 12, 16, 49, 0, time.UTC)},
+		// The other RFC 3339 §5.8 examples.
+		2: {"1985-04-12T23:20:50.52Z", "1985-04-12T23:20:50.52Z", time.Date(1985, 4, 12, 23, 20, 50, 520e6, time.UTC)},
+		3: {"1996-12-19T16:39:57-08:00", "1996-12-19T16:39:57-08:00", time.Date(1996, 12, 20, 0, 39, 57, 0, time.UTC)},
+		4: {"1990-12-31T23:59:60Z", "1990-12-31T23:59:59Z", time.Date(1990, 12, 31, 23, 59, 59, 0, time.UTC)},
+		5: {"1937-01-01T12:00:27.87+00:20", "1937-01-01T12:00:27.87+00:20", time.Date(1937, 1, 1, 11, 40, 27, 870e6, time.UTC)},
+		// Fractions to the nanosecond, more digits dropped; zero offsets,
+		// §4.3's -00:00 too, are written Z.
+		6:  {"2003-12-09T23:45:36.660000000Z", "2003-12-09T23:45:36.66Z", time.Date(2003, 12, 9, 23, 45, 36, 660e6, time.UTC)},
+		7:  {"2003-12-09t23:45:36.1234567891234+05:45", "2003-12-09T23:45:36.123456789+05:45", time.Date(2003, 12, 9, 18, 0, 36, 123456789, time.UTC)},
+		8:  {"2000-02-29T00:00:00+00:00", "2000-02-29T00:00:00Z", time.Date(2000, 2, 29, 0, 0, 0, 0, time.UTC)},
+		9:  {"2000-02-29T00:00:00-00:00", "2000-02-29T00:00:00Z", time.Date(2000, 2, 29, 0, 0, 0, 0, time.UTC)},
+		10: {"2016-12-31T23:59:60.5Z", "2016-12-31T23:59:59.5Z", time.Date(2016, 12, 31, 23, 59, 59, 500e6, time.UTC)},
+		11: {"2017-01-01T05:44:60+05:45", "2017-01-01T05:44:59+05:45", time.Date(2016, 12, 31, 23, 59, 59, 0, time.UTC)},
+		12: {"0000-01-01T00:00:00Z", "0000-01-01T00:00:00Z", time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		obj := "From: <im:a@example.com>\r\nDateTime: " + tc.in + "\r\n\r\nContent-type: text/plain\r\n\r\nhi"
+		m, err := Parse([]byte(obj))
+		if err != nil {
+			t.Errorf("%d: Parse: %v", i, err)
+			continue
+		}
+		if !m.DateTime.Equal(tc.utc) {
+			t.Errorf("%d: DateTime %v, want %v", i, m.DateTime, tc.utc)
+		}
+		b := checkReencode(t, m)
+		if want := "\r\nDateTime: " + tc.out + "\r\n"; !strings.Contains(string(b), want) {
+			t.Errorf("%d: Marshal = %q, want %q", i, b, want)
+		}
+	}
+	for i, bad := range []string{
+		0:  "2001-02-01T12:16:60Z", // second 60 where no leap second can be
+		1:  "1990-12-31T15:59:60Z", // 15:59 UTC
+		21: "2001-02-01T23:59:60Z", // not the end of a month
+		22: "1990-12-31T23:59:60-08:00",
+		2:  "2001-02-29T00:00:00Z", // not a leap year
+		3:  "2001-04-31T00:00:00Z", // April has 30 days
+		4:  "2001-13-01T00:00:00Z",
+		5:  "2001-02-01T24:00:00Z", // RFC 3339 has no hour 24
+		6:  "2001-02-01T12:60:00Z",
+		7:  "2001-02-01T12:16:61Z",
+		8:  "2001-02-01T12:16:49",   // no offset
+		9:  "2001-02-01 12:16:49Z",  // a space is an application's choice (§5.6 note), not date-time
+		10: "2001-02-01T12:16:49.Z", // no fraction digit
+		11: "2001-02-01T12:16:49+0500",
+		12: "2001-02-01T12:16:49+24:00",
+		13: "2001-02-01T12:16:49+05:60",
+		14: "01-02-01T12:16:49Z",
+		15: "2001-2-01T12:16:49Z",
+		16: "2001-02-01T12:16:49Zjunk",
+		17: "+001-02-01T12:16:49Z",
+		18: "2001-02-01T12:16:49+-5:00",
+		19: "2001-02-01T12:16:49+05:+0",
+		20: "",
+	} {
+		obj := "DateTime: " + bad + "\r\n\r\nContent-type: t/p\r\n\r\n"
+		if _, err := Parse([]byte(obj)); !errors.Is(err, ErrSyntax) {
+			t.Errorf("%d: Parse(DateTime %q) error %v, want ErrSyntax", i, bad, err)
+		}
+	}
+}
+
+// No header line ends in whitespace (RFC 3862 §2.2): a Subject or
+// extension header cannot be empty, an empty MIME header is written
+// without the space (issue 19).
+func TestEmptyHeaders(t *testing.T) {
+	for i, m := range []*Message{
+		0: {Subjects: []Subject{{Text: ""}}, ContentType: "text/plain"},
+		1: {Subjects: []Subject{{Lang: "fr", Text: ""}}, ContentType: "text/plain"},
+		2: {NS: []Namespace{{"XMPP", NamespaceXMPP}}, Extensions: []Header{{Name: "XMPP.Body", Params: ";lang=fr"}}, ContentType: "text/plain"},
+		3: {Extensions: []Header{{Name: "X-Note"}}, ContentType: "text/plain"},
+	} {
+		if b, err := m.Marshal(); !errors.Is(err, ErrSyntax) {
+			t.Errorf("%d: Marshal = %q, %v; want ErrSyntax", i, b, err)
+		}
+	}
+	for i, in := range []string{
+		0: "Subject: \r\n\r\nContent-type: t/p\r\n\r\n",
+		1: "Subject:;lang=fr \r\n\r\nContent-type: t/p\r\n\r\n",
+		2: "NS: XMPP <" + NamespaceXMPP + ">\r\nXMPP.Body:;lang=fr \r\n\r\nContent-type: t/p\r\n\r\n",
+		3: "X-Note:\r\n\r\nContent-type: t/p\r\n\r\n",
+	} {
+		if _, err := Parse([]byte(in)); !errors.Is(err, ErrSyntax) {
+			t.Errorf("%d: Parse(%q) error %v, want ErrSyntax", i, in, err)
+		}
+	}
+	m, err := Parse([]byte("\r\nContent-type: text/plain\r\nContent-Description: \r\n\r\nhi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := checkReencode(t, m)
+	if want := "\r\nContent-type: text/plain\r\nContent-Description:\r\n\r\nhi"; string(b) != want {
+		t.Errorf("Marshal = %q, want %q", b, want)
+	}
+	checkHeaderLines(t, b)
+}
+
+// checkHeaderLines fails t if a header line of a marshalled object ends in
+// whitespace.
+func checkHeaderLines(t *testing.T, b []byte) {
+	t.Helper()
+	// The message headers and the content's MIME headers, each block
+	// ended by an empty line; the content follows.
+	rest, blocks := string(b), 0
+	for blocks < 2 {
+		line, r, ok := strings.Cut(rest, "\r\n")
+		if !ok {
+			t.Errorf("header block not ended by an empty line: %q", rest)
+			return
+		}
+		if line == "" {
+			blocks++
+		} else if strings.TrimRight(line, " \t") != line {
+			t.Errorf("header line %q ends in whitespace", line)
+		}
+		rest = r
 	}
 }

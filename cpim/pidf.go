@@ -22,21 +22,26 @@ const (
 // never produces it for a non-empty resource (a leading '_' is escaped).
 const bareTupleID = "_"
 
-// TupleID maps an XMPP resource (UTF-8, as every resource is) to a PIDF tuple id (RFC 3922 §5.1.1). The
-// id must be an xs:ID (an XML NCName, RFC 3863 §4.4), which resources need
-// not be, so characters that cannot appear at their place are escaped as
-// _xHHHH_ (or _xHHHHHHHH_ above U+FFFF), the XML name escape of ISO/IEC
-// 9075-14 and .NET XmlConvert.EncodeName; a '_' is escaped too when it
-// leads or is followed by 'x', so decoding is exact. A resource that is
-// already an NCName without "_x" and not starting with '_' is its own id,
-// as in the RFC ("balcony"). The empty resource maps to "_".
+// TupleID maps an XMPP resource (UTF-8, as every resource is) to a PIDF
+// tuple id (RFC 3922 §5.1.1). The id must be an xs:ID (RFC 3863 §4.4): an
+// NCName of XML Schema 1.0, whose letters, digits, combining characters and
+// extenders are the classes of XML 1.0 fourth edition Appendix B, narrower
+// than the fifth edition's (schema validators such as libxml2 check these).
+// Resources need not be NCNames, so every character outside those classes
+// at its place (a leading digit, '-' or '.'; space, '/', '@', ':', symbols,
+// emoji, most characters added to Unicode after 2.0) is escaped as _xHHHH_
+// (or _xHHHHHHHH_ above U+FFFF), the XML name escape of ISO/IEC 9075-14 and
+// .NET XmlConvert.EncodeName; a '_' is escaped too when it leads or is
+// followed by 'x', so TupleResource decodes exactly. A resource that is
+// already such an NCName without "_x" and not starting with '_' is its own
+// id, as in the RFC ("balcony"). The empty resource maps to "_".
 func TupleID(resource string) string {
 	if resource == "" {
 		return bareTupleID
 	}
 	var b strings.Builder
 	for i, r := range resource {
-		ok := isNCNameChar(r, i == 0)
+		ok := isXSDNCNameChar(r, i == 0)
 		if r == '_' && (i == 0 || strings.HasPrefix(resource[i+1:], "x")) {
 			ok = false
 		}
@@ -51,7 +56,9 @@ func TupleID(resource string) string {
 	return b.String()
 }
 
-// TupleResource reverses TupleID. Malformed escapes are kept literally.
+// TupleResource reverses TupleID: TupleResource(TupleID(r)) == r for every
+// UTF-8 string r. Ids from elsewhere are decoded the same way; malformed
+// escapes are kept literally.
 func TupleResource(id string) string {
 	if id == bareTupleID {
 		return ""
@@ -451,7 +458,9 @@ func tupleToPresence(t *node, ns, bare, to, entity string, un *unmapped) ([]byte
 			}
 		case "contact":
 			v, _ := c.text()
-			if im, err := XMPPToIM(bare); err != nil || strings.TrimSpace(v) != im {
+			// The entity's own im: URI, its domain in A-labels (as
+			// XMPPToIM writes it) or U-labels.
+			if j, err := IMToXMPP(strings.TrimSpace(v)); err != nil || j != bare {
 				un.add(where + "contact " + strconv.Quote(v))
 			}
 			if q, ok := c.getAttr("priority"); ok {

@@ -51,14 +51,28 @@ func TestTupleID(t *testing.T) {
 		5: {"a/b@c:d", "a_x002F_b_x0040_c_x003A_d"},
 		6: {"a_xb", "a_x005F_xb"},
 		7: {"a_b", "a_b"},
-		8: {"😀\U000F0000", "😀_x000F0000_"},
-		9: {"Résumé-2.0", "Résumé-2.0"},
+		// XML Schema 1.0 NCNames take their letters from XML 1.0 fourth
+		// edition Appendix B: emoji, U+3001 and superscripts are not
+		// letters there (issue 19).
+		8:  {"😀\U000F0000", "_x0001F600__x000F0000_"},
+		9:  {"Résumé-2.0", "Résumé-2.0"},
+		10: {"x😀", "x_x0001F600_"},
+		11: {"a、b", "a_x3001_b"},
+		12: {"a⁰", "a_x2070_"},
+		13: {"中文·ー", "中文·ー"},   // Ideographic, Extender U+00B7 and U+30FC
+		14: {"٣a", "_x0663_a"}, // a Digit cannot lead
+		15: {"é\u0301", "é\u0301"},
+		16: {"\u0301", "_x0301_"}, // nor can a CombiningChar
+		17: {"ǅ", "_x01C5_"},      // titlecase, not a BaseChar
 	} {
 		if got := TupleID(tc.res); got != tc.id {
 			t.Errorf("%d: TupleID(%q) = %q, want %q", i, tc.res, got, tc.id)
 		}
 		if got := TupleResource(tc.id); got != tc.res {
 			t.Errorf("%d: TupleResource(%q) = %q, want %q", i, tc.id, got, tc.res)
+		}
+		if !xsdNCName(tc.id) {
+			t.Errorf("%d: TupleID(%q) = %q is not an xs:ID", i, tc.res, tc.id)
 		}
 	}
 	// Foreign ids with stray "_x" are read literally.

@@ -39,16 +39,24 @@ func stanzaNS(ns string) bool {
 // FromStanza maps an XMPP <message/> (raw XML in any of the stanza
 // namespaces) to a Message/CPIM object (RFC 3922 §4.1).
 //
-// from and to become From and To (resources dropped, im: URIs, RFC 3922
-// §4.1.1, §4.1.2); an id of the msg-id form local@domain becomes
-// Content-ID (§4.1.3: treated as globally unique); each <subject/> becomes
-// a Subject with ;lang= from its xml:lang (§4.1.6); the first <body/>
-// without xml:lang (else the first <body/>, with Content-Language) becomes
-// the text/plain; charset=utf-8 content, its line breaks turned into CRLF
+// from and to become From and To (resources dropped, im: URIs with the
+// domain in A-labels, RFC 3922 §4.1.1, §4.1.2); an id of the msg-id form
+// local@domain becomes Content-ID (§4.1.3: treated as globally unique);
+// each <subject/> becomes a Subject with ;lang= from its xml:lang (§4.1.6);
+// the first <body/> without xml:lang (else the first <body/>, with
+// Content-Language) that holds text and nothing else becomes the
+// text/plain; charset=utf-8 content, its line breaks turned into CRLF
 // (§4.1.7). The rest (type, other ids, the stanza's xml:lang, resources,
 // thread, more bodies, extension elements) is kept in XMPP.* extension
 // headers; see the package documentation. A message with an <e2e/> child
 // gives ErrSecured.
+//
+// No header is written with an empty value (RFC 3862 §2.2): an empty
+// <subject/>, <body/> or <thread/> is kept whole in XMPP.Extension, and an
+// empty type, id or xml:lang attribute is named in the *UnmappedError. A
+// body whose text holds CR characters, which the CRLF line ends of
+// text/plain cannot carry, still becomes the content, and is also kept
+// exactly in XMPP.ExactBody.
 func FromStanza(stanza []byte) (*Message, error) {
 	root, err := parseXML(stanza)
 	if err != nil {
@@ -72,18 +80,23 @@ func FromStanza(stanza []byte) (*Message, error) {
 	// elements in: attributes, bodies, thread, other elements.
 	var bodyExt, threadExt, rawExt []Header
 	add := func(to *[]Header, local, params, v string) {
-		if checkText(v) != nil {
+		switch {
+		case v == "":
+			un.add(local + ` "" (empty)`)
+			return
+		case checkText(v) != nil:
 			un.add(local + " " + fmt.Sprintf("%q", v) + " (leading or trailing spaces)")
 			return
 		}
 		*to = append(*to, Header{Name: "XMPP." + local, Params: params, Value: v})
 	}
 	x := func(local, params, v string) { add(&ext, local, params, v) }
-	raw := func(n *node) {
+	xmlValue := func(n *node) string {
 		var b strings.Builder
 		writeXML(&b, n, ns)
-		add(&rawExt, "Extension", "", b.String())
+		return b.String()
 	}
+	raw := func(n *node) { add(&rawExt, "Extension", "", xmlValue(n)) }
 	var fromRes, toRes string
 	if v, ok := root.getAttr("from"); ok {
 		if m.FromURI, fromRes, err = addrOut(v); err != nil {
@@ -121,33 +134,41 @@ func FromStanza(stanza []byte) (*Message, error) {
 		un.add("text directly inside <message/>")
 	}
 
-	// A child maps to a header when it is simple: text only, no attributes
-	// but the ones the header carries, and text a header line can hold.
+	// A child maps to a header when it is simple: text only, not empty, no
+	// attributes but the ones the header carries, and text a header line
+	// can hold. Any other child is kept whole as XMPP.Extension.
 	simple := func(n *node, attrs ...string) (string, bool) {
 		t, elems := n.text()
-		return t, !elems && len(n.otherAttrs(attrs...)) == 0 && checkText(t) == nil
+		return t, !elems && len(n.otherAttrs(attrs...)) == 0 && t != "" && checkText(t) == nil
+	}
+	// The content body has text and nothing else; any text, since the
+	// content is not a header line.
+	contentBody := func(n *node, withLang bool) bool {
+		t, _ := n.text()
+		l, hasLang := n.lang()
+		return textBody(n, ns) && t != "" && hasLang == withLang && (!hasLang || validLang(l))
 	}
 	var (
 		main     *node
 		thread   bool
 		children = root.elems()
 	)
-	for _, c := range children {
-		if c.name.Space == ns && c.name.Local == "body" {
-			if _, hasLang := c.lang(); !hasLang {
-				main = c
-				break
-			}
+	for _, withLang := range []bool{false, true} {
+		if i := slices.IndexFunc(children, func(c *node) bool { return contentBody(c, withLang) }); i >= 0 {
+			main = children[i]
+			break
 		}
 	}
-	if main == nil {
-		for _, c := range children {
-			if c.name.Space == ns && c.name.Local == "body" {
-				if l, _ := c.lang(); validLang(l) {
-					main = c
-					break
-				}
-			}
+	if main != nil {
+		t, _ := main.text()
+		if l, ok := main.lang(); ok {
+			m.ContentHeaders = append(m.ContentHeaders, Header{Name: "Content-Language", Value: l})
+		}
+		m.Body = []byte(toCRLF(t))
+		if fromCRLF(string(m.Body)) != t {
+			// The text has CR characters: text/plain's line ends
+			// cannot give it back (§4.2.9 turns CRLF into LF).
+			add(&bodyExt, "ExactBody", "", xmlValue(main))
 		}
 	}
 	for _, c := range children {
@@ -166,17 +187,6 @@ func FromStanza(stanza []byte) (*Message, error) {
 			m.Subjects = append(m.Subjects, Subject{Lang: l, Text: t})
 		case "body":
 			if c == main {
-				t, elems := c.text()
-				if elems || len(c.otherAttrs("xml:lang")) > 0 {
-					// Keep the text as content, the element as is.
-					raw(c)
-					main = nil
-					continue
-				}
-				if l, ok := c.lang(); ok {
-					m.ContentHeaders = append(m.ContentHeaders, Header{Name: "Content-Language", Value: l})
-				}
-				m.Body = []byte(toCRLF(t))
 				continue
 			}
 			l, hasLang := c.lang()
@@ -192,13 +202,14 @@ func FromStanza(stanza []byte) (*Message, error) {
 			add(&bodyExt, "Body", p, t)
 		case "thread":
 			t, ok := simple(c, "parent")
-			if thread || !ok {
+			p, hasParent := c.getAttr("parent")
+			if thread || !ok || (hasParent && (p == "" || checkText(p) != nil)) {
 				raw(c)
 				continue
 			}
 			thread = true
 			add(&threadExt, "Thread", "", t)
-			if p, ok := c.getAttr("parent"); ok {
+			if hasParent {
 				add(&threadExt, "ThreadParent", "", p)
 			}
 		default:
@@ -265,10 +276,18 @@ func isMsgID(v string) bool {
 	return true
 }
 
+// toCRLF writes text in the canonical form of text/plain (RFC 2046
+// §4.1.1): every line break, LF, CR or CRLF, as CRLF, and no CR or LF
+// alone.
 func toCRLF(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
+	if strings.IndexByte(s, '\r') >= 0 {
+		s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+	}
+	return strings.ReplaceAll(s, "\n", "\r\n")
 }
 
+// fromCRLF turns the CRLF line ends of text/plain into XML's LF (RFC 3922
+// §4.2.9). It reverses toCRLF for text without CR.
 func fromCRLF(s string) string {
 	return strings.ReplaceAll(s, "\r\n", "\n")
 }
@@ -277,12 +296,14 @@ func fromCRLF(s string) string {
 // (RFC 3922 §4.2).
 //
 // From and To become from and to (URI scheme and Formal-name stripped,
-// §4.2.1, §4.2.2), with the resources of XMPP.FromResource and
-// XMPP.ToResource; Content-ID becomes the id (§4.2.8) unless XMPP.ID
-// gives one; each Subject becomes a <subject/> (§4.2.5); text/plain
-// content in US-ASCII or UTF-8 becomes the <body/>, CRLF turned into LF
-// (§4.2.9), with Content-Language as its xml:lang; the XMPP.* headers are
-// restored. More To headers, cc, DateTime, Require (§4.2.7: the sender
+// §4.2.1, §4.2.2; the domain read from A-labels or U-labels), with the
+// resources of XMPP.FromResource and XMPP.ToResource; Content-ID becomes
+// the id (§4.2.8) unless XMPP.ID gives one; each Subject becomes a
+// <subject/> (§4.2.5); text/plain content in US-ASCII or UTF-8 becomes the
+// <body/>, CRLF turned into LF (§4.2.9), with Content-Language as its
+// xml:lang (empty content without a language is no <body/>), or the body of
+// XMPP.ExactBody when that is the content's exact form; the XMPP.* headers
+// are restored. More To headers, cc, DateTime, Require (§4.2.7: the sender
 // should be warned), other extension and content headers and content of any
 // other type are not mapped: the stanza is returned with an *UnmappedError
 // naming them. NS headers are never passed (§4.2.6).
@@ -312,6 +333,8 @@ func (m *Message) Stanza(ns string) ([]byte, error) {
 		typ, id, lang, fromRes, toRes, thread, parent      string
 		haveType, haveID, haveLang, haveThread, haveParent bool
 		bodies, exts                                       []*node
+		exact                                              *node
+		exactHeader                                        string
 	)
 	s := newNSState()
 	for _, n := range m.NS {
@@ -344,6 +367,13 @@ func (m *Message) Stanza(ns string) ([]byte, error) {
 			parent, haveParent = h.Value, true
 		case "Body":
 			bodies = append(bodies, elem("body", paramLang(h.Params), h.Value))
+		case "ExactBody":
+			n, err := parseFragment(h.Value, ns)
+			if err != nil || exact != nil || !textBody(n, ns) {
+				un.add("header " + h.Name)
+				continue
+			}
+			exact, exactHeader = n, h.Name
 		case "Extension":
 			n, err := parseFragment(h.Value, ns)
 			if err != nil {
@@ -420,15 +450,22 @@ func (m *Message) Stanza(ns string) ([]byte, error) {
 		root.kids = append(root.kids, elem("subject", sub.Lang, sub.Text))
 	}
 
-	// The content (§4.2.9).
-	// An empty text content is no <body/>, unless it has a language or
-	// more bodies follow (as XMPP.Body or as XMPP.Extension): then it is
-	// the first (FromStanza's choice).
+	// The content (§4.2.9). An empty text content is no <body/>, unless it
+	// has a language (FromStanza keeps an empty <body/> in XMPP.Extension).
+	// XMPP.ExactBody stands for the content it was written with: the same
+	// text in text/plain's canonical form, the same language.
 	body, bodyLang, isText := m.textContent(&un)
-	moreBodies := len(bodies) > 0 || slices.ContainsFunc(exts, func(n *node) bool {
-		return n.name == xml.Name{Space: ns, Local: "body"}
-	})
-	if isText && (body != "" || bodyLang != "" || moreBodies) {
+	if exact != nil {
+		t, _ := exact.text()
+		l, _ := exact.lang()
+		if isText && toCRLF(t) == string(m.Body) && l == bodyLang {
+			root.kids = append(root.kids, exact)
+			isText = false
+		} else {
+			un.add("header " + exactHeader + " (does not match the content)")
+		}
+	}
+	if isText && (body != "" || bodyLang != "") {
 		root.kids = append(root.kids, elem("body", bodyLang, body))
 	}
 	for _, b := range bodies {
@@ -447,6 +484,13 @@ func (m *Message) Stanza(ns string) ([]byte, error) {
 	var b strings.Builder
 	writeXML(&b, root, "")
 	return []byte(b.String()), un.err()
+}
+
+// textBody reports whether n is a <body/> in namespace ns with text only
+// and no attribute but xml:lang.
+func textBody(n *node, ns string) bool {
+	_, elems := n.text()
+	return n.name == xml.Name{Space: ns, Local: "body"} && !elems && len(n.otherAttrs("xml:lang")) == 0
 }
 
 // textContent returns the text of a text/plain US-ASCII or UTF-8 content

@@ -137,3 +137,141 @@ func TestFromStanzaErrors(t *testing.T) {
 		t.Errorf("injection: %s, %v", s, err)
 	}
 }
+
+// roundTrip maps a stanza to Message/CPIM and back through the wire form,
+// and fails t unless nothing was reported lost.
+func roundTrip(t *testing.T, in string) (cpim []byte, out []byte) {
+	t.Helper()
+	m, err := FromStanza([]byte(in))
+	if err != nil {
+		t.Fatalf("FromStanza(%s): %v", in, err)
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatalf("Marshal: %v", err)
+	}
+	checkHeaderLines(t, b)
+	m2, err := Parse(b)
+	if err != nil {
+		t.Fatalf("Parse: %v\n%q", err, b)
+	}
+	s, err := m2.Stanza(strings.Split(in, "'")[1])
+	if err != nil {
+		t.Fatalf("Stanza: %v\n%q", err, b)
+	}
+	return b, s
+}
+
+// Empty elements survive without empty header lines: they travel whole in
+// XMPP.Extension; empty attributes are reported (issue 19, points 4 and 6).
+func TestStanzaEmptyParts(t *testing.T) {
+	for i, tc := range []struct {
+		in string
+		// want is the stanza that comes back, if not in.
+		want string
+		// ext: the XMPP.Extension values the CPIM object carries.
+		ext []string
+	}{
+		// The issue's inputs.
+		0: {in: `<message xmlns='jabber:client' to='romeo@example.net'><subject/><body>hi</body></message>`,
+			want: `<message xmlns='jabber:client' to='romeo@example.net'><body>hi</body><subject/></message>`,
+			ext:  []string{"<subject/>"}},
+		1: {in: `<message xmlns='jabber:client' to='romeo@example.net'><body>hi</body><body xml:lang='fr'/></message>`,
+			ext: []string{"<body xml:lang='fr'/>"}},
+		2: {in: `<message xmlns='jabber:client' to='romeo@example.net'><body></body></message>`,
+			want: `<message xmlns='jabber:client' to='romeo@example.net'><body/></message>`,
+			ext:  []string{"<body/>"}},
+		// More of the same.
+		3: {in: `<message xmlns='jabber:client' to='romeo@example.net'><body xml:lang='fr'/></message>`,
+			ext: []string{"<body xml:lang='fr'/>"}},
+		4: {in: `<message xmlns='jabber:server' to='romeo@example.net'><subject xml:lang='cz'></subject><body/><body xml:lang='de'>x</body><thread/></message>`,
+			want: `<message xmlns='jabber:server' to='romeo@example.net'><body xml:lang='de'>x</body><subject xml:lang='cz'/><body/><thread/></message>`,
+			ext:  []string{"<subject xml:lang='cz'/>", "<body/>", "<thread/>"}},
+		5: {in: `<message xmlns='jabber:client' to='romeo@example.net'><thread parent=''>t</thread><body>a</body></message>`,
+			want: `<message xmlns='jabber:client' to='romeo@example.net'><body>a</body><thread parent=''>t</thread></message>`,
+			ext:  []string{"<thread parent=''>t</thread>"}},
+		// A body with children stays whole, and no empty body is added.
+		6: {in: `<message xmlns='jabber:client' to='romeo@example.net'><body>a<b xmlns='urn:x'/></body></message>`,
+			ext: []string{"<body>a<b xmlns='urn:x'/></body>"}},
+	} {
+		b, out := roundTrip(t, tc.in)
+		want := tc.want
+		if want == "" {
+			want = tc.in
+		}
+		if got := canonXML(t, out, ""); got != canonXML(t, []byte(want), "") {
+			t.Errorf("%d:\n got %s\nwant %s\nCPIM %q", i, got, want, b)
+		}
+		m, _ := Parse(b)
+		var ext []string
+		for _, h := range m.Extensions {
+			if h.Name == "XMPP.Extension" {
+				ext = append(ext, h.Value)
+			}
+		}
+		if !slices.Equal(ext, tc.ext) {
+			t.Errorf("%d: XMPP.Extension %q, want %q", i, ext, tc.ext)
+		}
+	}
+
+	// Empty attributes have no header and no element to travel in.
+	m, err := FromStanza([]byte(`<message xmlns='jabber:client' to='romeo@example.net' type='' id='' xml:lang=''><body>hi</body></message>`))
+	if items := unmappedItems(t, err); !slices.Equal(items, []string{`Type "" (empty)`, `ID "" (empty)`, `Lang "" (empty)`}) {
+		t.Errorf("unmapped %q", items)
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkHeaderLines(t, b)
+}
+
+// A body with CR characters comes back exactly: the text/plain content
+// has canonical CRLF line ends, XMPP.ExactBody the exact text (issue 19,
+// point 5).
+func TestStanzaBodyCR(t *testing.T) {
+	for i, tc := range []struct{ in, content, text string }{
+		// The issue's input.
+		0: {"<message xmlns='jabber:client' to='romeo@example.net'><body>line one&#xD;\nline two&#xD;</body></message>",
+			"line one\r\nline two\r\n", "line one\r\nline two\r"},
+		1: {"<message xmlns='jabber:server' to='romeo@example.net'><body xml:lang='fr'>&#xD;&#xD;\n a&#xD;b </body><body xml:lang='de'>c&#xD;</body></message>",
+			"\r\n\r\n a\r\nb ", "\r\r\n a\rb "},
+		// Without CR, the content is enough.
+		2: {"<message xmlns='jabber:client' to='romeo@example.net'><body>line one\nline two\n</body></message>",
+			"line one\r\nline two\r\n", "line one\nline two\n"},
+	} {
+		m, err := FromStanza([]byte(tc.in))
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		if string(m.Body) != tc.content {
+			t.Errorf("%d: content %q, want %q", i, m.Body, tc.content)
+		}
+		hasExact := slices.ContainsFunc(m.Extensions, func(h Header) bool { return h.Name == "XMPP.ExactBody" })
+		if hasExact != strings.Contains(tc.text, "\r") {
+			t.Errorf("%d: XMPP.ExactBody present: %v", i, hasExact)
+		}
+		b, out := roundTrip(t, tc.in)
+		if got, want := canonXML(t, out, ""), canonXML(t, []byte(tc.in), ""); got != want {
+			t.Errorf("%d:\n got %s\nwant %s\nCPIM %q", i, got, want, b)
+		}
+		n, err := parseXML(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := n.elems()[0].text(); got != tc.text {
+			t.Errorf("%d: body %q, want %q", i, got, tc.text)
+		}
+	}
+
+	// XMPP.ExactBody stands only for the content it was written with.
+	m, err := FromStanza([]byte("<message xmlns='jabber:client'><body>a&#xD;</body></message>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Body = []byte("changed")
+	s, err := m.Stanza(NSClient)
+	if items := unmappedItems(t, err); !slices.Equal(items, []string{"header XMPP.ExactBody (does not match the content)"}) || !strings.Contains(string(s), "<body>changed</body>") {
+		t.Errorf("changed content: %s, %q", s, items)
+	}
+}
