@@ -273,39 +273,3 @@ func TestCheckConfig(t *testing.T) {
 		t.Errorf("-version: %s", out)
 	}
 }
-
-// TestExampleConfig: the shipped example parses (its files do not exist
-// here, so only the error about the first missing file is accepted).
-func TestExampleConfig(t *testing.T) {
-	_, err := loadConfig("../../dist/s2sd.example.toml")
-	if err == nil || !strings.Contains(err.Error(), "certificate[0]") {
-		t.Fatalf("example config: %v", err)
-	}
-}
-
-// TestDANEConfig: DANE trusts the resolver's AD bit, so s2sd takes it only
-// with resolvers on this host, named explicitly.
-func TestDANEConfig(t *testing.T) {
-	for _, tc := range []struct {
-		dns  string
-		want string // in the error; "" for none
-	}{
-		{`dns = ["127.0.0.1:53"]`, ""},
-		{`dns = ["[::1]:53"]`, ""},
-		{``, "s2s.dane"},
-		{`dns = ["127.0.0.1:53", "192.0.2.53:53"]`, "192.0.2.53:53"},
-	} {
-		path := filepath.Join(t.TempDir(), "s2sd.toml")
-		conf := fmt.Sprintf("[server]\ndomains = [\"a.test\"]\nstate_dir = %q\n\n[s2s]\ndane = true\n%s\n", t.TempDir(), tc.dns)
-		os.WriteFile(path, []byte(conf), 0o600)
-		cfg, err := loadConfig(path)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: %v", tc.dns, err)
-		case tc.want == "" && !cfg.S2S.DANE:
-			t.Errorf("%s: dane not set", tc.dns)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: error %v, want one naming %s", tc.dns, err, tc.want)
-		}
-	}
-}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -12,7 +11,7 @@ import (
 	"time"
 
 	"github.com/s2sd/s2sd/internal/diag"
-	"github.com/s2sd/s2sd/s2s"
+	"github.com/s2sd/s2sd/node"
 )
 
 // diagMain runs `s2sd diag [-json] [-config FILE] [-from DOMAIN] DOMAIN`: it
@@ -38,9 +37,9 @@ func diagMain(args []string) int {
 		fs.Usage()
 		return 2
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := node.LoadConfig(*cfgPath)
 	if err == nil {
-		err = cfg.prepareState()
+		err = cfg.Prepare()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "s2sd diag:", err)
@@ -48,25 +47,17 @@ func diagMain(args []string) int {
 	}
 	local := *from
 	if local == "" {
-		local = cfg.anyDomain()
+		local = cfg.AnyDomain()
 	}
 	logOut := io.Discard
 	if *verbose {
 		logOut = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d := &s2s.Dialer{
-		Resolver: &s2s.Resolver{Servers: cfg.S2S.DNS, Logger: log, CacheSize: -1, TrustAD: cfg.S2S.DANE},
-		DANE:     cfg.S2S.DANE,
-		GetCertificate: func(domain string) (*tls.Certificate, error) {
-			return cfg.certFor(domain), nil
-		},
-		Roots:  cfg.roots,
-		Policy: cfg.policyFor,
-		Secret: cfg.dbSecret,
-		Limits: cfg.limits(),
-		Logger: log,
-	}
+	// The daemon's own dialer, without its resolver cache: diag reports
+	// what DNS says now.
+	d := cfg.Dialer(log)
+	d.Resolver.CacheSize = -1
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	r := diag.Run(ctx, d, local, fs.Arg(0))

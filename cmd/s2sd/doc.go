@@ -10,5 +10,7 @@
 //	s2sd -version               print the version and exit
 //	s2sd diag [-json] DOMAIN    diagnose federation with DOMAIN
 //
-// SIGHUP reloads the configuration; SIGTERM shuts down gracefully.
+// SIGHUP reloads the configuration; SIGTERM shuts down gracefully. The
+// daemon itself is package github.com/s2sd/s2sd/node; this command adds
+// flags, signals and diagnostics.
 package main

@@ -1,9 +1,16 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/s2sd/s2sd/node"
 )
 
 var version = "0.1.0-dev"
@@ -21,17 +28,89 @@ func main() {
 		fmt.Println("s2sd", version)
 		return
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := node.LoadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "s2sd:", err)
 		os.Exit(1)
 	}
 	if *check {
-		fmt.Printf("s2sd: %s is valid\n", nameOr(*cfgPath))
+		name := *cfgPath
+		if name == "" {
+			name = "embedded default config"
+		}
+		fmt.Printf("s2sd: %s is valid\n", name)
 		return
 	}
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "s2sd:", err)
 		os.Exit(1)
 	}
+}
+
+// run serves until SIGTERM or SIGINT; SIGHUP reloads the file cfg came
+// from. A bad file keeps the running configuration.
+func run(cfg *node.Config) error {
+	if os.Getenv("GOGC") == "" && cfg.Server.GCPercent > 0 {
+		debug.SetGCPercent(cfg.Server.GCPercent)
+	}
+	level := new(slog.LevelVar)
+	log := newLogger(cfg, level)
+	n, err := node.New(cfg, node.Options{Logger: log, Level: level, Version: version})
+	if err == nil {
+		err = n.Start()
+	}
+	if err != nil {
+		return err
+	}
+	greet(n)
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for s := range sig {
+		if s != syscall.SIGHUP {
+			break
+		}
+		c, err := node.LoadConfig(cfg.Path())
+		if err == nil {
+			err = n.Reload(c)
+		}
+		if err != nil {
+			log.Error("reload failed; keeping the running configuration", "err", err)
+		}
+	}
+	signal.Stop(sig)
+	ctx, cancel := context.WithTimeout(context.Background(), n.Config().ShutdownGrace())
+	defer cancel()
+	// The node logs what did not stop in time; the stop was still orderly.
+	n.Shutdown(ctx)
+	return nil
+}
+
+func newLogger(c *node.Config, level *slog.LevelVar) *slog.Logger {
+	level.Set(c.LogLevel())
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Server.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// greet tells, on the embedded default, how to attach a component and how
+// to go to production.
+func greet(n *node.Node) {
+	cfg := n.Config()
+	if !cfg.IsDefault() {
+		return
+	}
+	addr := ""
+	if a := n.ComponentAddr(); a != nil {
+		addr = a.String()
+	}
+	for _, c := range cfg.Component {
+		// The embedded default prints its generated component secret
+		// once, on purpose: it is the laptop setup's only credential.
+		secret, _ := cfg.Secret(c.Domain)
+		fmt.Fprintf(os.Stderr, "\nAttach a component (XEP-0114): connect to %s as %s with secret %s\n", addr, c.Domain, secret)
+		fmt.Fprintf(os.Stderr, "  e.g. in Go: component.Dial(ctx, %q, %q, SECRET)\n", addr, c.Domain)
+	}
+	fmt.Fprintf(os.Stderr, "To go to production: copy s2sd.example.toml, set your domains, certificates and public listeners, check it with `s2sd -t -config FILE`, and run `s2sd -config FILE`.\n\n")
 }

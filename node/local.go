@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -20,13 +20,14 @@ const (
 	nsVersion    = "jabber:iq:version"                      // XEP-0092
 )
 
-// local answers stanzas addressed to the daemon's own domains: service
+// local answers stanzas addressed to the node's own domains: service
 // discovery listing the attached components, ping, the software version
 // when enabled, and service-unavailable for everything else. Error stanzas
 // are never answered (RFC 6120 §8.3.1).
 type local struct {
 	router  *route.Router
 	version func() bool // whether to answer XEP-0092
+	release string      // the version answered
 	log     *slog.Logger
 }
 
@@ -104,7 +105,7 @@ func (l *local) Deliver(ctx context.Context, s *route.Stanza) error {
 		}
 		body += "</query>"
 	case name.Space == nsVersion && name.Local == "query" && l.version():
-		body = "<query xmlns='" + nsVersion + "'><name>s2sd</name><version>" + string(stanza.AppendEscaped(nil, version)) + "</version></query>"
+		body = "<query xmlns='" + nsVersion + "'><name>s2sd</name><version>" + string(stanza.AppendEscaped(nil, l.release)) + "</version></query>"
 	case name.Space == nsDiscoInfo || name.Space == nsDiscoItems:
 		return stanza.New(stanza.ItemNotFound, "")
 	default:

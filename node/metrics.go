@@ -1,6 +1,7 @@
-package main
+package node
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -13,7 +14,7 @@ import (
 	"github.com/s2sd/s2sd/stanza"
 )
 
-// metrics are s2sd's Prometheus metrics, on their own registry.
+// metrics are a node's Prometheus metrics, on the node's registry.
 type metrics struct {
 	reg      *prometheus.Registry
 	streams  *prometheus.GaugeVec
@@ -25,9 +26,15 @@ type metrics struct {
 	comps    prometheus.Gauge
 }
 
-func newMetrics() *metrics {
+// newMetrics registers a node's metrics on reg; a nil reg means a new
+// registry with the Go runtime and process collectors.
+func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+	own := reg == nil
+	if own {
+		reg = prometheus.NewRegistry()
+	}
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg: reg,
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "s2sd_streams", Help: "Authenticated server-to-server streams, by direction.",
 		}, []string{"dir"}),
@@ -51,9 +58,16 @@ func newMetrics() *metrics {
 			Name: "s2sd_components", Help: "Connected external components.",
 		}),
 	}
-	m.reg.MustRegister(m.streams, m.routed, m.bounces, m.dropped, m.queue, m.dialTime, m.comps,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
+	cs := []prometheus.Collector{m.streams, m.routed, m.bounces, m.dropped, m.queue, m.dialTime, m.comps}
+	if own {
+		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("node: metrics: %w", err)
+		}
+	}
+	return m, nil
 }
 
 func (m *metrics) Routed(kind string, from, to route.Origin) {

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"bytes"
@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,7 +30,11 @@ import (
 //go:embed default.toml
 var defaultConfig []byte
 
-// Config is the s2sd configuration file (TOML).
+// Config is the configuration of a node: the s2sd configuration file
+// (TOML), validated. Build one with LoadConfig, ParseConfig or
+// DefaultConfig. The exported fields are the file's: a program may change
+// them before New or Reload, which validate them again and read the files
+// they name.
 type Config struct {
 	Server struct {
 		Domains   []string `toml:"domains"`
@@ -53,20 +59,20 @@ type Config struct {
 		DANE          bool     `toml:"dane"`
 		CAFile        string   `toml:"ca_file"`
 		SecretFile    string   `toml:"dialback_secret_file"`
-		RetryFor      duration `toml:"retry_for"`
+		RetryFor      Duration `toml:"retry_for"`
 		QueueLimit    int      `toml:"queue_limit"`
-		IdleTimeout   duration `toml:"idle_timeout"`
+		IdleTimeout   Duration `toml:"idle_timeout"`
 		MaxConns      int      `toml:"max_connections"`
 		MaxConnsPerIP int      `toml:"max_connections_per_ip"`
-		Negotiation   duration `toml:"negotiation_timeout"`
+		Negotiation   Duration `toml:"negotiation_timeout"`
 		// WriteTimeout bounds every write on an s2s stream (default 30s).
-		WriteTimeout duration `toml:"write_timeout"`
+		WriteTimeout Duration `toml:"write_timeout"`
 		// KeepAlive is the interval of whitespace keepalives on outbound
 		// streams (default 60s).
-		KeepAlive duration `toml:"keepalive"`
+		KeepAlive Duration `toml:"keepalive"`
 		// AckTimeout drops an outbound stream whose peer acknowledges
 		// nothing for that long while stanzas wait for it (default 30s).
-		AckTimeout duration `toml:"ack_timeout"`
+		AckTimeout Duration `toml:"ack_timeout"`
 	} `toml:"s2s"`
 	Certificates []struct {
 		Domains []string `toml:"domains"`
@@ -108,7 +114,7 @@ type Config struct {
 		Pprof bool `toml:"pprof"`
 	} `toml:"metrics"`
 	Shutdown struct {
-		Grace duration `toml:"grace"`
+		Grace Duration `toml:"grace"`
 	} `toml:"shutdown"`
 
 	// Resolved at load time.
@@ -126,16 +132,20 @@ type Config struct {
 	selfSigned []string
 }
 
-type duration struct{ time.Duration }
+// Duration is a time.Duration written in TOML as a string ("30s", "2m").
+type Duration struct{ time.Duration }
 
-func (d *duration) UnmarshalText(b []byte) error {
+// UnmarshalText parses a duration with time.ParseDuration.
+func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	d.Duration = v
 	return err
 }
 
-// loadConfig reads a config file, or the embedded default when path is "".
-func loadConfig(path string) (*Config, error) {
+// LoadConfig reads and validates the configuration file at path, or the
+// embedded default when path is "". Files it names (certificates, CA
+// bundle, secrets) are read now; the state directory is left to Prepare.
+func LoadConfig(path string) (*Config, error) {
 	data := defaultConfig
 	if path != "" {
 		var err error
@@ -143,31 +153,82 @@ func loadConfig(path string) (*Config, error) {
 			return nil, err
 		}
 	}
+	return parseConfig(data, path, path == "")
+}
+
+// ParseConfig validates a configuration given as TOML text, as LoadConfig
+// does a file's. Relative paths in it are relative to the working
+// directory.
+func ParseConfig(data []byte) (*Config, error) {
+	return parseConfig(data, "", false)
+}
+
+// DefaultConfig returns the embedded default configuration: the domain
+// localhost on loopback ports, one component, bot.localhost, with a
+// generated secret, and a self-signed certificate.
+func DefaultConfig() (*Config, error) {
+	return parseConfig(defaultConfig, "", true)
+}
+
+func parseConfig(data []byte, path string, isDefault bool) (*Config, error) {
+	name := "config"
+	switch {
+	case path != "":
+		name = path
+	case isDefault:
+		name = "embedded default config"
+	}
 	var c Config
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", nameOr(path), err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return nil, fmt.Errorf("%s: unknown keys: %s", nameOr(path), strings.Join(keys, ", "))
+		return nil, fmt.Errorf("%s: unknown keys: %s", name, strings.Join(keys, ", "))
 	}
-	c.path, c.isDefault = path, path == ""
+	c.path, c.isDefault = path, isDefault
 	if err := c.resolve(); err != nil {
-		return nil, fmt.Errorf("%s: %w", nameOr(path), err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &c, nil
 }
 
-func nameOr(path string) string {
-	if path == "" {
-		return "embedded default config"
-	}
-	return path
+// Path returns the file the configuration was loaded from, "" when it was
+// not loaded from a file.
+func (c *Config) Path() string { return c.path }
+
+// IsDefault reports whether c is the embedded default.
+func (c *Config) IsDefault() bool { return c.isDefault }
+
+// LogLevel returns server.log_level.
+func (c *Config) LogLevel() slog.Level { return c.logLevel }
+
+// ShutdownGrace returns shutdown.grace, the time queued stanzas get to go
+// out at shutdown (default 10s).
+func (c *Config) ShutdownGrace() time.Duration {
+	return orDur(c.Shutdown.Grace.Duration, 10*time.Second)
 }
+
+// Secret returns the shared secret of a component domain: configured, read
+// from its secret_file, or, after Prepare, generated in the state
+// directory.
+func (c *Config) Secret(domain string) (string, bool) {
+	s, ok := c.secrets[domain]
+	return s, ok
+}
+
+// DialbackSecret returns the dialback secret (XEP-0185): read from
+// s2s.dialback_secret_file or, after Prepare, from the state directory,
+// where it is generated once. nil before Prepare without a file.
+func (c *Config) DialbackSecret() []byte { return bytes.Clone(c.dbSecret) }
+
+// SelfSigned returns the domains that, after Prepare, use a self-signed
+// certificate from the state directory.
+func (c *Config) SelfSigned() []string { return slices.Clone(c.selfSigned) }
 
 func checkDomain(d string) error {
 	j, err := jid.Parse(d)
@@ -244,6 +305,7 @@ func (c *Config) resolve() error {
 	if c.Server.StateDir == "" {
 		c.Server.StateDir = defaultStateDir()
 	}
+	c.roots = nil
 	if c.S2S.CAFile != "" {
 		pem, err := os.ReadFile(c.S2S.CAFile)
 		if err != nil {
@@ -254,7 +316,7 @@ func (c *Config) resolve() error {
 			return fmt.Errorf("s2s.ca_file: no certificate in %s", c.S2S.CAFile)
 		}
 	}
-	c.certs = map[string]*tls.Certificate{}
+	c.certs, c.selfSigned = map[string]*tls.Certificate{}, nil
 	for i, cf := range c.Certificates {
 		pair, err := tls.LoadX509KeyPair(cf.Cert, cf.Key)
 		if err != nil {
@@ -287,6 +349,7 @@ func (c *Config) resolve() error {
 			c.generated[comp.Domain] = true
 		}
 	}
+	c.dbSecret = nil
 	if c.S2S.SecretFile != "" {
 		b, err := os.ReadFile(c.S2S.SecretFile)
 		if err != nil {
@@ -306,9 +369,22 @@ func (c *Config) isLocal(d string) bool {
 	return false
 }
 
-// prepareState creates the state directory and fills in what the config
-// leaves to it: generated secrets and self-signed certificates.
-func (c *Config) prepareState() error {
+// clone returns a copy of c that Prepare may fill without touching c.
+func (c *Config) clone() *Config {
+	n := *c
+	n.certs = maps.Clone(c.certs)
+	n.secrets = maps.Clone(c.secrets)
+	n.generated = maps.Clone(c.generated)
+	n.selfSigned = slices.Clone(c.selfSigned)
+	return &n
+}
+
+// Prepare creates the state directory and fills in what the configuration
+// leaves to it: generated component and dialback secrets and self-signed
+// certificates, created once and kept there. New prepares its own copy of
+// the configuration; diagnostics that use the daemon's identity call
+// Prepare themselves.
+func (c *Config) Prepare() error {
 	if err := os.MkdirAll(c.Server.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
@@ -344,8 +420,9 @@ func (c *Config) prepareState() error {
 	return nil
 }
 
-// anyDomain returns a domain of ours, for peers that send no SNI.
-func (c *Config) anyDomain() string {
+// AnyDomain returns a domain of ours: the first of server.domains, or the
+// first component's. It is the certificate for peers that send no SNI.
+func (c *Config) AnyDomain() string {
 	if len(c.Server.Domains) > 0 {
 		return c.Server.Domains[0]
 	}
@@ -395,6 +472,13 @@ func defaultStateDir() string {
 		return filepath.Join(h, ".local", "state", "s2sd")
 	}
 	return "s2sd-state"
+}
+
+func orDur(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 func orStr(s, def string) string {
