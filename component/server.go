@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"mellium.im/xmpp/jid"
-
 	"github.com/s2sd/s2sd/internal/xmlstream"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/stanza"
@@ -539,7 +537,7 @@ func (c *serverConn) handshake() error {
 	if h.To == "" {
 		return stream.New(stream.HostUnknown, "the stream header has no 'to'")
 	}
-	j, err := jid.Parse(h.To)
+	j, err := route.ParseJID(h.To)
 	if err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
 		return stream.New(stream.HostUnknown, "'to' is not a domain")
 	}
@@ -668,7 +666,7 @@ func (c *serverConn) stanza(el *xmlstream.Element) (*route.Stanza, error) {
 		// RFC 6120 §4.9.3.7; XEP-0114 streams are addressed like s2s.
 		return nil, stream.New(stream.ImproperAddressing, "stanzas from a component need 'from' and 'to'")
 	}
-	fj, err := jid.Parse(from)
+	fj, err := route.ParseJID(from)
 	if err != nil {
 		return nil, stream.New(stream.ImproperAddressing, "'from' is not a JID")
 	}

@@ -308,6 +308,10 @@ func TestStanzaChecks(t *testing.T) {
 		{`<message from='gw.example'/>`, stream.ErrImproperAddressing},
 		{`<message from='' to='a@example.net'/>`, stream.ErrImproperAddressing},
 		{`<message from='@gw.example' to='a@example.net'/>`, stream.ErrImproperAddressing},
+		// Issue 19: the Bidi Rule only for right-to-left localparts.
+		{`<message from='2ème@gw.example/r' to='1é@example.org'/>`, nil},
+		{`<message from='1e@gw.example' to='2ème@example.fr'/>`, nil},
+		{`<message from='1שלום@gw.example' to='a@example.net'/>`, stream.ErrImproperAddressing},
 	} {
 		t.Run(tc.raw, func(t *testing.T) {
 			h := newStanzas()

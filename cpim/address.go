@@ -6,7 +6,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
-	"mellium.im/xmpp/jid"
+
+	"github.com/s2sd/s2sd/route"
 )
 
 // RFC 3922 §3: only the localpart is mapped. The domain is written as
@@ -67,7 +68,7 @@ var (
 )
 
 func xmppToURI(scheme, s string) (string, error) {
-	j, err := jid.Parse(s)
+	j, err := route.ParseJID(s)
 	if err != nil {
 		return "", fmt.Errorf("%w: %q: %v", ErrAddress, s, err)
 	}
@@ -114,7 +115,7 @@ func uriToXMPP(scheme, uri string) (string, error) {
 		return "", fmt.Errorf("%w: %q: localpart is not UTF-8", ErrAddress, uri)
 	}
 	local = xmppEscape.Replace(local)
-	j, err := jid.New(local, domain, "")
+	j, err := route.ParseJID(local + "@" + domain)
 	if err != nil {
 		return "", fmt.Errorf("%w: %q: %v", ErrAddress, uri, err)
 	}

@@ -171,3 +171,19 @@ func isASCII(s string) bool {
 	}
 	return true
 }
+
+// TestNonASCIILocalpart: a localpart with a left-to-right non-ASCII
+// letter after a digit is an address (RFC 8265 applies the Bidi Rule only
+// to right-to-left strings), both ways.
+func TestNonASCIILocalpart(t *testing.T) {
+	for _, j := range []string{"2ème@example.fr", "1é@example.org"} {
+		uri, err := XMPPToIM(j)
+		if err != nil {
+			t.Fatalf("XMPPToIM(%q): %v", j, err)
+		}
+		back, err := IMToXMPP(uri)
+		if err != nil || back != j {
+			t.Errorf("IMToXMPP(%q) = %q, %v; want %q", uri, back, err, j)
+		}
+	}
+}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"mellium.im/xmpp/jid"
+	"github.com/s2sd/s2sd/route"
 )
 
 // PIDF names (RFC 3863, RFC 3922 §5).
@@ -204,7 +204,7 @@ func presenceToPIDF(stanza []byte) (to string, pidf []byte, err error) {
 	if !ok {
 		return "", nil, fmt.Errorf("%w: presence without from has no PIDF entity", ErrNotMappable)
 	}
-	fj, err := jid.Parse(from)
+	fj, err := route.ParseJID(from)
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: %q: %v", ErrAddress, from, err)
 	}
@@ -405,7 +405,7 @@ func tupleToPresence(t *node, ns, bare, to, entity string, un *unmapped) ([]byte
 	where := "tuple " + id + ": "
 	from := bare
 	if res := TupleResource(id); res != "" {
-		j, err := jid.MustParse(bare).WithResource(res)
+		j, err := route.ParseJID(bare + "/" + res)
 		if err != nil {
 			un.add(where + "id is not a resource")
 		} else {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"mellium.im/xmpp/jid"
+	"github.com/s2sd/s2sd/route"
 )
 
 // Stanza namespaces accepted by FromStanza and written by Message.Stanza.
@@ -229,7 +229,7 @@ func FromStanza(stanza []byte) (*Message, error) {
 
 // addrOut maps a stanza address to an im: URI and its resource.
 func addrOut(v string) (uri, res string, err error) {
-	j, err := jid.Parse(v)
+	j, err := route.ParseJID(v)
 	if err != nil {
 		return "", "", fmt.Errorf("%w: %q: %v", ErrAddress, v, err)
 	}
@@ -254,7 +254,7 @@ func addrIn(uri, res string) (string, error) {
 	if err != nil || res == "" {
 		return bare, err
 	}
-	j, err := jid.MustParse(bare).WithResource(res)
+	j, err := route.ParseJID(bare + "/" + res)
 	if err != nil {
 		return "", fmt.Errorf("%w: resource %q: %v", ErrAddress, res, err)
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"mellium.im/xmpp/jid"
+	"github.com/s2sd/s2sd/route"
 )
 
 // Subscription is a presence subscription operation of the common
@@ -88,7 +88,7 @@ func subscriptionStanza(stanza []byte) (root *node, typ, from, to, id string, er
 		if !ok {
 			return nil, "", "", "", "", fmt.Errorf("%w: subscription presence without %s", ErrNotMappable, a.name)
 		}
-		j, err := jid.Parse(v)
+		j, err := route.ParseJID(v)
 		if err != nil {
 			return nil, "", "", "", "", fmt.Errorf("%w: %q: %v", ErrAddress, v, err)
 		}

@@ -14,6 +14,10 @@
 // RFC 6120 §8.3 names; an error stanza is never answered with an error
 // (§8.3.1), it is logged and counted instead.
 //
-// Addresses are JIDs per RFC 7622, parsed and compared with the PRECIS
-// profiles of mellium.im/xmpp/jid.
+// Addresses are mellium.im/xmpp/jid values per RFC 7622, parsed by ParseJID
+// with the PRECIS profiles jid.Parse uses, except that the Bidi Rule
+// applies to a localpart only when it holds a right-to-left character
+// (RFC 8265 §3.3, Directionality Rule): "2ème@example.fr" is an address here, as it is for
+// other servers, though golang.org/x/text's profile refuses it
+// (golang/go#17383). Every address a peer sends goes through ParseJID.
 package route

@@ -5,8 +5,13 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+	"golang.org/x/text/secure/bidirule"
+	"golang.org/x/text/secure/precis"
+	"golang.org/x/text/unicode/bidi"
+	"golang.org/x/text/unicode/norm"
 	"mellium.im/xmpp/jid"
 )
 
@@ -55,10 +60,18 @@ func (c *jidCache) put(s string, j jid.JID) {
 	sh.mu.Unlock()
 }
 
-// ParseJID parses an address per RFC 7622 (PRECIS profiles through
-// mellium.im/xmpp/jid) and checks that the domainpart is an IP literal or a
-// domain name that IDNA2008 (UTS #46 lookup) accepts, with no empty label.
-// Results are cached.
+// ParseJID parses an address per RFC 7622 and checks that the domainpart is
+// an IP literal or a domain name that IDNA2008 (UTS #46 lookup) accepts,
+// with no empty label. Results are cached.
+//
+// It accepts what mellium.im/xmpp/jid.Parse accepts, with the same result,
+// and more: the localpart is enforced with the UsernameCaseMapped profile
+// of RFC 8265 §3.3, whose Directionality Rule applies the Bidi Rule of RFC
+// 5893 only to strings that contain a right-to-left character (bidi class
+// R, AL or AN). golang.org/x/text's profile, which jid.Parse uses,
+// applies the rule to every non-ASCII string (golang/go#17383), and so
+// refuses "2ème@example.fr", an address other servers register and
+// federate.
 func ParseJID(s string) (jid.JID, error) {
 	if j, ok := cache.get(s); ok {
 		return j, nil
@@ -70,26 +83,101 @@ func ParseJID(s string) (jid.JID, error) {
 	return j, err
 }
 
+// Errors of parseJID; jid.New returns the same ones, unexported.
+var (
+	errInvalidUTF8        = errors.New("route: address is not valid UTF-8")
+	errLongLocalpart      = errors.New("route: the localpart must be smaller than 1024 bytes")
+	errLongResourcepart   = errors.New("route: the resourcepart must be smaller than 1024 bytes")
+	errForbiddenLocalpart = errors.New("route: localpart contains forbidden characters")
+)
+
+// usernameLTR is precis.UsernameCaseMapped (x/text's profiles.go) without
+// precis.BidiRule; enforceLocalpart adds the rule back for RTL strings by
+// using precis.UsernameCaseMapped itself.
+var usernameLTR = precis.NewIdentifier(precis.FoldWidth, precis.LowerCase(), precis.Norm(norm.NFC))
+
+// enforceLocalpart applies the UsernameCaseMapped profile of RFC 8265 §3.3
+// to a localpart. Its last enforcement rule, the Directionality Rule:
+// "Applications MUST apply the 'Bidi Rule' defined in [RFC5893] to strings
+// that contain right-to-left characters". The rule comes after the
+// mappings (width, case, NFC), so the mapped string is the one tested for
+// right-to-left characters; for such a string the result is exactly
+// precis.UsernameCaseMapped's.
+func enforceLocalpart(s string) (string, error) {
+	out, err := usernameLTR.String(s)
+	if err != nil {
+		return "", err
+	}
+	if bidirule.DirectionString(out) == bidi.RightToLeft {
+		return precis.UsernameCaseMapped.String(s)
+	}
+	return out, nil
+}
+
+// parseJID does what jid.Parse does (mellium.im/xmpp/jid, jid.go: Parse,
+// New, localChecks, resourceChecks), with enforceLocalpart for the
+// localpart, then the domainpart checks of ParseJID.
 func parseJID(s string) (jid.JID, error) {
-	j, err := jid.Parse(s)
+	local, domain, resource, err := jid.SplitString(s)
 	if err != nil {
 		return jid.JID{}, err
 	}
-	d := j.Domainpart()
+	if !utf8.ValidString(local) || !utf8.ValidString(resource) {
+		return jid.JID{}, errInvalidUTF8
+	}
+	// The domainpart normalized by mellium (trailing dot, IDNA ToUnicode,
+	// length).
+	dj, err := jid.New("", domain, "")
+	if err != nil {
+		return jid.JID{}, err
+	}
+	d := dj.Domainpart()
+	if local != "" {
+		if local, err = enforceLocalpart(local); err != nil {
+			return jid.JID{}, err
+		}
+	}
+	if resource != "" {
+		if resource, err = precis.OpaqueString.String(resource); err != nil {
+			return jid.JID{}, err
+		}
+	}
+	if len(local) > 1023 {
+		return jid.JID{}, errLongLocalpart
+	}
+	// RFC 7622 §3.3.1: characters the profile allows but the localpart
+	// may not hold, checked after enforcement as jid.New does.
+	if strings.ContainsAny(local, `"&'/:<>@`) {
+		return jid.JID{}, errForbiddenLocalpart
+	}
+	if len(resource) > 1023 {
+		return jid.JID{}, errLongResourcepart
+	}
+	if err := checkDomain(d); err != nil {
+		return jid.JID{}, err
+	}
+	// Every check of jid.New is done: build the value without redoing
+	// them (and without its Bidi Rule).
+	return jid.NewUnsafe(local, d, resource).JID, nil
+}
+
+// checkDomain checks a normalized domainpart: an IP literal, or a domain
+// name that IDNA2008 accepts with no empty label.
+func checkDomain(d string) error {
 	if strings.HasPrefix(d, "[") && strings.HasSuffix(d, "]") {
 		if _, err := netip.ParseAddr(d[1 : len(d)-1]); err != nil {
-			return jid.JID{}, ErrBadDomain
+			return ErrBadDomain
 		}
-		return j, nil
+		return nil
 	}
 	if _, err := netip.ParseAddr(d); err == nil {
-		return j, nil
+		return nil
 	}
 	if d == "" || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.Contains(d, "..") {
-		return jid.JID{}, ErrBadDomain
+		return ErrBadDomain
 	}
 	if _, err := idna.Lookup.ToASCII(d); err != nil {
-		return jid.JID{}, ErrBadDomain
+		return ErrBadDomain
 	}
-	return j, nil
+	return nil
 }

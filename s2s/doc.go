@@ -27,7 +27,23 @@
 //   - Inbound checks (server.go): a stanza's 'from' must be a domain
 //     authenticated on its stream for its 'to' domain (invalid-from, §4.9.3.9),
 //     its 'to' domain must be hosted (host-unknown); limits on connections,
-//     negotiation time, idle time and stanza rate.
+//     negotiation time, idle time and stanza rate. Addresses are parsed with
+//     route.ParseJID (RFC 7622; the Bidi Rule only for right-to-left
+//     localparts, so "2ème@example.fr" is valid).
+//   - Malformed addresses: a 'from' (or 'to') that does not parse, from a
+//     sender whose domain is authenticated on the stream for the stanza's
+//     'to' domain, is answered with the stanza error jid-malformed (§8.3.3.8)
+//     and the stream goes on; the domain is the 'from' split as RFC 7622
+//     §3.1 says (jid.SplitString) and normalized. A stream error there would
+//     also lose every stanza behind it on the stream and make the peer
+//     reconnect and authenticate again, for one bad address its server
+//     vouched for; the stanza error costs that stanza only. The error comes
+//     from the stanza's 'to' (our domain when that is the bad address) and
+//     goes to the 'from' as written, through the Handler like any stanza of
+//     ours; a stanza of type error is not answered, and a refused stanza
+//     counts as handled for XEP-0198. When the 'from' does not split, or its
+//     domain is not authenticated for the 'to', nothing vouches for the
+//     sender: the stream ends with invalid-from (§4.9.3.9).
 //
 // How a stanza flows: Server accepts a connection, negotiates, and hands
 // each stanza to its Handler (a route.Router), which sends stanzas for

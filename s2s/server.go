@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/s2sd/s2sd/internal/xmlstream"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/stanza"
@@ -820,20 +822,11 @@ func (st *in) stanza(el *xmlstream.Element) error {
 	}
 	rs, err := route.NewStanza(el, c.hdr.Context(), route.FromRemote)
 	if err != nil {
-		// A malformed address: which one decides between a stream error
-		// (the sender cannot be trusted) and a stanza error.
-		fj, ferr := route.ParseJID(el.Attr("from"))
-		if ferr != nil {
-			return stream.New(stream.InvalidFrom, "malformed 'from'")
+		if err := st.malformed(el, err); err != nil {
+			return err
 		}
-		if !c.Authenticated(fj.Domainpart(), c.local) {
-			return stream.New(stream.InvalidFrom, "'from' not authenticated on this stream")
-		}
-		var se *stanza.Error
-		if errors.As(err, &se) {
-			return st.bounce(el, se)
-		}
-		return err
+		st.handled++ // answered: XEP-0198 counts it
+		return nil
 	}
 	if rs.From.Domainpart() == "" || rs.To.Domainpart() == "" {
 		return stream.New(stream.ImproperAddressing, "stanzas between servers need 'from' and 'to'")
@@ -889,18 +882,78 @@ func (st *in) streamManagement(el *xmlstream.Element) error {
 	return stream.New(stream.UnsupportedStanzaType, "unknown stream management element")
 }
 
+// malformed handles a stanza with an address that does not parse (err,
+// from route.NewStanza). A bad 'from' could be answered with the stream
+// error invalid-from (RFC 6120 §4.9.3.9) or with the stanza error
+// jid-malformed (§8.3.3.8); a stream error also loses every stanza the
+// peer sent behind this one, and the peer must reconnect and authenticate
+// again. So when the sender is known, it gets the stanza error and the
+// stream goes on: the raw 'from' splits (jid.SplitString) and its
+// domainpart, normalized, is authenticated on this stream for the
+// stanza's 'to' domain (the stream's when the 'to' is the bad address).
+// The peer's server vouches for that address, and a bad one costs that
+// stanza only. Otherwise (a 'from' that does not split, a domainpart that
+// does not parse or is not authenticated) the sender cannot be trusted:
+// the stream ends with invalid-from. A stanza without 'from' or 'to' ends
+// it with improper-addressing, as it would with good addresses.
+func (st *in) malformed(el *xmlstream.Element, err error) error {
+	s, c := st.s, st.c
+	var se *stanza.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	from, to := el.Attr("from"), el.Attr("to")
+	if from == "" || to == "" {
+		return stream.New(stream.ImproperAddressing, "stanzas between servers need 'from' and 'to'")
+	}
+	// The error comes from the 'to' when it parses, from the stream's
+	// domain otherwise.
+	local, replyFrom := c.local, c.local
+	if tj, err := route.ParseJID(to); err == nil {
+		local, replyFrom = tj.Domainpart(), tj.String()
+		if !s.Hosted(local) {
+			return stream.Errorf(stream.HostUnknown, "%s is not served here", local)
+		}
+	}
+	remote, ok := domainOf(from)
+	if !ok {
+		return stream.New(stream.InvalidFrom, "malformed 'from'")
+	}
+	if !c.Authenticated(remote.Domainpart(), local) {
+		return stream.Errorf(stream.InvalidFrom, "%s is not authenticated for %s on this stream", remote.Domainpart(), local)
+	}
+	return st.bounce(el, se, replyFrom, remote)
+}
+
+// domainOf returns the domain of a raw address that may not parse as a
+// whole: its domainpart (jid.SplitString), normalized as route.ParseJID
+// does.
+func domainOf(addr string) (jid.JID, bool) {
+	_, d, _, err := jid.SplitString(addr)
+	if err != nil || d == "" {
+		return jid.JID{}, false
+	}
+	// d holds neither '@' nor '/': it parses to a domain or fails.
+	j, err := route.ParseJID(d)
+	if err != nil {
+		return jid.JID{}, false
+	}
+	return j, true
+}
+
 // bounce answers a stanza that cannot become a route.Stanza (a malformed
-// 'to' from an authenticated sender): the error comes from the stream's
-// local domain, since the 'to' cannot be used, and goes back through the
-// Handler like any stanza of ours.
-func (st *in) bounce(el *xmlstream.Element, e *stanza.Error) error {
+// address from an authenticated sender; see malformed) with e, never a
+// stanza of type error (RFC 6120 §8.3.1). The error comes from from and
+// goes to the stanza's raw 'from', unchanged, which remote (its domain)
+// routes; it goes back through the Handler like any stanza of ours.
+func (st *in) bounce(el *xmlstream.Element, e *stanza.Error, from string, remote jid.JID) error {
 	c := st.c
-	c.log.Info("stanza refused", "element", el.Local, "condition", e.Condition)
+	c.log.Info("stanza refused", "element", el.Local, "condition", e.Condition, "text", e.Text)
 	if el.Attr("type") == "error" || st.s.Handler == nil {
 		return nil
 	}
 	b := []byte("<" + el.Local + " type='error' from='")
-	b = stanza.AppendEscaped(b, c.local)
+	b = stanza.AppendEscaped(b, from)
 	b = append(b, "' to='"...)
 	b = stanza.AppendEscaped(b, el.Attr("from"))
 	if id := el.Attr("id"); id != "" {
@@ -910,9 +963,21 @@ func (st *in) bounce(el *xmlstream.Element, e *stanza.Error) error {
 	b = append(b, "'>"...)
 	b = e.AppendXML(b)
 	b = append(b, "</"+el.Local+">"...)
-	reply, err := route.New(b, nsServer)
+	rel, err := xmlstream.ParseElement(b, outCtx)
 	if err != nil {
 		return nil
 	}
+	fj, err := route.ParseJID(from)
+	if err != nil {
+		return nil
+	}
+	// The envelope's 'to' is the address when it parses, its domain
+	// otherwise: enough to route, while the element keeps the address
+	// as the peer wrote it.
+	to := remote
+	if tj, err := route.ParseJID(el.Attr("from")); err == nil {
+		to = tj
+	}
+	reply := &route.Stanza{El: rel, Ctx: outCtx, Kind: el.Local, To: to, From: fj, Type: "error", ID: el.Attr("id"), Origin: route.FromLocal}
 	return st.s.Handler.Deliver(context.Background(), reply)
 }

@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/smallstep/pkcs7"
-	"mellium.im/xmpp/jid"
+
+	"github.com/s2sd/s2sd/route"
 )
 
 // Cipher is a content-encryption algorithm for sending.
@@ -484,7 +485,7 @@ func (a *Agent) CheckRecipient(cert *x509.Certificate, addr string, intermediate
 	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {
 		return errors.New("smime: the recipient's key usage does not allow key encipherment")
 	}
-	j, err := jid.Parse(addr)
+	j, err := route.ParseJID(addr)
 	if err != nil {
 		return fmt.Errorf("smime: recipient %q: %w", addr, err)
 	}

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/s2sd/s2sd/route"
 )
 
 var (
@@ -132,7 +134,7 @@ func uriAddress(u string) (string, bool) {
 // are ignored on both sides (RFC 3923 §6.6).
 func namesSender(addrs []string, sender jid.JID) bool {
 	for _, a := range addrs {
-		j, err := jid.Parse(a)
+		j, err := route.ParseJID(a)
 		if err == nil && j.Bare().Equal(sender.Bare()) {
 			return true
 		}

@@ -11,9 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"mellium.im/xmpp/jid"
-
 	"github.com/s2sd/s2sd/cpim"
+	"github.com/s2sd/s2sd/route"
 )
 
 // nsPIDF is the PIDF namespace (RFC 3863 §4.1).
@@ -106,7 +105,7 @@ func addressURI(j string) (string, error) {
 	if u, err := cpim.XMPPToIM(j); err == nil {
 		return u, nil
 	}
-	if _, err := jid.Parse(j); err != nil {
+	if _, err := route.ParseJID(j); err != nil {
 		return "", fmt.Errorf("smime: address %q: %w", j, err)
 	}
 	return "xmpp:" + (&url.URL{Path: j}).EscapedPath(), nil

@@ -15,6 +15,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/s2sd/s2sd/e2e"
+	"github.com/s2sd/s2sd/route"
 )
 
 // DefaultMaxSize is the largest stanza Open and Seal accept when
@@ -384,7 +385,7 @@ func checkSender(from string, claimed []string, cert *x509.Certificate) (string,
 	}
 	var sender jid.JID
 	for i, c := range all {
-		j, err := jid.Parse(c)
+		j, err := route.ParseJID(c)
 		if err != nil {
 			return "", fmt.Errorf("smime: sender %q: %w", c, err)
 		}
