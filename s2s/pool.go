@@ -383,6 +383,18 @@ func (l *link) run() {
 		c, err := p.Dialer.DialContext(ctx, local, l.remote)
 		cancel()
 		if err == nil {
+			l.mu.Lock()
+			empty := len(l.queue) == 0
+			if empty {
+				l.dialing = false
+			}
+			l.mu.Unlock()
+			if empty {
+				// Evicted while dialing: the stream is not wanted.
+				c.Close()
+				p.forget(l)
+				return
+			}
 			l.up(c)
 			return
 		}
@@ -662,6 +674,53 @@ func (l *link) fail(e *stanza.Error) {
 	}
 	l.bounce(q, e)
 	l.p.forget(l)
+}
+
+// Domains returns the remote domains with a queue or a stream.
+func (p *Pool) Domains() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.links))
+	for d := range p.links {
+		out = append(out, d)
+	}
+	return out
+}
+
+// Evict ends the stream to remote, if any, and takes out of the pool
+// (and its store) every stanza queued for remote or sent on that stream
+// without acknowledgement, in order: a cluster hands them to the node that
+// now owns remote.
+func (p *Pool) Evict(remote string) []*route.Stanza {
+	p.mu.Lock()
+	l := p.links[remote]
+	p.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	c := l.conn
+	if c != nil {
+		l.lost(c)
+	}
+	q := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+	if p.OnQueue != nil {
+		p.OnQueue(-len(q))
+	}
+	out := make([]*route.Stanza, 0, len(q))
+	for _, e := range q {
+		if e.id != 0 {
+			p.Store.Delete(e.id)
+		}
+		out = append(out, e.s)
+	}
+	p.forget(l)
+	return out
 }
 
 // Streams returns the outbound streams that are up.

@@ -1,0 +1,591 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/s2sd/s2sd/route"
+	"github.com/s2sd/s2sd/stanza"
+)
+
+// Buckets and keys.
+const (
+	bucketMembers    = "s2sd-members"
+	bucketLeases     = "s2sd-leases"
+	bucketComponents = "s2sd-components"
+	bucketConfig     = "s2sd-config"
+	keySecret        = "dialback-secret"
+)
+
+// Pool is what the cluster needs of the node's s2s pool: deliver, and
+// give up a remote domain's queue when its partition moves.
+type Pool interface {
+	route.Handler
+	// Domains returns the remote domains the pool has a queue or a
+	// stream for.
+	Domains() []string
+	// Evict ends the stream to remote and takes its stanzas out of the
+	// pool (and its store), in order.
+	Evict(remote string) []*route.Stanza
+}
+
+// Bouncer returns stanzas to their senders (the node's route.Router).
+type Bouncer interface {
+	Bounce(ctx context.Context, s *route.Stanza, e *stanza.Error)
+}
+
+// Cluster is a node's membership of a cluster.
+type Cluster struct {
+	cfg Config
+	log *slog.Logger
+	ns  *server.Server // embedded; nil with an external cluster
+	nc  *nats.Conn
+	js  jetstream.JetStream
+
+	members, leases, comps, conf jetstream.KeyValue
+
+	mu         sync.Mutex
+	live       []string          // live members, sorted
+	stable     bool              // live is what the tick before saw too
+	owners     []string          // partition -> lease holder, from the bucket
+	held       map[int]*lease    // partitions this node holds
+	compAt     map[string]string // component domain -> node
+	localComps map[string]bool   // components attached here
+	pool       Pool
+	localComp  map[string]route.Handler // this node's handler per component domain
+	bouncer    Bouncer
+	waiting    []waiting // remote stanzas with no reachable owner
+	stopping   bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	sub    *nats.Subscription
+}
+
+type lease struct {
+	rev     uint64
+	renewed time.Time
+}
+
+type waiting struct {
+	s     *route.Stanza
+	since time.Time
+}
+
+// maxWaiting bounds the stanzas waiting for a reachable owner; past it
+// they bounce with resource-constraint.
+const maxWaiting = 10000
+
+// Start joins the cluster: it starts the embedded NATS server (unless
+// Config.URL names an external one), connects, and opens the buckets.
+// Wrap the node's handlers, then call Run.
+func Start(ctx context.Context, cfg Config) (*Cluster, error) {
+	cfg.defaults()
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	c := &Cluster{
+		cfg:        cfg,
+		log:        cfg.Logger.With("node", cfg.Name),
+		owners:     make([]string, cfg.Partitions),
+		held:       map[int]*lease{},
+		compAt:     map[string]string{},
+		localComps: map[string]bool{},
+		localComp:  map[string]route.Handler{},
+	}
+	if cfg.URL == "" {
+		ns, err := startServer(&c.cfg)
+		if err != nil {
+			return nil, err
+		}
+		c.ns = ns
+	}
+	nc, err := connect(&c.cfg, c.ns)
+	if err != nil {
+		c.stopServer()
+		return nil, err
+	}
+	c.nc = nc
+	if c.js, err = jetstream.New(nc); err != nil {
+		c.close()
+		return nil, err
+	}
+	if err := c.buckets(ctx); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// buckets opens (or creates) the key-value buckets. JetStream elects its
+// meta leader once enough routes are up: until then, creating fails, and
+// is tried again until ctx ends.
+func (c *Cluster) buckets(ctx context.Context) error {
+	specs := []struct {
+		kv  *jetstream.KeyValue
+		cfg jetstream.KeyValueConfig
+	}{
+		{&c.members, jetstream.KeyValueConfig{Bucket: bucketMembers, TTL: c.cfg.LeaseTTL}},
+		{&c.leases, jetstream.KeyValueConfig{Bucket: bucketLeases, TTL: c.cfg.LeaseTTL}},
+		{&c.comps, jetstream.KeyValueConfig{Bucket: bucketComponents, TTL: c.cfg.LeaseTTL}},
+		{&c.conf, jetstream.KeyValueConfig{Bucket: bucketConfig}},
+	}
+	for _, s := range specs {
+		s.cfg.Storage = jetstream.FileStorage
+		s.cfg.Replicas = c.cfg.Replicas
+		for {
+			actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			kv, err := c.js.CreateOrUpdateKeyValue(actx, s.cfg)
+			cancel()
+			if err == nil {
+				*s.kv = kv
+				break
+			}
+			c.log.Debug("cluster: bucket not ready", "bucket", s.cfg.Bucket, "err", err)
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("cluster: bucket %s: %w", s.cfg.Bucket, err)
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// Secret returns the cluster's dialback secret: the one a node stored
+// first, or candidate if there was none.
+func (c *Cluster) Secret(ctx context.Context, candidate []byte) ([]byte, error) {
+	for {
+		if _, err := c.conf.Create(ctx, keySecret, candidate); err == nil {
+			return candidate, nil
+		}
+		e, err := c.conf.Get(ctx, keySecret)
+		if err == nil {
+			return e.Value(), nil
+		}
+		// Neither created nor found: another node's Create is under way,
+		// or the bucket has no leader yet.
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cluster: dialback secret: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// SetBouncer sets where stanzas that cannot be delivered go back.
+func (c *Cluster) SetBouncer(b Bouncer) {
+	c.mu.Lock()
+	c.bouncer = b
+	c.mu.Unlock()
+}
+
+// Name returns the node's name.
+func (c *Cluster) Name() string { return c.cfg.Name }
+
+// Run starts the node's part: its forwarding subscription, its member
+// entry, and the loop that takes, renews and hands over leases. The
+// handlers must be wrapped first.
+func (c *Cluster) Run() error {
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	sub, err := c.nc.Subscribe(subject(c.cfg.Name), c.receive)
+	if err != nil {
+		return fmt.Errorf("cluster: subscribe: %w", err)
+	}
+	c.sub = sub
+	if err := c.watch(c.leases, c.leaseEvent); err != nil {
+		return err
+	}
+	if err := c.watch(c.comps, c.compEvent); err != nil {
+		return err
+	}
+	c.tick()
+	c.wg.Add(1)
+	go c.loop()
+	return nil
+}
+
+func subject(node string) string { return "s2sd.node." + node }
+
+// watch follows a bucket's updates.
+func (c *Cluster) watch(kv jetstream.KeyValue, f func(jetstream.KeyValueEntry)) error {
+	w, err := kv.WatchAll(c.ctx)
+	if err != nil {
+		return fmt.Errorf("cluster: watch: %w", err)
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer w.Stop()
+		for {
+			select {
+			case <-c.ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e != nil {
+					f(e)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+func (c *Cluster) leaseEvent(e jetstream.KeyValueEntry) {
+	p, err := strconv.Atoi(e.Key())
+	if err != nil || p < 0 || p >= c.cfg.Partitions {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.Operation() == jetstream.KeyValuePut {
+		c.owners[p] = string(e.Value())
+	} else {
+		c.owners[p] = ""
+	}
+}
+
+func (c *Cluster) compEvent(e jetstream.KeyValueEntry) {
+	d := e.Key()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.Operation() == jetstream.KeyValuePut {
+		c.compAt[d] = string(e.Value())
+	} else {
+		delete(c.compAt, d)
+	}
+}
+
+func (c *Cluster) loop() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.LeaseTTL / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+			c.tick()
+		}
+	}
+}
+
+// tick refreshes this node's entries, learns who is alive, renews its
+// leases, takes the partitions it should own and gives up the others.
+func (c *Cluster) tick() {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.LeaseTTL/4)
+	defer cancel()
+	if _, err := c.members.Put(ctx, c.cfg.Name, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+		c.log.Warn("cluster: cannot refresh membership", "err", err)
+	}
+	if keys, err := c.members.Keys(ctx); err == nil {
+		slices.Sort(keys)
+		c.mu.Lock()
+		c.stable = slices.Equal(keys, c.live)
+		c.live = keys
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	comps := make([]string, 0, len(c.localComps))
+	for d := range c.localComps {
+		comps = append(comps, d)
+	}
+	c.mu.Unlock()
+	for _, d := range comps {
+		c.comps.Put(ctx, compKey(d), []byte(c.cfg.Name))
+	}
+	c.renew(ctx)
+	c.balance(ctx)
+	c.retryWaiting()
+}
+
+// renew renews the leases held; one that cannot be renewed for two
+// thirds of LeaseTTL (the others take it at LeaseTTL) is given up.
+func (c *Cluster) renew(ctx context.Context) {
+	c.mu.Lock()
+	held := make(map[int]lease, len(c.held))
+	for p, l := range c.held {
+		held[p] = *l
+	}
+	c.mu.Unlock()
+	for p, l := range held {
+		rev, err := c.leases.Update(ctx, strconv.Itoa(p), []byte(c.cfg.Name), l.rev)
+		if err == nil {
+			c.mu.Lock()
+			if h := c.held[p]; h != nil {
+				h.rev, h.renewed = rev, time.Now()
+			}
+			c.mu.Unlock()
+			continue
+		}
+		var apiErr *jetstream.APIError
+		taken := errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+		if taken || time.Since(l.renewed) > c.cfg.LeaseTTL*2/3 {
+			c.log.Warn("cluster: lease lost", "partition", p, "err", err)
+			c.drop(p)
+		}
+	}
+}
+
+// balance takes the partitions this node is the preferred owner of, and
+// hands over those that now prefer another live member.
+func (c *Cluster) balance(ctx context.Context) {
+	c.mu.Lock()
+	live := slices.Clone(c.live)
+	stopping, stable := c.stopping, c.stable
+	c.mu.Unlock()
+	if !slices.Contains(live, c.cfg.Name) || stopping {
+		return
+	}
+	for p := range c.cfg.Partitions {
+		pref := preferred(p, live)
+		c.mu.Lock()
+		_, mine := c.held[p]
+		c.mu.Unlock()
+		switch {
+		case pref == c.cfg.Name && !mine:
+			rev, err := c.leases.Create(ctx, strconv.Itoa(p), []byte(c.cfg.Name))
+			if err != nil {
+				continue // held by another until it hands over or expires
+			}
+			c.mu.Lock()
+			c.held[p] = &lease{rev: rev, renewed: time.Now()}
+			c.owners[p] = c.cfg.Name
+			c.mu.Unlock()
+			c.log.Debug("cluster: partition taken", "partition", p, "live", live)
+		case pref != c.cfg.Name && mine && stable:
+			// Handed over only once the members have held still for a
+			// tick: a view that flickers must not move partitions.
+			c.release(ctx, p, pref)
+		}
+	}
+}
+
+// release gives partition p to node to: the lease goes first, so that it
+// can take it, then the stanzas queued here for p's domains.
+func (c *Cluster) release(ctx context.Context, p int, to string) {
+	c.mu.Lock()
+	l := c.held[p]
+	delete(c.held, p)
+	c.owners[p] = to
+	c.mu.Unlock()
+	if l != nil {
+		c.leases.Delete(ctx, strconv.Itoa(p), jetstream.LastRevision(l.rev))
+	}
+	c.log.Debug("cluster: partition released", "partition", p, "to", to)
+	c.handover(p)
+}
+
+// drop forgets a lease this node lost.
+func (c *Cluster) drop(p int) {
+	c.mu.Lock()
+	delete(c.held, p)
+	if c.owners[p] == c.cfg.Name {
+		c.owners[p] = ""
+	}
+	c.mu.Unlock()
+	c.handover(p)
+}
+
+// handover ends this node's streams for partition p's domains and sends
+// their stanzas to the partition's owner (or keeps them waiting for one).
+func (c *Cluster) handover(p int) {
+	c.mu.Lock()
+	pool := c.pool
+	c.mu.Unlock()
+	if pool == nil {
+		return
+	}
+	for _, d := range pool.Domains() {
+		if partition(d, c.cfg.Partitions) != p {
+			continue
+		}
+		q := pool.Evict(d)
+		if len(q) > 0 {
+			c.log.Info("cluster: handing over queued stanzas", "remote", d, "count", len(q))
+		}
+		for _, s := range q {
+			c.deliverRemote(context.Background(), s)
+		}
+	}
+}
+
+// partition returns the partition of a remote domain.
+func partition(domain string, n int) int {
+	h := fnv.New64a()
+	h.Write([]byte(domain))
+	return int(mix(h.Sum64()) % uint64(n))
+}
+
+// preferred picks the owner of partition p among live members by
+// rendezvous hashing: members coming or going move only their share.
+func preferred(p int, live []string) string {
+	best, bestScore := "", uint64(0)
+	for _, m := range live {
+		h := fnv.New64a()
+		h.Write([]byte(m))
+		if s := mix(h.Sum64() ^ uint64(p+1)*0x9e3779b97f4a7c15); best == "" || s > bestScore {
+			best, bestScore = m, s
+		}
+	}
+	return best
+}
+
+// mix is splitmix64's finalizer: FNV alone spreads similar names badly.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// compKey is a component domain as a bucket key (keys are ASCII: domains
+// here are A-labels).
+func compKey(domain string) string { return domain }
+
+// ComponentUp records that a component is attached to this node.
+func (c *Cluster) ComponentUp(domain string) {
+	c.mu.Lock()
+	c.localComps[domain] = true
+	c.compAt[domain] = c.cfg.Name
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ForwardTimeout)
+	defer cancel()
+	if _, err := c.comps.Put(ctx, compKey(domain), []byte(c.cfg.Name)); err != nil {
+		c.log.Warn("cluster: cannot register a component", "domain", domain, "err", err)
+	}
+}
+
+// ComponentDown records that a component left this node.
+func (c *Cluster) ComponentDown(domain string) {
+	c.mu.Lock()
+	delete(c.localComps, domain)
+	if c.compAt[domain] == c.cfg.Name {
+		delete(c.compAt, domain)
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ForwardTimeout)
+	defer cancel()
+	if e, err := c.comps.Get(ctx, compKey(domain)); err == nil && string(e.Value()) == c.cfg.Name {
+		c.comps.Delete(ctx, compKey(domain), jetstream.LastRevision(e.Revision()))
+	}
+}
+
+// Status is what a node knows of the cluster.
+type Status struct {
+	Node       string            `json:"node"`
+	Members    []string          `json:"members"`
+	Owned      []int             `json:"partitions_owned"`
+	Partitions int               `json:"partitions"`
+	Components map[string]string `json:"components"` // domain -> node
+	Waiting    int               `json:"waiting"`
+}
+
+// Status returns the node's view of the cluster.
+func (c *Cluster) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := Status{Node: c.cfg.Name, Members: slices.Clone(c.live), Partitions: c.cfg.Partitions, Components: map[string]string{}, Waiting: len(c.waiting)}
+	for p := range c.held {
+		st.Owned = append(st.Owned, p)
+	}
+	slices.Sort(st.Owned)
+	for d, n := range c.compAt {
+		st.Components[d] = n
+	}
+	return st
+}
+
+// Owns reports whether this node holds the lease of remote's partition.
+func (c *Cluster) Owns(remote string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.held[partition(remote, c.cfg.Partitions)]
+	return ok
+}
+
+// Handover gives up every partition and component registration of this
+// node and sends what its pool holds to the new owners: the first step of
+// a graceful stop. New stanzas for remote domains go to the others from
+// then on.
+func (c *Cluster) Handover(ctx context.Context) {
+	c.mu.Lock()
+	c.stopping = true
+	held := make([]int, 0, len(c.held))
+	for p := range c.held {
+		held = append(held, p)
+	}
+	comps := make([]string, 0, len(c.localComps))
+	for d := range c.localComps {
+		comps = append(comps, d)
+	}
+	c.mu.Unlock()
+	// Leave the members first, so that preferred owners exclude us.
+	c.members.Delete(ctx, c.cfg.Name)
+	if keys, err := c.members.Keys(ctx); err == nil {
+		keys = slices.DeleteFunc(keys, func(k string) bool { return k == c.cfg.Name })
+		slices.Sort(keys)
+		c.mu.Lock()
+		c.live = keys
+		c.mu.Unlock()
+	}
+	for _, d := range comps {
+		c.ComponentDown(d)
+	}
+	c.mu.Lock()
+	live := slices.Clone(c.live)
+	c.mu.Unlock()
+	for _, p := range held {
+		c.release(ctx, p, preferred(p, live))
+	}
+}
+
+// Shutdown leaves the cluster: it stops the loops and the subscription,
+// then closes the connection and the embedded server. Call Handover
+// first for a graceful stop.
+func (c *Cluster) Shutdown(ctx context.Context) error {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	if c.sub != nil {
+		c.sub.Drain()
+	}
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	c.close()
+	return nil
+}
+
+func (c *Cluster) close() {
+	if c.nc != nil {
+		c.nc.Close()
+	}
+	c.stopServer()
+}
+
+func (c *Cluster) stopServer() {
+	if c.ns != nil {
+		c.ns.Shutdown()
+		c.ns.WaitForShutdown()
+	}
+}

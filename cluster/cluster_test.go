@@ -1,0 +1,354 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/s2sd/s2sd/route"
+	"github.com/s2sd/s2sd/stanza"
+)
+
+// fakePool stands for a node's s2s pool: it queues what it is given.
+type fakePool struct {
+	mu    sync.Mutex
+	queue map[string][]*route.Stanza
+	got   int
+}
+
+func (p *fakePool) Deliver(ctx context.Context, s *route.Stanza) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.queue == nil {
+		p.queue = map[string][]*route.Stanza{}
+	}
+	d := s.To.Domainpart()
+	p.queue[d] = append(p.queue[d], s)
+	p.got++
+	return nil
+}
+
+func (p *fakePool) Domains() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for d := range p.queue {
+		out = append(out, d)
+	}
+	return out
+}
+
+func (p *fakePool) Evict(remote string) []*route.Stanza {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.queue[remote]
+	delete(p.queue, remote)
+	return q
+}
+
+func (p *fakePool) ids(remote string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, s := range p.queue[remote] {
+		out = append(out, s.ID)
+	}
+	return out
+}
+
+// fakeComp stands for a component handler on a node.
+type fakeComp struct {
+	mu        sync.Mutex
+	connected bool
+	got       []string
+}
+
+func (f *fakeComp) Deliver(ctx context.Context, s *route.Stanza) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.connected {
+		return route.ErrNotConnected
+	}
+	f.got = append(f.got, s.ID)
+	return nil
+}
+
+func (f *fakeComp) ids() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.got)
+}
+
+type bounces struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (b *bounces) Bounce(ctx context.Context, s *route.Stanza, e *stanza.Error) {
+	b.mu.Lock()
+	b.got = append(b.got, s.ID+":"+string(e.Condition))
+	b.mu.Unlock()
+}
+
+type testNode struct {
+	c       *Cluster
+	pool    *fakePool
+	comp    *fakeComp
+	remote  route.Handler
+	compH   route.Handler
+	bounces *bounces
+}
+
+func freePorts(t *testing.T, n int) []string {
+	var out []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, l.Addr().String())
+		l.Close()
+	}
+	return out
+}
+
+// startNodes starts n cluster members in this process, each with an
+// embedded NATS server routed to the others.
+func startNodes(t *testing.T, n int, ttl time.Duration) []*testNode {
+	t.Helper()
+	ports := freePorts(t, n)
+	nodes := make([]*testNode, n)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var routes []string
+			for j, p := range ports {
+				if j != i {
+					routes = append(routes, p)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c, err := Start(ctx, Config{
+				Name: fmt.Sprintf("n%d", i+1), Listen: ports[i], Routes: routes,
+				StoreDir: t.TempDir(), LeaseTTL: ttl, Partitions: 16, ComponentGrace: time.Second, Logger: testLogger(),
+			})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			tn := &testNode{c: c, pool: &fakePool{}, comp: &fakeComp{}, bounces: &bounces{}}
+			tn.remote = c.WrapRemote(tn.pool)
+			tn.compH = c.WrapComponent("bot.example", tn.comp)
+			c.SetBouncer(tn.bounces)
+			nodes[i] = tn
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tn := range nodes {
+		if err := tn.c.Run(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tn.c.Shutdown(context.Background()) })
+	}
+	return nodes
+}
+
+func eventually(t *testing.T, d time.Duration, what string, f func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); !f(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("no %s within %v", what, d)
+		}
+	}
+}
+
+// settled reports whether the live nodes own every partition once.
+func settled(nodes []*testNode, live int) bool {
+	seen := map[int]bool{}
+	for _, n := range nodes {
+		if n == nil {
+			continue
+		}
+		st := n.c.Status()
+		if len(st.Members) != live {
+			return false
+		}
+		for _, p := range st.Owned {
+			if seen[p] {
+				return false
+			}
+			seen[p] = true
+		}
+	}
+	if len(seen) != 16 {
+		return false
+	}
+	// Every node sends each partition's stanzas to its holder.
+	for _, n := range nodes {
+		if n == nil {
+			continue
+		}
+		for p := range 16 {
+			o, local := n.c.ownerOf(p)
+			holder := ""
+			for _, m := range nodes {
+				if m != nil && slices.Contains(m.c.Status().Owned, p) {
+					holder = m.c.Name()
+				}
+			}
+			if local && holder != n.c.Name() || !local && o != holder {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func msg(t *testing.T, from, to, id string, origin route.Origin) *route.Stanza {
+	t.Helper()
+	s, err := route.New([]byte(fmt.Sprintf("<message xmlns='jabber:server' from='%s' to='%s' id='%s'/>", from, to, id)), "jabber:server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Origin = origin
+	return s
+}
+
+func TestCluster(t *testing.T) {
+	nodes := startNodes(t, 3, 2*time.Second)
+	eventually(t, 20*time.Second, "three members sharing the partitions", func() bool { return settled(nodes, 3) })
+
+	t.Run("shared dialback secret", func(t *testing.T) {
+		ctx := context.Background()
+		var first []byte
+		for i, n := range nodes {
+			s, err := n.c.Secret(ctx, []byte(fmt.Sprintf("candidate-%d", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				first = s
+			} else if string(s) != string(first) {
+				t.Fatalf("node %d has secret %q, node 1 %q", i+1, s, first)
+			}
+		}
+	})
+
+	t.Run("remote stanzas go to the partition's owner", func(t *testing.T) {
+		for i := range 20 {
+			d := fmt.Sprintf("remote%d.example", i)
+			for j, n := range nodes {
+				if err := n.remote.Deliver(context.Background(), msg(t, "bot@bot.example", "u@"+d, fmt.Sprintf("%d-%d", i, j), route.FromComponent)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			holders := 0
+			for _, n := range nodes {
+				if ids := n.pool.ids(d); len(ids) > 0 {
+					holders++
+					if len(ids) != 3 || !n.c.Owns(d) {
+						t.Errorf("%s: node %s has %v (owns: %v)", d, n.c.Name(), ids, n.c.Owns(d))
+					}
+				}
+			}
+			if holders != 1 {
+				t.Errorf("%s: queued on %d nodes, want 1", d, holders)
+			}
+		}
+	})
+
+	t.Run("no relay between remote domains, on any node", func(t *testing.T) {
+		for _, n := range nodes {
+			for i := range 20 {
+				d := fmt.Sprintf("other%d.example", i)
+				if n.c.Owns(d) {
+					continue
+				}
+				err := n.remote.Deliver(context.Background(), msg(t, "x@evil.example", "u@"+d, "relay", route.FromRemote))
+				if !isStanzaError(err) {
+					t.Fatalf("forwarded remote-to-remote stanza: %v", err)
+				}
+				return
+			}
+		}
+	})
+
+	t.Run("components anywhere", func(t *testing.T) {
+		nodes[2].comp.mu.Lock()
+		nodes[2].comp.connected = true
+		nodes[2].comp.mu.Unlock()
+		nodes[2].c.ComponentUp("bot.example")
+		eventually(t, 5*time.Second, "component registration", func() bool {
+			return nodes[0].c.Status().Components["bot.example"] == "n3"
+		})
+		for i, n := range nodes {
+			if err := n.compH.Deliver(context.Background(), msg(t, "u@remote.example", "bot@bot.example", fmt.Sprint("c", i), route.FromRemote)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := nodes[2].comp.ids(); !slices.Equal(got, []string{"c0", "c1", "c2"}) {
+			t.Errorf("component got %v", got)
+		}
+	})
+
+	t.Run("a dead node's partitions move after the lease TTL", func(t *testing.T) {
+		rest := []*testNode{nodes[0], nodes[1]}
+		// n3 dies without a word: its NATS server goes, its leases stay
+		// until they expire. Two of three keep the buckets' quorum.
+		nodes[2].c.cancel()
+		nodes[2].c.close()
+		eventually(t, 15*time.Second, "n1 and n2 owning every partition", func() bool { return settled(rest, 2) })
+		// The component it held is attached nowhere: stanzas for it
+		// bounce after the grace.
+		err := nodes[0].compH.Deliver(context.Background(), msg(t, "u@remote.example", "bot@bot.example", "late", route.FromRemote))
+		if err != route.ErrNotConnected {
+			t.Errorf("stanza for a component on a dead node: %v, want ErrNotConnected after the grace", err)
+		}
+	})
+	t.Run("handover on a graceful stop", func(t *testing.T) {
+		// Stanzas queued on n2 for its own partitions move to the others.
+		var mine []string
+		for i := range 40 {
+			d := fmt.Sprintf("h%d.example", i)
+			if nodes[1].c.Owns(d) {
+				nodes[1].remote.Deliver(context.Background(), msg(t, "bot@bot.example", "u@"+d, "h", route.FromComponent))
+				mine = append(mine, d)
+			}
+		}
+		if len(mine) == 0 {
+			t.Fatal("n2 owns none of 40 domains")
+		}
+		nodes[1].c.Handover(context.Background())
+		nodes[1].c.Shutdown(context.Background())
+		for _, d := range mine {
+			if n := len(nodes[0].pool.ids(d)); n != 1 {
+				t.Errorf("%s: %d copies on n1 after handover, want 1", d, n)
+			}
+		}
+		// n1 alone holds no quorum of the buckets: it owns what it held.
+	})
+
+}
+
+func testLogger() *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("CLUSTER_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,295 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/s2sd/s2sd/internal/xmlstream"
+	"github.com/s2sd/s2sd/route"
+	"github.com/s2sd/s2sd/stanza"
+)
+
+// A forwarded stanza is a NATS request to the node's subject: the stanza
+// in the jabber:server namespace, its kind (remote or component) and its
+// origin in headers. The answer is empty when the node took it (queued it
+// for a remote domain, wrote it to a component), or names a stanza error,
+// or says the component is not attached there.
+const (
+	hdrKind   = "S2S-Kind"
+	hdrOrigin = "S2S-Origin"
+	hdrError  = "S2S-Error"
+
+	kindRemote    = "remote"
+	kindComponent = "component"
+
+	answerNotConnected = "not-connected"
+)
+
+var serverCtx = xmlstream.StreamContext{NS: xmlstream.NSServer}
+
+// WrapRemote returns the handler the router gives stanzas for remote
+// domains: the node's pool when this node owns the domain's partition,
+// the owner otherwise.
+func (c *Cluster) WrapRemote(p Pool) route.Handler {
+	c.mu.Lock()
+	c.pool = p
+	c.mu.Unlock()
+	return route.HandlerFunc(c.deliverRemote)
+}
+
+// deliverRemote sends s to its remote domain's owner. When no owner can
+// be reached it waits (retried every tick) rather than open a second
+// stream for the pair.
+func (c *Cluster) deliverRemote(ctx context.Context, s *route.Stanza) error {
+	for try := 0; try < 3; try++ {
+		owner, local := c.owner(s.To.Domainpart())
+		if local {
+			return c.pool.Deliver(ctx, s)
+		}
+		if owner == "" {
+			break
+		}
+		err := c.forward(ctx, owner, kindRemote, s)
+		if err == nil || isStanzaError(err) {
+			return err
+		}
+		c.log.Info("cluster: forward failed", "to", owner, "remote", s.To.Domainpart(), "err", err)
+		time.Sleep(time.Duration(try+1) * 50 * time.Millisecond)
+	}
+	return c.wait(s)
+}
+
+// owner returns the node that owns remote's partition, and whether it is
+// this one. It is the lease holder when that node is alive, otherwise the
+// preferred owner, which takes the lease within a tick.
+func (c *Cluster) owner(remote string) (string, bool) {
+	return c.ownerOf(partition(remote, c.cfg.Partitions))
+}
+
+func (c *Cluster) ownerOf(p int) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.held[p]; ok {
+		return c.cfg.Name, true
+	}
+	if o := c.owners[p]; o != "" && o != c.cfg.Name && slices_contains(c.live, o) {
+		return o, false
+	}
+	if pref := preferred(p, c.live); pref != c.cfg.Name {
+		return pref, false
+	}
+	return "", false
+}
+
+func slices_contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// wait keeps s until an owner can take it.
+func (c *Cluster) wait(s *route.Stanza) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.waiting) >= maxWaiting {
+		return stanza.New(stanza.ResourceConstraint, "no cluster node can take stanzas for "+s.To.Domainpart()+" now")
+	}
+	c.waiting = append(c.waiting, waiting{s: s, since: time.Now()})
+	return nil
+}
+
+// retryWaiting gives waiting stanzas to their owners; those that waited
+// longer than a minute bounce with remote-server-timeout.
+func (c *Cluster) retryWaiting() {
+	c.mu.Lock()
+	q := c.waiting
+	c.waiting = nil
+	b := c.bouncer
+	c.mu.Unlock()
+	for i, w := range q {
+		owner, local := c.owner(w.s.To.Domainpart())
+		var err error
+		switch {
+		case local:
+			err = c.pool.Deliver(context.Background(), w.s)
+		case owner != "":
+			err = c.forward(context.Background(), owner, kindRemote, w.s)
+		default:
+			err = errors.New("no owner")
+		}
+		if err == nil {
+			continue
+		}
+		var se *stanza.Error
+		if errors.As(err, &se) || time.Since(w.since) > time.Minute {
+			if se == nil {
+				se = stanza.New(stanza.RemoteServerTimeout, "no cluster node could take the stanza")
+			}
+			if b != nil {
+				b.Bounce(context.Background(), w.s, se)
+			}
+			continue
+		}
+		c.mu.Lock()
+		c.waiting = append(c.waiting, q[i])
+		c.mu.Unlock()
+	}
+}
+
+// WrapComponent returns the handler for a component domain: the node's
+// own (h) when the component is attached here, the node holding it
+// otherwise; attached nowhere, the stanza waits ComponentGrace for it.
+func (c *Cluster) WrapComponent(domain string, h route.Handler) route.Handler {
+	c.mu.Lock()
+	c.localComp[domain] = h
+	c.mu.Unlock()
+	return route.HandlerFunc(func(ctx context.Context, s *route.Stanza) error {
+		err := h.Deliver(ctx, s)
+		if !errors.Is(err, route.ErrNotConnected) {
+			return err
+		}
+		return c.deliverComponent(ctx, domain, s, time.Now().Add(c.cfg.ComponentGrace))
+	})
+}
+
+func (c *Cluster) deliverComponent(ctx context.Context, domain string, s *route.Stanza, until time.Time) error {
+	for {
+		c.mu.Lock()
+		at := c.compAt[domain]
+		alive := slices_contains(c.live, at)
+		h := c.localComp[domain]
+		c.mu.Unlock()
+		var err error
+		switch {
+		case at == c.cfg.Name:
+			err = h.Deliver(ctx, s)
+		case at != "" && alive:
+			err = c.forward(ctx, at, kindComponent, s)
+		default:
+			err = route.ErrNotConnected
+		}
+		if err == nil || isStanzaError(err) {
+			return err
+		}
+		if time.Now().After(until) {
+			return route.ErrNotConnected
+		}
+		// Attached nowhere, or moving: wait for it a little, off the
+		// reading goroutine when there is one to free.
+		if s.Source != nil {
+			s.Source = nil
+			go func() {
+				if err := c.deliverComponent(context.Background(), domain, s, until); err != nil {
+					c.bounceComponent(s, err)
+				}
+			}()
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) bounceComponent(s *route.Stanza, err error) {
+	c.mu.Lock()
+	b := c.bouncer
+	c.mu.Unlock()
+	if b == nil {
+		return
+	}
+	var se *stanza.Error
+	if !errors.As(err, &se) {
+		se = stanza.New(stanza.ServiceUnavailable, "the component is not connected")
+	}
+	b.Bounce(context.Background(), s, se)
+}
+
+func isStanzaError(err error) bool {
+	var se *stanza.Error
+	return errors.As(err, &se)
+}
+
+// forward sends s to node and waits for its answer.
+func (c *Cluster) forward(ctx context.Context, node, kind string, s *route.Stanza) error {
+	m := nats.NewMsg(subject(node))
+	m.Header.Set(hdrKind, kind)
+	m.Header.Set(hdrOrigin, strconv.Itoa(int(s.Origin)))
+	m.Data = s.Reframe(serverCtx)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
+	defer cancel()
+	r, err := c.nc.RequestMsgWithContext(ctx, m)
+	if err != nil {
+		return err
+	}
+	switch a := r.Header.Get(hdrError); {
+	case a == "":
+		return nil
+	case a == answerNotConnected:
+		return route.ErrNotConnected
+	default:
+		cond, text, _ := strings.Cut(a, " ")
+		return stanza.New(stanza.Condition(cond), text)
+	}
+}
+
+// receive takes a stanza another node forwarded: it is delivered here,
+// never forwarded again.
+func (c *Cluster) receive(m *nats.Msg) {
+	answer := func(e string) {
+		r := nats.NewMsg(m.Reply)
+		if e != "" {
+			r.Header.Set(hdrError, e)
+		}
+		m.RespondMsg(r)
+	}
+	s, err := route.New(m.Data, xmlstream.NSServer)
+	if err != nil {
+		answer(string(stanza.BadRequest) + " not a stanza")
+		return
+	}
+	o, _ := strconv.Atoi(m.Header.Get(hdrOrigin))
+	s.Origin = route.Origin(o)
+	ctx := context.Background()
+	switch m.Header.Get(hdrKind) {
+	case kindRemote:
+		if s.Origin == route.FromRemote {
+			// RFC 6120 §13.7.1.1, on every node: never relay between two
+			// remote domains.
+			answer(string(stanza.ServiceUnavailable) + " this server does not relay between remote domains")
+			return
+		}
+		c.mu.Lock()
+		p := c.pool
+		c.mu.Unlock()
+		err = p.Deliver(ctx, s)
+	case kindComponent:
+		c.mu.Lock()
+		h := c.localComp[s.To.Domainpart()]
+		c.mu.Unlock()
+		if h == nil {
+			err = stanza.New(stanza.ServiceUnavailable, "")
+		} else {
+			err = h.Deliver(ctx, s)
+		}
+	default:
+		err = stanza.New(stanza.BadRequest, "unknown kind")
+	}
+	var se *stanza.Error
+	switch {
+	case err == nil:
+		answer("")
+	case errors.Is(err, route.ErrNotConnected):
+		answer(answerNotConnected)
+	case errors.As(err, &se):
+		answer(string(se.Condition) + " " + se.Text)
+	default:
+		answer(string(stanza.InternalServerError) + " ")
+	}
+}
