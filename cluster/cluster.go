@@ -311,7 +311,32 @@ func (c *Cluster) tick() {
 	}
 	c.renew(ctx)
 	c.balance(ctx)
+	c.adopt()
 	c.retryWaiting()
+}
+
+// adopt hands to their owners the remote domains this node's pool holds
+// without owning them: stanzas restored from the queue file after a
+// restart, or forwarded here while a partition moved.
+func (c *Cluster) adopt() {
+	c.mu.Lock()
+	pool, stable := c.pool, c.stable
+	c.mu.Unlock()
+	if pool == nil || !stable {
+		return
+	}
+	for _, d := range pool.Domains() {
+		if owner, local := c.owner(d); local || owner == "" {
+			continue
+		}
+		q := pool.Evict(d)
+		if len(q) > 0 {
+			c.log.Info("cluster: handing queued stanzas to the owner", "remote", d, "count", len(q))
+		}
+		for _, s := range q {
+			c.deliverRemote(context.Background(), s)
+		}
+	}
 }
 
 // renew renews the leases held; one that cannot be renewed for two

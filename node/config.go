@@ -22,6 +22,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"mellium.im/xmpp/jid"
 
+	"github.com/s2sd/s2sd/cluster"
 	"github.com/s2sd/s2sd/component"
 	"github.com/s2sd/s2sd/internal/xmlstream"
 	"github.com/s2sd/s2sd/s2s"
@@ -116,6 +117,38 @@ type Config struct {
 	Shutdown struct {
 		Grace Duration `toml:"grace"`
 	} `toml:"shutdown"`
+	// Cluster, when its name is set, makes this node one of several
+	// serving the same domains (package cluster; docs/cluster.md).
+	Cluster struct {
+		// Name of this node, unique in the cluster.
+		Name string `toml:"name"`
+		// Listen is the embedded NATS server's route listener; Routes
+		// the other nodes' route listeners.
+		Listen string   `toml:"listen"`
+		Routes []string `toml:"routes"`
+		// Client, when set, lets NATS tools connect to the embedded server.
+		Client string `toml:"client"`
+		// URL joins an external NATS cluster instead.
+		URL string `toml:"url"`
+		// User and PasswordFile authenticate routes (or the connection
+		// to URL); required with TLS on a non-loopback listener.
+		User         string `toml:"user"`
+		PasswordFile string `toml:"password_file"`
+		// TLS for routes (or the connection to URL): our certificate and
+		// key, and the CA that signs the other nodes'.
+		TLSCert string `toml:"tls_cert"`
+		TLSKey  string `toml:"tls_key"`
+		TLSCA   string `toml:"tls_ca"`
+		// Durability: "node" (each node's queue file keeps what it owns).
+		Durability string `toml:"durability"`
+		// Partitions of the remote domains (default 64; the same on
+		// every node), LeaseTTL of leases and members (default 10s),
+		// ComponentGrace for stanzas to a component attached nowhere
+		// (default 5s).
+		Partitions     int      `toml:"partitions"`
+		LeaseTTL       Duration `toml:"lease_ttl"`
+		ComponentGrace Duration `toml:"component_grace"`
+	} `toml:"cluster"`
 
 	// Resolved at load time.
 	path       string
@@ -130,6 +163,7 @@ type Config struct {
 	logLevel   slog.Level
 	isDefault  bool
 	selfSigned []string
+	cluster    *cluster.Config // nil without [cluster]
 }
 
 // Duration is a time.Duration written in TOML as a string ("30s", "2m").
@@ -272,6 +306,9 @@ func (c *Config) resolve() error {
 		if ap, err := netip.ParseAddrPort(a); c.S2S.DANE && (err != nil || !ap.Addr().IsLoopback()) {
 			return fmt.Errorf("s2s.dane: s2s.dns %q is not a loopback address; DANE needs a validating resolver on this host", a)
 		}
+	}
+	if err := c.resolveCluster(); err != nil {
+		return err
 	}
 	if c.S2S.DANE && len(c.S2S.DNS) == 0 {
 		return errors.New("s2s.dane: set s2s.dns to the validating resolver on this host (such as unbound on 127.0.0.1:53)")
@@ -486,4 +523,58 @@ func orStr(s, def string) string {
 		return s
 	}
 	return def
+}
+
+// resolveCluster checks the [cluster] section and builds the cluster's
+// configuration from it.
+func (c *Config) resolveCluster() error {
+	k := &c.Cluster
+	if k.Name == "" {
+		if k.Listen != "" || len(k.Routes) > 0 || k.URL != "" {
+			return errors.New("cluster.name: a node of a cluster needs a name")
+		}
+		c.cluster = nil
+		return nil
+	}
+	switch k.Durability {
+	case "", "node":
+	case "replicated":
+		return errors.New(`cluster.durability: "replicated" is not available yet; use "node"`)
+	default:
+		return fmt.Errorf("cluster.durability: unknown %q (node)", k.Durability)
+	}
+	cc := &cluster.Config{
+		Name: k.Name, URL: k.URL, Listen: k.Listen, Routes: k.Routes, Client: k.Client,
+		User: k.User, StoreDir: filepath.Join(c.Server.StateDir, "cluster"),
+		Partitions: k.Partitions, LeaseTTL: k.LeaseTTL.Duration, ComponentGrace: k.ComponentGrace.Duration,
+	}
+	if k.PasswordFile != "" {
+		b, err := os.ReadFile(k.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("cluster.password_file: %w", err)
+		}
+		cc.Password = strings.TrimSpace(string(b))
+	}
+	if k.TLSCert != "" || k.TLSKey != "" || k.TLSCA != "" {
+		cert, err := tls.LoadX509KeyPair(k.TLSCert, k.TLSKey)
+		if err != nil {
+			return fmt.Errorf("cluster.tls_cert/tls_key: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if k.TLSCA != "" {
+			b, err := os.ReadFile(k.TLSCA)
+			if err != nil {
+				return fmt.Errorf("cluster.tls_ca: %w", err)
+			}
+			if !pool.AppendCertsFromPEM(b) {
+				return fmt.Errorf("cluster.tls_ca: no certificate in %s", k.TLSCA)
+			}
+		}
+		cc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	}
+	if err := cc.Check(); err != nil {
+		return err
+	}
+	c.cluster = cc
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/s2sd/s2sd/cluster"
 	"github.com/s2sd/s2sd/component"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/s2s"
@@ -99,6 +100,7 @@ type Node struct {
 	// compHandlers are what the Router calls for each component domain:
 	// the component Server, wrapped.
 	compHandlers map[string]route.Handler
+	clu          *cluster.Cluster // nil outside a cluster
 	state        state
 	store        *s2s.BoltStore
 	// Listener addresses, known once Start returns.
@@ -124,6 +126,23 @@ func New(cfg *Config, opts Options) (*Node, error) {
 	}
 	if n.metrics, err = newMetrics(opts.Registry); err != nil {
 		return nil, err
+	}
+	if c.cluster != nil {
+		// A node of a cluster joins it now: the dialback secret is the
+		// cluster's, and the wrappers below send stanzas across nodes.
+		cc := *c.cluster
+		cc.Logger = n.log
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if n.clu, err = cluster.Start(ctx, cc); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		if c.dbSecret, err = n.clu.Secret(ctx, c.dbSecret); err != nil {
+			n.clu.Shutdown(ctx)
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		opts = n.clusterOptions(opts)
+		n.opts = opts
 	}
 	n.cfg.Store(c)
 	log := n.log
@@ -350,6 +369,12 @@ func (n *Node) Start() error {
 	if _, err := n.pool.Restore(); err != nil {
 		n.log.Error("queue store: cannot restore queued stanzas", "err", err)
 	}
+	if n.clu != nil {
+		n.clu.SetBouncer(n.router)
+		if err := n.clu.Run(); err != nil {
+			n.log.Error("cluster: cannot run", "err", err)
+		}
+	}
 	n.logStarted(cfg)
 	return nil
 }
@@ -467,6 +492,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		attrs = append(attrs, "grace", time.Until(dl).Round(time.Millisecond))
 	}
 	n.log.Info("shutting down", attrs...)
+	if n.clu != nil {
+		// Partitions, queued stanzas and components go to the other
+		// nodes first: a rolling restart loses nothing.
+		n.clu.Handover(ctx)
+	}
 	n.s2s.Drain()
 	n.comps.CloseListeners()
 	err := n.pool.Shutdown(ctx)
@@ -485,6 +515,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.serveWG.Wait()
 	if n.store != nil {
 		n.store.Close()
+	}
+	if n.clu != nil {
+		n.clu.Shutdown(sctx)
 	}
 	n.log.Info("stopped")
 	return err
@@ -510,8 +543,48 @@ func (n *Node) Close() error {
 	if n.store != nil {
 		n.store.Close()
 	}
+	if n.clu != nil {
+		n.clu.Shutdown(context.Background())
+	}
 	n.log.Info("stopped")
 	return err
+}
+
+// Cluster returns the node's cluster membership, or nil outside a cluster.
+func (n *Node) Cluster() *cluster.Cluster { return n.clu }
+
+// clusterOptions puts the cluster's wrappers under the caller's: stanzas
+// for remote domains go to the owner of their partition, stanzas for a
+// component to the node it is attached to, and the cluster learns where
+// components are.
+func (n *Node) clusterOptions(o Options) Options {
+	c := n.clu
+	wrapRemote, wrapComp, onComp := o.WrapRemote, o.WrapComponent, o.OnComponent
+	o.WrapRemote = func(h route.Handler) route.Handler {
+		h = c.WrapRemote(h.(cluster.Pool))
+		if wrapRemote != nil {
+			h = wrapRemote(h)
+		}
+		return h
+	}
+	o.WrapComponent = func(domain string, h route.Handler) route.Handler {
+		h = c.WrapComponent(domain, h)
+		if wrapComp != nil {
+			h = wrapComp(domain, h)
+		}
+		return h
+	}
+	o.OnComponent = func(domain string, up bool) {
+		if up {
+			c.ComponentUp(domain)
+		} else {
+			c.ComponentDown(domain)
+		}
+		if onComp != nil {
+			onComp(domain, up)
+		}
+	}
+	return o
 }
 
 // Config returns the running configuration, as New or the last Reload

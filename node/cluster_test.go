@@ -1,0 +1,205 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/s2sd/s2sd/node"
+	"github.com/s2sd/s2sd/s2s/s2stest"
+)
+
+// clusterConfig is a node of the cluster serving c.test and its
+// component bot.c.test, with NATS routes to the others.
+func clusterConfig(t *testing.T, name, dns, listen string, routes []string) *node.Config {
+	t.Helper()
+	rs := ""
+	for _, r := range routes {
+		rs += fmt.Sprintf("%q, ", r)
+	}
+	cfg, err := node.ParseConfig(fmt.Appendf(nil, `
+[server]
+domains = ["c.test"]
+state_dir = %[1]q
+
+[s2s]
+listen = "127.0.0.1:0"
+dns = [%[2]q]
+retry_for = "10s"
+
+[components]
+listen = "127.0.0.1:0"
+
+[[component]]
+domain = "bot.c.test"
+secret = "shared"
+
+[cluster]
+name = %[3]q
+listen = %[4]q
+routes = [%[5]s]
+lease_ttl = "2s"
+partitions = 16
+`, t.TempDir(), dns, name, listen, rs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func loopbackPorts(t *testing.T, n int) []string {
+	var out []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, l.Addr().String())
+		l.Close()
+	}
+	return out
+}
+
+// startCluster starts n nodes of one cluster in this process, all serving
+// c.test, and publishes them all in dns.
+func startCluster(t *testing.T, dns *s2stest.DNS, n int) []*node.Node {
+	t.Helper()
+	ports := loopbackPorts(t, n)
+	nodes := make([]*node.Node, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			var routes []string
+			for j, p := range ports {
+				if j != i {
+					routes = append(routes, p)
+				}
+			}
+			name := fmt.Sprintf("n%d", i+1)
+			log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", name)
+			nd, err := node.New(clusterConfig(t, name, dns.Addr(), ports[i], routes), node.Options{Logger: log})
+			if err == nil {
+				err = nd.Start()
+			}
+			nodes[i] = nd
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, nd := range nodes {
+		t.Cleanup(func() { nd.Close() })
+		ap := netip.MustParseAddrPort(nd.S2SAddr().String())
+		host := fmt.Sprintf("n%d.c.test", i+1)
+		dns.AddA(host, "127.0.0.1")
+		dns.AddSRV("_xmpp-server._tcp", "c.test", host, ap.Port(), 0, 10)
+		dns.AddSRV("_xmpp-server._tcp", "bot.c.test", host, ap.Port(), 0, 10)
+	}
+	return nodes
+}
+
+// settledNodes reports whether every live node sees the same members and
+// the partitions are all owned once.
+func settledNodes(nodes []*node.Node, live int) bool {
+	owned := 0
+	for _, n := range nodes {
+		st := n.Cluster().Status()
+		if len(st.Members) != live {
+			return false
+		}
+		owned += len(st.Owned)
+	}
+	return owned == 16
+}
+
+// TestClusterFederation: three nodes serve c.test; a remote server
+// federates with the cluster both ways, whichever node it reaches: its
+// stanzas reach a component attached to one node, the component's answers
+// leave through the one node that owns the remote domain, and that
+// node's dialback key is verified by whichever node the remote server
+// asks.
+func TestClusterFederation(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	nodes := startCluster(t, dns, 3)
+	for end := time.Now().Add(30 * time.Second); !settledNodes(nodes, 3); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the cluster did not settle in 30s")
+		}
+	}
+	remote := s2stest.NewServer(t, dns, "remote.test", s2stest.Options{})
+	bot := attach(t, nodes[2], "bot.c.test")
+	for end := time.Now().Add(10 * time.Second); nodes[0].Cluster().Status().Components["bot.c.test"] != "n3"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("n1 does not know where bot.c.test is")
+		}
+	}
+	const n = 30
+	for i := range n {
+		remote.Send(t, fmt.Sprintf("<message from='u@remote.test' to='x@bot.c.test' id='in%d'><body>hi</body></message>", i))
+	}
+	for i := range n {
+		s := next(t, bot)
+		if s.ID != fmt.Sprintf("in%d", i) || s.From.String() != "u@remote.test" {
+			t.Fatalf("component got %s, want in%d from u@remote.test", s.El.Raw, i)
+		}
+	}
+	for i := range n {
+		bot.Send(fmt.Appendf(nil, "<message from='x@bot.c.test' to='u@remote.test' id='out%d'><body>back</body></message>", i))
+	}
+	seen := map[string]bool{}
+	for len(seen) < n {
+		s := remote.Expect(t, 15*time.Second)
+		if s.Type == "error" {
+			t.Fatalf("bounce: %s", s.El.Raw)
+		}
+		if seen[s.ID] {
+			t.Errorf("duplicate %s", s.ID)
+		}
+		seen[s.ID] = true
+	}
+	// One outbound stream in the whole cluster, on the owner.
+	streams, owner := 0, ""
+	for _, nd := range nodes {
+		if k := len(nd.Pool().Streams()); k > 0 {
+			streams += k
+			owner = nd.Cluster().Name()
+		}
+	}
+	if streams != 1 || !clusterOwns(nodes, owner, "remote.test") {
+		t.Errorf("%d outbound streams in the cluster (on %s), want 1 on the owner of remote.test", streams, owner)
+	}
+	// The remote server checked that stream's dialback key with some node
+	// of c.test: authenticated means the key verified, wherever it landed.
+	in := remote.S2S.Streams()
+	if len(in) == 0 || in[0].AuthMethod() != "dialback" {
+		t.Fatalf("remote.test's inbound streams: %v", in)
+	}
+
+	// A graceful stop of the node holding the component: the stanzas to
+	// it bounce only after the grace if it does not come back; here it
+	// comes back on n1 and gets them.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nodes[2].Shutdown(ctx)
+	bot2 := attach(t, nodes[0], "bot.c.test")
+	remote.Send(t, "<message from='u@remote.test' to='x@bot.c.test' id='after'/>")
+	if s := next(t, bot2); s.ID != "after" {
+		t.Fatalf("component on n1 got %s", s.El.Raw)
+	}
+}
+
+func clusterOwns(nodes []*node.Node, name, remote string) bool {
+	for _, nd := range nodes {
+		if nd.Cluster().Name() == name {
+			return nd.Cluster().Owns(remote)
+		}
+	}
+	return false
+}
