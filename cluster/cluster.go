@@ -614,3 +614,12 @@ func (c *Cluster) stopServer() {
 		c.ns.WaitForShutdown()
 	}
 }
+
+// PreferredOwner returns the node that a settled cluster of the given
+// members, with the given number of partitions, gives remote's partition:
+// for tests and tools that need to know which node dials a domain.
+func PreferredOwner(remote string, members []string, partitions int) string {
+	m := slices.Clone(members)
+	slices.Sort(m)
+	return preferred(partition(remote, partitions), m)
+}

@@ -46,6 +46,9 @@ func Binary(t testing.TB) string {
 // Proc is a running s2sd process.
 type Proc struct {
 	t        testing.TB
+	name     string
+	started  chan struct{}
+	cleanup  bool
 	cmd      *exec.Cmd
 	Dir      string
 	CfgPath  string
@@ -65,18 +68,43 @@ var addrRE = regexp.MustCompile(`(\w+)=(?:http://)?(127\.0\.0\.1:\d+)`)
 // once s2sd has logged its listener addresses.
 func Start(t testing.TB, name, cfg string) *Proc {
 	t.Helper()
+	p := Launch(t, name, cfg)
+	p.Wait()
+	return p
+}
+
+// Launch is Start without waiting: several daemons that need each other
+// to start (the nodes of a cluster) are launched, then waited for.
+func Launch(t testing.TB, name, cfg string) *Proc {
+	t.Helper()
 	dir := t.TempDir()
-	p := &Proc{t: t, Dir: dir, CfgPath: filepath.Join(dir, name+".toml"), Exited: make(chan struct{})}
+	p := &Proc{t: t, name: name, Dir: dir, CfgPath: filepath.Join(dir, name+".toml"), Exited: make(chan struct{}), started: make(chan struct{})}
 	cfg = strings.ReplaceAll(cfg, "STATE", filepath.Join(dir, "state"))
 	if err := os.WriteFile(p.CfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	p.run()
+	return p
+}
+
+// Restart runs s2sd again on the same configuration and state, after it
+// exited, and waits for it.
+func (p *Proc) Restart() {
+	p.t.Helper()
+	<-p.Exited
+	p.Exited, p.started = make(chan struct{}), make(chan struct{})
+	p.run()
+	p.Wait()
+}
+
+func (p *Proc) run() {
+	t := p.t
 	p.cmd = exec.Command(Binary(t), "-config", p.CfgPath)
 	stderr, _ := p.cmd.StderrPipe()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	started := make(chan struct{})
+	started, exited := p.started, p.Exited
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(nil, 1<<20)
@@ -102,30 +130,38 @@ func Start(t testing.TB, name, cfg string) *Proc {
 		}
 		io.Copy(io.Discard, stderr)
 	}()
+	cmd := p.cmd
 	go func() {
-		p.cmd.Wait()
-		p.ExitCode = p.cmd.ProcessState.ExitCode()
-		close(p.Exited)
+		cmd.Wait()
+		p.ExitCode = cmd.ProcessState.ExitCode()
+		close(exited)
 	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.Exited:
-		case <-time.After(15 * time.Second):
-			p.cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, p.Log())
-		}
-	})
-	select {
-	case <-started:
-	case <-p.Exited:
-		t.Fatalf("s2sd %s exited: %s", name, p.Log())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("s2sd %s did not start: %s", name, p.Log())
+	if !p.cleanup {
+		p.cleanup = true
+		t.Cleanup(func() {
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.Exited:
+			case <-time.After(15 * time.Second):
+				p.cmd.Process.Kill()
+			}
+			if t.Failed() {
+				t.Logf("%s log:\n%s", p.name, p.Log())
+			}
+		})
 	}
-	return p
+}
+
+// Wait waits until s2sd has logged its listener addresses.
+func (p *Proc) Wait() {
+	p.t.Helper()
+	select {
+	case <-p.started:
+	case <-p.Exited:
+		p.t.Fatalf("s2sd %s exited: %s", p.name, p.Log())
+	case <-time.After(60 * time.Second):
+		p.t.Fatalf("s2sd %s did not start: %s", p.name, p.Log())
+	}
 }
 
 // Pid returns the process id.
