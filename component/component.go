@@ -29,6 +29,10 @@ var ErrRunning = errors.New("component: already running")
 type Component struct {
 	// Addr is the server's component port, host:port.
 	Addr string
+	// Addrs are more servers that accept the component (the other nodes
+	// of an s2sd cluster): an attempt that fails, or a stream that ends,
+	// moves on to the next address, Addr first.
+	Addrs []string
 	// Domain and Secret are the component's domain and shared secret.
 	Domain, Secret string
 
@@ -65,6 +69,7 @@ type Component struct {
 	mu      sync.Mutex
 	running bool
 	conn    *Conn
+	next    int // index in Addr+Addrs of the next server to try (Run's goroutine)
 }
 
 func (c *Component) logger() *slog.Logger {
@@ -169,12 +174,26 @@ func (c *Component) session(ctx context.Context, log *slog.Logger) (time.Duratio
 	if hto <= 0 {
 		hto = DefaultDialHandshakeTimeout
 	}
-	dctx, cancel := context.WithTimeout(ctx, hto)
-	conn, err := Dial(dctx, c.Addr, c.Domain, c.Secret, c.Options...)
-	cancel()
+	addrs := append([]string{c.Addr}, c.Addrs...)
+	var conn *Conn
+	var err error
+	for range addrs {
+		addr := addrs[c.next%len(addrs)]
+		dctx, cancel := context.WithTimeout(ctx, hto)
+		conn, err = Dial(dctx, addr, c.Domain, c.Secret, c.Options...)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		log.Info("component: cannot connect", "addr", addr, "err", err)
+		c.next++
+	}
 	if err != nil {
 		return 0, err
 	}
+	// The next session starts with the next server: when this stream
+	// ends, its server is likely going away.
+	c.next++
 	start := time.Now()
 	log.Info("component: connected", "stream_id", conn.ID())
 	c.mu.Lock()

@@ -249,3 +249,49 @@ func TestHandshakeDigest(t *testing.T) {
 }
 
 const testDigest = "a984b871214a298f0f743fcd25f99b10838ba12b"
+
+// TestComponentFailover: a component given several servers (the nodes of
+// a cluster) moves to the next when its server stops, and carries stanzas
+// there.
+func TestComponentFailover(t *testing.T) {
+	var addrs []string
+	var servers []*Server
+	var from []*stanzas
+	for range 2 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, l.Addr().String())
+		st := newStanzas()
+		s := &Server{Secret: testSecrets, Logger: quietLogger(t), Handler: st}
+		go s.Serve(l)
+		t.Cleanup(func() { s.Close() })
+		servers, from = append(servers, s), append(from, st)
+	}
+	connected := make(chan *Conn, 4)
+	received := make(chan *route.Stanza, 4)
+	c := &Component{
+		Addr: addrs[0], Addrs: addrs[1:], Domain: testDomain, Secret: testSecret,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		Logger: quietLogger(t),
+		Handler: route.HandlerFunc(func(_ context.Context, st *route.Stanza) error {
+			received <- st
+			if st.Kind == "iq" {
+				return stanza.New(stanza.FeatureNotImplemented, "")
+			}
+			return nil
+		}),
+		OnConnect: func(c *Conn) { connected <- c },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	waitConn(t, connected)
+	exchange(t, servers[0], c, from[0], received)
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	servers[0].Shutdown(sctx)
+	waitConn(t, connected)
+	exchange(t, servers[1], c, from[1], received)
+}
