@@ -38,6 +38,8 @@ type Pool interface {
 	// Evict ends the stream to remote and takes its stanzas out of the
 	// pool (and its store), in order.
 	Evict(remote string) []*route.Stanza
+	// Durable returns once what the pool accepted is in its queue file.
+	Durable(ctx context.Context) error
 }
 
 // Bouncer returns stanzas to their senders (the node's route.Router).

@@ -52,6 +52,8 @@ func (p *fakePool) Evict(remote string) []*route.Stanza {
 	return q
 }
 
+func (p *fakePool) Durable(context.Context) error { return nil }
+
 func (p *fakePool) ids(remote string) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -268,7 +268,13 @@ func (c *Cluster) receive(m *nats.Msg) {
 		c.mu.Lock()
 		p := c.pool
 		c.mu.Unlock()
-		err = p.Deliver(ctx, s)
+		// Answered once queued and in the queue file: the forwarding
+		// node forgets the stanza when it has the answer.
+		if err = p.Deliver(ctx, s); err == nil {
+			dctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
+			err = p.Durable(dctx)
+			cancel()
+		}
 	case kindComponent:
 		c.mu.Lock()
 		h := c.localComp[s.To.Domainpart()]

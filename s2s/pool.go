@@ -801,3 +801,14 @@ wait:
 	}
 	return err
 }
+
+// Durable returns once every stanza the pool has accepted so far is in
+// its Store's file, where the Store can tell (BoltStore); at once without
+// a Store. A cluster node acknowledges stanzas another node hands it only
+// then, so that killing it loses none of them.
+func (p *Pool) Durable(ctx context.Context) error {
+	if d, ok := p.Store.(interface{ Durable(context.Context) error }); ok {
+		return d.Durable(ctx)
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package s2s
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -48,6 +49,12 @@ type BoltStore struct {
 	kick    chan struct{}
 	done    chan struct{}
 	stopped chan struct{}
+	// Durable: urgent asks the next commit to write every pending put;
+	// written is the highest id every put up to which is in the file,
+	// and wrote is closed (and replaced) after each commit.
+	urgent  bool
+	written uint64
+	wrote   chan struct{}
 }
 
 // BoltOptions configure OpenBoltStore.
@@ -79,6 +86,7 @@ func OpenBoltStore(path string, o BoltOptions) (*BoltStore, error) {
 		log:      o.Logger,
 		puts:     map[uint64]pendingPut{},
 		kick:     make(chan struct{}, 1),
+		wrote:    make(chan struct{}),
 		done:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 	}
@@ -184,8 +192,43 @@ func (s *BoltStore) loop() {
 			s.commit(true)
 			return
 		}
-		time.Sleep(s.interval)
-		s.commit(false)
+		s.mu.Lock()
+		urgent := s.urgent
+		s.mu.Unlock()
+		if !urgent {
+			time.Sleep(s.interval)
+		}
+		s.commit(urgent)
+	}
+}
+
+// Durable returns once every stanza put so far is in the file (fsynced
+// with Sync), or ctx ends: a stanza handed over by another node of a
+// cluster is acknowledged to it only then.
+func (s *BoltStore) Durable(ctx context.Context) error {
+	s.mu.Lock()
+	target := s.next
+	if s.written >= target {
+		s.mu.Unlock()
+		return nil
+	}
+	s.urgent = true
+	s.mu.Unlock()
+	s.signal()
+	for {
+		s.mu.Lock()
+		done, wrote := s.written >= target, s.wrote
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-wrote:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stopped:
+			return errors.New("s2s: queue store closed")
+		}
 	}
 }
 
@@ -193,6 +236,10 @@ func (s *BoltStore) loop() {
 // the deletes in one transaction.
 func (s *BoltStore) commit(final bool) {
 	s.mu.Lock()
+	upTo := s.next // with final, every put up to it is in this commit
+	if final {
+		s.urgent = false
+	}
 	dels := s.dels
 	puts := make(map[uint64]pendingPut)
 	young := false
@@ -212,6 +259,7 @@ func (s *BoltStore) commit(final bool) {
 		s.signal()
 	}
 	if len(puts) == 0 && len(dels) == 0 {
+		s.committed(final, upTo)
 		return
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -234,6 +282,18 @@ func (s *BoltStore) commit(final bool) {
 	if err != nil {
 		s.log.Error("queue store: commit failed; stanzas stay in memory only", "err", err)
 	}
+	s.committed(final && err == nil, upTo)
+}
+
+// committed records a commit for Durable.
+func (s *BoltStore) committed(final bool, upTo uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if final && upTo > s.written {
+		s.written = upTo
+	}
+	close(s.wrote)
+	s.wrote = make(chan struct{})
 }
 
 // Load implements Store. It sees what is committed and what is still
