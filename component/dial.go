@@ -264,16 +264,21 @@ func (c *Conn) Next() (*route.Stanza, error) {
 				// Close is ending the stream; it reads the rest.
 				return nil, ErrClosed
 			case errors.Is(err, xmlstream.ErrStreamEnd):
-				c.begin(nil)
-				c.end(false)
+				if c.begin(nil) {
+					c.end(false)
+				}
 				return nil, ErrClosed
 			case errors.As(err, &se):
-				c.begin(se)
-				c.end(true)
+				if c.begin(se) {
+					c.end(true)
+				}
 				return nil, err
 			}
-			c.begin(nil)
-			c.end(false)
+			// Only the first to begin closing ends the stream: Close may
+			// have begun since isClosing, and waits for readMu to end it.
+			if c.begin(nil) {
+				c.end(false)
+			}
 			return nil, fmt.Errorf("component: %w", err)
 		}
 		if isStreamError(el) {
