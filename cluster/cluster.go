@@ -290,12 +290,18 @@ func (c *Cluster) loop() {
 // tick refreshes this node's entries, learns who is alive, renews its
 // leases, takes the partitions it should own and gives up the others.
 func (c *Cluster) tick() {
-	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.LeaseTTL/4)
+	// Each step has its own quarter of LeaseTTL: with many partitions,
+	// one budget for all would run out and give leases up.
+	ctx := c.ctx
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, c.cfg.LeaseTTL/4) }
+	sctx, cancel := step()
 	defer cancel()
-	if _, err := c.members.Put(ctx, c.cfg.Name, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+	if _, err := c.members.Put(sctx, c.cfg.Name, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
 		c.log.Warn("cluster: cannot refresh membership", "err", err)
 	}
-	if keys, err := c.members.Keys(ctx); err == nil {
+	kctx, kcancel := step()
+	defer kcancel()
+	if keys, err := c.members.Keys(kctx); err == nil {
 		slices.Sort(keys)
 		c.mu.Lock()
 		c.stable = slices.Equal(keys, c.live)
@@ -309,7 +315,9 @@ func (c *Cluster) tick() {
 	}
 	c.mu.Unlock()
 	for _, d := range comps {
-		c.comps.Put(ctx, compKey(d), []byte(c.cfg.Name))
+		pctx, pcancel := step()
+		c.comps.Put(pctx, compKey(d), []byte(c.cfg.Name))
+		pcancel()
 	}
 	c.renew(ctx)
 	c.balance(ctx)
@@ -341,8 +349,9 @@ func (c *Cluster) adopt() {
 	}
 }
 
-// renew renews the leases held; one that cannot be renewed for two
-// thirds of LeaseTTL (the others take it at LeaseTTL) is given up.
+// renew renews the leases held, all at once, each within a quarter of
+// LeaseTTL; one that cannot be renewed for two thirds of LeaseTTL (the
+// others take it at LeaseTTL) is given up.
 func (c *Cluster) renew(ctx context.Context) {
 	c.mu.Lock()
 	held := make(map[int]lease, len(c.held))
@@ -350,23 +359,31 @@ func (c *Cluster) renew(ctx context.Context) {
 		held[p] = *l
 	}
 	c.mu.Unlock()
+	var wg sync.WaitGroup
 	for p, l := range held {
-		rev, err := c.leases.Update(ctx, strconv.Itoa(p), []byte(c.cfg.Name), l.rev)
-		if err == nil {
-			c.mu.Lock()
-			if h := c.held[p]; h != nil {
-				h.rev, h.renewed = rev, time.Now()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rctx, cancel := context.WithTimeout(ctx, c.cfg.LeaseTTL/4)
+			rev, err := c.leases.Update(rctx, strconv.Itoa(p), []byte(c.cfg.Name), l.rev)
+			cancel()
+			if err == nil {
+				c.mu.Lock()
+				if h := c.held[p]; h != nil {
+					h.rev, h.renewed = rev, time.Now()
+				}
+				c.mu.Unlock()
+				return
 			}
-			c.mu.Unlock()
-			continue
-		}
-		var apiErr *jetstream.APIError
-		taken := errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-		if taken || time.Since(l.renewed) > c.cfg.LeaseTTL*2/3 {
-			c.log.Warn("cluster: lease lost", "partition", p, "err", err)
-			c.drop(p)
-		}
+			var apiErr *jetstream.APIError
+			taken := errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+			if taken || time.Since(l.renewed) > c.cfg.LeaseTTL*2/3 {
+				c.log.Warn("cluster: lease lost", "partition", p, "err", err)
+				c.drop(p)
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 // balance takes the partitions this node is the preferred owner of, and
@@ -386,7 +403,9 @@ func (c *Cluster) balance(ctx context.Context) {
 		c.mu.Unlock()
 		switch {
 		case pref == c.cfg.Name && !mine:
-			rev, err := c.leases.Create(ctx, strconv.Itoa(p), []byte(c.cfg.Name))
+			cctx, cancel := context.WithTimeout(ctx, c.cfg.LeaseTTL/4)
+			rev, err := c.leases.Create(cctx, strconv.Itoa(p), []byte(c.cfg.Name))
+			cancel()
 			if err != nil {
 				continue // held by another until it hands over or expires
 			}
@@ -412,7 +431,9 @@ func (c *Cluster) release(ctx context.Context, p int, to string) {
 	c.owners[p] = to
 	c.mu.Unlock()
 	if l != nil {
-		c.leases.Delete(ctx, strconv.Itoa(p), jetstream.LastRevision(l.rev))
+		dctx, cancel := context.WithTimeout(ctx, c.cfg.LeaseTTL/4)
+		c.leases.Delete(dctx, strconv.Itoa(p), jetstream.LastRevision(l.rev))
+		cancel()
 	}
 	c.log.Debug("cluster: partition released", "partition", p, "to", to)
 	c.handover(p)

@@ -5,12 +5,15 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"mellium.im/xmpp/jid"
 
 	"github.com/s2sd/s2sd/cluster"
+	"github.com/s2sd/s2sd/component"
 	"github.com/s2sd/s2sd/internal/interop"
 	"github.com/s2sd/s2sd/internal/s2sdtest"
 	"github.com/s2sd/s2sd/s2s/s2stest"
@@ -53,6 +56,10 @@ listen = "127.0.0.1:0"
 
 [[component]]
 domain = "bot.c.test"
+secret = "shared"
+
+[[component]]
+domain = "bot2.c.test"
 secret = "shared"
 
 [cluster]
@@ -152,4 +159,121 @@ func indexOf(l []string, s string) int {
 		}
 	}
 	return -1
+}
+
+// TestClusterFaults: 10,000 stanzas from components on two nodes to a
+// remote server, while the node that owns the remote domain is killed
+// with SIGKILL and started again: every stanza arrives or returns to its
+// sender as an error; what repeats is counted, and bounded by what a lost
+// stream may repeat.
+func TestClusterFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long fault run")
+	}
+	dns := s2stest.NewDNS(t)
+	procs := clusterProcs(t, dns)
+	names := []string{"n1", "n2", "n3"}
+	owner := indexOf(names, cluster.PreferredOwner("remote.test", names, 64))
+	for i, p := range procs {
+		host := names[i] + ".c.test"
+		dns.AddA(host, "127.0.0.1")
+		for _, d := range []string{"c.test", "bot.c.test", "bot2.c.test"} {
+			dns.AddSRV("_xmpp-server._tcp", d, host, p.S2S.Port(), 0, 10)
+		}
+	}
+	remote := s2stest.NewServer(t, dns, "remote.test", s2stest.Options{})
+	time.Sleep(4 * time.Second) // the cluster settles
+	var senders []int
+	for i := range procs {
+		if i != owner {
+			senders = append(senders, i)
+		}
+	}
+	const n = 10000
+	var mu sync.Mutex
+	arrived := map[string]int{}
+	bounced := map[string]bool{}
+	go func() {
+		for s := range remote.Received {
+			mu.Lock()
+			arrived[s.ID]++
+			mu.Unlock()
+		}
+	}()
+	// Two senders, each a component on a node that does not own
+	// remote.test.
+	bots := []*component.Conn{
+		dialComp(t, procs[senders[0]], "bot.c.test", "shared"),
+		dialComp(t, procs[senders[1]], "bot2.c.test", "shared"),
+	}
+	for _, b := range bots {
+		go func() {
+			for {
+				s, err := b.Next()
+				if err != nil {
+					return
+				}
+				if s.Type == "error" {
+					mu.Lock()
+					bounced[s.ID] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	var wg sync.WaitGroup
+	for k, b := range bots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			from := []string{"bot.c.test", "bot2.c.test"}[k]
+			for i := range n / 2 {
+				id := fmt.Sprintf("k%d-%d", k, i)
+				if err := b.Send([]byte(fmt.Sprintf("<message from='x@%s' to='u@remote.test' id='%s'><body>%d</body></message>", from, id, i))); err != nil {
+					t.Errorf("send %s: %v", id, err)
+					return
+				}
+				if k == 0 && i == 1500 {
+					procs[owner].Signal(syscall.SIGKILL)
+					go procs[owner].Restart()
+				}
+				if i%250 == 0 {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	count := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		done, dups := 0, 0
+		for k := range 2 {
+			for i := range n / 2 {
+				id := fmt.Sprintf("k%d-%d", k, i)
+				if arrived[id] > 0 || bounced[id] {
+					done++
+				}
+				if arrived[id] > 1 {
+					dups += arrived[id] - 1
+				}
+			}
+		}
+		return done, dups
+	}
+	deadline := time.Now().Add(120 * time.Second)
+	for done, _ := count(); done < n && time.Now().Before(deadline); done, _ = count() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	done, dups := count()
+	mu.Lock()
+	nb := len(bounced)
+	mu.Unlock()
+	t.Logf("%d of %d stanzas arrived or bounced (%d bounced), %d duplicates", done, n, nb, dups)
+	if done != n {
+		t.Errorf("%d stanzas lost", n-done)
+	}
+	if dups > 2*512 {
+		t.Errorf("%d duplicates: more than two lost streams' worth of unacknowledged stanzas", dups)
+	}
 }
