@@ -609,6 +609,8 @@ func (c *Cluster) Handover(ctx context.Context) {
 // first for a graceful stop.
 func (c *Cluster) Shutdown(ctx context.Context) error {
 	if c.cancel != nil {
+		// What waits for an owner gets a last try, then bounces.
+		c.retry(true)
 		c.cancel()
 	}
 	if c.sub != nil {

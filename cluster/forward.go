@@ -46,6 +46,9 @@ func (c *Cluster) WrapRemote(p Pool) route.Handler {
 // be reached it waits (retried every tick) rather than open a second
 // stream for the pair.
 func (c *Cluster) deliverRemote(ctx context.Context, s *route.Stanza) error {
+	// Once taken, the stanza is delivered even if the stream it came on
+	// ends meanwhile (a component whose node is stopping).
+	ctx = context.WithoutCancel(ctx)
 	for try := 0; try < 3; try++ {
 		owner, local := c.owner(s.To.Domainpart())
 		if local {
@@ -108,7 +111,11 @@ func (c *Cluster) wait(s *route.Stanza) error {
 
 // retryWaiting gives waiting stanzas to their owners; those that waited
 // longer than a minute bounce with remote-server-timeout.
-func (c *Cluster) retryWaiting() {
+func (c *Cluster) retryWaiting() { c.retry(false) }
+
+// retry gives waiting stanzas to their owners; with last (the node stops)
+// those that cannot go bounce rather than vanish with the node.
+func (c *Cluster) retry(last bool) {
 	c.mu.Lock()
 	q := c.waiting
 	c.waiting = nil
@@ -129,7 +136,7 @@ func (c *Cluster) retryWaiting() {
 			continue
 		}
 		var se *stanza.Error
-		if errors.As(err, &se) || time.Since(w.since) > time.Minute {
+		if errors.As(err, &se) || last || time.Since(w.since) > time.Minute {
 			if se == nil {
 				se = stanza.New(stanza.RemoteServerTimeout, "no cluster node could take the stanza")
 			}
@@ -161,6 +168,7 @@ func (c *Cluster) WrapComponent(domain string, h route.Handler) route.Handler {
 }
 
 func (c *Cluster) deliverComponent(ctx context.Context, domain string, s *route.Stanza, until time.Time) error {
+	ctx = context.WithoutCancel(ctx)
 	for {
 		c.mu.Lock()
 		at := c.compAt[domain]

@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/s2sd/s2sd/internal/xmlstream"
@@ -475,6 +476,11 @@ type serverConn struct {
 
 	registered bool // under s.mu
 
+	// graceful: the stream is closing by our choice (system-shutdown or
+	// </stream:stream>): what the component sent before it knew is still
+	// handled while the stream drains.
+	graceful atomic.Bool
+
 	mu         sync.Mutex
 	log        *slog.Logger
 	closing    bool
@@ -607,9 +613,11 @@ func (c *serverConn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		if c.isClosing() {
+		if c.isClosing() && !c.graceful.Load() {
 			continue // drain until the peer's end or the linger deadline
 		}
+		// Closing gracefully (our </stream:stream> or system-shutdown):
+		// what the component sent before it saw that is handled.
 		st, err := c.stanza(el)
 		if err != nil {
 			var se *stanza.Error
@@ -780,6 +788,7 @@ func (c *serverConn) close(se *stream.Error, send bool) {
 		return
 	}
 	c.closing = true
+	c.graceful.Store(send && (se == nil || se.Condition == stream.SystemShutdown))
 	if send {
 		_ = c.w.AppendFunc(1024, func(b []byte) []byte {
 			if !c.headerSent {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	"github.com/s2sd/s2sd/component"
 	"github.com/s2sd/s2sd/internal/interop"
 	"github.com/s2sd/s2sd/internal/s2sdtest"
+	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/s2s/s2stest"
 )
 
@@ -24,6 +26,18 @@ import (
 // bot.c.test.
 func clusterProcs(t *testing.T, dns *s2stest.DNS) []*s2sdtest.Proc {
 	t.Helper()
+	return clusterProcsOn(t, dns, nil, nil)
+}
+
+// clusterProcsOn is clusterProcs with the nodes' s2s and component
+// listeners on the addresses given (random ports when nil), so that a
+// node restarts where it was.
+func clusterProcsOn(t *testing.T, dns *s2stest.DNS, s2sAddrs, compAddrs []string) []*s2sdtest.Proc {
+	t.Helper()
+	if s2sAddrs == nil {
+		s2sAddrs = []string{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"}
+		compAddrs = s2sAddrs
+	}
 	var ports []string
 	for range 3 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -48,11 +62,11 @@ state_dir = "STATE"
 log_level = "debug"
 
 [s2s]
-listen = "127.0.0.1:0"
+listen = %q
 dns = [%q]
 
 [components]
-listen = "127.0.0.1:0"
+listen = %q
 
 [[component]]
 domain = "bot.c.test"
@@ -62,12 +76,16 @@ secret = "shared"
 domain = "bot2.c.test"
 secret = "shared"
 
+[shutdown]
+grace = "3s"
+
 [cluster]
 name = "n%d"
 listen = %q
 routes = [%s]
 lease_ttl = "3s"
-`, dns.Addr(), i+1, ports[i], strings.Join(routes, ", ")))
+component_grace = "5s"
+`, s2sAddrs[i], dns.Addr(), compAddrs[i], i+1, ports[i], strings.Join(routes, ", ")))
 	}
 	for _, p := range procs {
 		p.Wait()
@@ -275,5 +293,141 @@ func TestClusterFaults(t *testing.T) {
 	}
 	if dups > 2*512 {
 		t.Errorf("%d duplicates: more than two lost streams' worth of unacknowledged stanzas", dups)
+	}
+}
+
+// TestClusterRollingRestart: the three nodes restart one after the other
+// (SIGTERM, then start again) while a component that moves from node to
+// node with them sends to a remote server, and the remote server sends to
+// it: nothing is lost and nothing bounces; what repeats is counted.
+func TestClusterRollingRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long restart run")
+	}
+	dns := s2stest.NewDNS(t)
+	free := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	var s2sAddrs, compAddrs []string
+	for range 3 {
+		s2sAddrs, compAddrs = append(s2sAddrs, free()), append(compAddrs, free())
+	}
+	procs := clusterProcsOn(t, dns, s2sAddrs, compAddrs)
+	for i, p := range procs {
+		host := fmt.Sprintf("n%d.c.test", i+1)
+		dns.AddA(host, "127.0.0.1")
+		for _, d := range []string{"c.test", "bot.c.test"} {
+			dns.AddSRV("_xmpp-server._tcp", d, host, p.S2S.Port(), 0, 10)
+		}
+	}
+	remote := s2stest.NewServer(t, dns, "remote.test", s2stest.Options{RetryFor: time.Minute})
+	time.Sleep(4 * time.Second) // the cluster settles
+
+	var mu sync.Mutex
+	atRemote, atBot := map[string]int{}, map[string]int{}
+	bounced := 0
+	go func() {
+		for s := range remote.Received {
+			mu.Lock()
+			if s.Type == "error" {
+				bounced++
+			} else {
+				atRemote[s.ID]++
+			}
+			mu.Unlock()
+		}
+	}()
+	bot := &component.Component{
+		Addr: compAddrs[0], Addrs: compAddrs[1:], Domain: "bot.c.test", Secret: "shared",
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+		Handler: route.HandlerFunc(func(_ context.Context, s *route.Stanza) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if s.Type == "error" {
+				bounced++
+			} else {
+				atBot[s.ID]++
+			}
+			return nil
+		}),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go bot.Run(ctx)
+
+	// Load both ways until the restarts are over.
+	stop := make(chan struct{})
+	var sentOut, sentIn []string
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(4 * time.Millisecond):
+			}
+			id := fmt.Sprintf("out%d", i)
+			if bot.Send([]byte(fmt.Sprintf("<message from='x@bot.c.test' to='u@remote.test' id='%s'/>", id))) == nil {
+				sentOut = append(sentOut, id)
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(4 * time.Millisecond):
+			}
+			id := fmt.Sprintf("in%d", i)
+			remote.Send(t, fmt.Sprintf("<message from='u@remote.test' to='x@bot.c.test' id='%s'/>", id))
+			sentIn = append(sentIn, id)
+		}
+	}()
+	time.Sleep(time.Second)
+	for _, p := range procs {
+		p.Signal(syscall.SIGTERM)
+		p.Restart()
+		time.Sleep(2 * time.Second)
+	}
+	close(stop)
+	wg.Wait()
+	check := func() (lostOut, lostIn, dups int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, id := range sentOut {
+			if atRemote[id] == 0 {
+				lostOut++
+			}
+			dups += max(0, atRemote[id]-1)
+		}
+		for _, id := range sentIn {
+			if atBot[id] == 0 {
+				lostIn++
+			}
+			dups += max(0, atBot[id]-1)
+		}
+		return
+	}
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if lo, li, _ := check(); lo == 0 && li == 0 {
+			break
+		}
+	}
+	lostOut, lostIn, dups := check()
+	mu.Lock()
+	b := bounced
+	mu.Unlock()
+	t.Logf("component to remote: %d sent, %d lost; remote to component: %d sent, %d lost; %d bounced, %d duplicates", len(sentOut), lostOut, len(sentIn), lostIn, b, dups)
+	if lostOut != 0 || lostIn != 0 || b != 0 {
+		t.Errorf("rolling restart lost %d and %d stanzas and bounced %d", lostOut, lostIn, b)
 	}
 }
