@@ -13,11 +13,12 @@ die() { log "bench: $*"; exit 1; }
 
 build() {
   mkdir -p "$work/bin"
-  log "building s2sd, driver, dnsd, idle..."
+  log "building s2sd, driver, dnsd, idle, profsum..."
   (cd "$root" && go build -o "$work/bin/s2sd" ./cmd/s2sd &&
     go build -o "$work/bin/driver" ./bench/driver &&
     go build -o "$work/bin/dnsd" ./bench/dnsd &&
-    go build -o "$work/bin/idle" ./bench/idle) || die "build failed"
+    go build -o "$work/bin/idle" ./bench/idle &&
+    go build -o "$work/bin/profsum" ./bench/profsum) || die "build failed"
 }
 
 # freeport prints a port that no TCP or UDP socket uses (listening or not),

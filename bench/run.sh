@@ -17,6 +17,16 @@
 # prints both, the ratios s2sd/Prosody, and the resident memory (VmRSS) of
 # each daemon after start and after the runs.
 #
+#   gaps         bursts with idle gaps (s2sd only): a fresh s2sd pair with
+#                negotiation_timeout 2s and a component more on each side,
+#                a driver in each direction at once, each sending BURSTS
+#                bursts of BURST 100-byte messages separated by GAP of
+#                quiet (longer than the negotiation timeout). Reports each
+#                burst, lost and duplicated messages over all of them, and
+#                how many outbound stanza streams came up on each side
+#                ("stream ready" in the daemons' logs): 1 per direction,
+#                or the scenario fails.
+#
 # Environment (defaults in brackets):
 #   N=100000       messages per throughput scenario
 #   NLAT=5000      messages in the latency scenario
@@ -27,13 +37,20 @@
 #   PPROF=0        1 records 5 s CPU profiles of both s2sd during the first
 #                  scenario (a.prof, b.prof in the work directory; KEEP=1),
 #                  and their allocations since start after the runs
-#                  (a.allocs, b.allocs)
+#                  (a.allocs, b.allocs), and prints where the CPU went
+#                  (bench/profsum). For the 100-byte load alone:
+#                  N=1000000 ONLY=100B/w500 PPROF=1 PROSODY=0
 #   ONLY           run only the scenarios whose names contain this, e.g.
-#                  ONLY=4KiB or ONLY=w1
+#                  ONLY=4KiB, ONLY=w1 or ONLY=gaps
+#   BURSTS=5 BURST=20000 GAP=8s NEGOTIATION=2s IDLE=30s
+#                  the gaps scenario: bursts, messages per burst and
+#                  direction, quiet between bursts, negotiation_timeout and
+#                  idle_timeout of both s2sd
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 N=${N:-100000}; NLAT=${NLAT:-5000}; WARMUP=${WARMUP:-1000}; PROSODY=${PROSODY:-1}; PPROF=${PPROF:-0}
+BURSTS=${BURSTS:-5}; BURST=${BURST:-20000}; GAP=${GAP:-8s}; NEGOTIATION=${NEGOTIATION:-2s}; IDLE=${IDLE:-30s}
 work=$(mktemp -d "${TMPDIR:-/tmp}/s2sd-bench.XXXXXX")
 . "$here/lib.sh"
 trap cleanup EXIT
@@ -43,7 +60,9 @@ scenarios=()
 for s in "100B/w500:-size 100 -window 500 -n $N" "4KiB/w500:-size 4096 -window 500 -n $N" "100B/w1:-size 100 -window 1 -n $NLAT"; do
   case ${s%%:*} in *"${ONLY:-}"*) scenarios+=("${s#*:}") ;; esac
 done
-[ ${#scenarios[@]} -gt 0 ] || { echo "bench: no scenario matches ONLY=$ONLY" >&2; exit 2; }
+gaps=0
+case gaps in *"${ONLY:-}"*) gaps=1 ;; esac
+[ ${#scenarios[@]} -gt 0 ] || [ $gaps = 1 ] || { echo "bench: no scenario matches ONLY=$ONLY" >&2; exit 2; }
 
 # bench_pair SERVER A-COMP-PORT B-COMP-PORT A-PID B-PID: run every scenario,
 # one JSON line each in $work/SERVER.jsonl.
@@ -57,16 +76,21 @@ bench_pair() {
   done
 }
 
-s2sd_config() { # DOMAIN S2S-PORT COMP-PORT COMPONENT SECRET DNS-PORT
+# s2sd_config DOMAIN S2S-PORT COMP-PORT COMPONENT SECRET DNS-PORT [METRICS-PORT]
+# The gaps scenario also sets cfg_dir (the work subdirectory, default
+# DOMAIN), cfg_log (log level), cfg_s2s (more [s2s] lines) and cfg_more
+# (more tables).
+s2sd_config() {
   cat <<EOF
 [server]
 domains = ["$1"]
-state_dir = "$work/$1/state"
-log_level = "warn"
+state_dir = "$work/${cfg_dir:-$1}/state"
+log_level = "${cfg_log:-warn}"
 
 [s2s]
 listen = "127.0.0.1:$2"
 dns = ["127.0.0.1:$6"]
+${cfg_s2s:-}
 
 [components]
 listen = "127.0.0.1:$3"
@@ -74,6 +98,7 @@ listen = "127.0.0.1:$3"
 [[component]]
 domain = "$4"
 secret = "$5"
+${cfg_more:-}
 
 [shutdown]
 grace = "2s"
@@ -87,6 +112,8 @@ log "work directory: $work"
 log "N=$N NLAT=$NLAT WARMUP=$WARMUP, $(nproc) CPUs"
 
 # --- s2sd -------------------------------------------------------------------
+mem_s2sd_idle="skipped"; mem_s2sd_after="skipped"
+if [ ${#scenarios[@]} -gt 0 ]; then
 dns=$(freeport); a_s2s=$(freeport); a_comp=$(freeport); b_s2s=$(freeport); b_comp=$(freeport)
 a_mon=""; b_mon=""
 if [ "$PPROF" = 1 ]; then a_mon=$(freeport); b_mon=$(freeport); fi
@@ -115,10 +142,69 @@ sleep 1
 mem_s2sd_after="A $(rss "$pa") KiB (peak $(hwm "$pa")), B $(rss "$pb") KiB (peak $(hwm "$pb"))"
 log "s2sd after the runs: $mem_s2sd_after"
 stop "$pa"; stop "$pb"
+fi
+
+# --- s2sd, bursts with idle gaps -------------------------------------------
+# A fresh pair, so that every stream in its logs is this scenario's.
+# Traffic goes both ways at once, send.a.test -> recv.b.test and
+# send.b.test -> recv.a.test, so that each daemon has one outbound stanza
+# stream (and one inbound) to keep across the gaps.
+gaps_report=""; gaps_failed=0
+if [ $gaps = 1 ]; then
+  gdns=$(freeport); ga_s2s=$(freeport); ga_comp=$(freeport); gb_s2s=$(freeport); gb_comp=$(freeport)
+  ga_mon=$(freeport); gb_mon=$(freeport)
+  start_dnsd dns-gaps "$gdns" \
+    -srv "a.test=127.0.0.1:$ga_s2s" -srv "send.a.test=127.0.0.1:$ga_s2s" -srv "recv.a.test=127.0.0.1:$ga_s2s" \
+    -srv "b.test=127.0.0.1:$gb_s2s" -srv "recv.b.test=127.0.0.1:$gb_s2s" -srv "send.b.test=127.0.0.1:$gb_s2s"
+  # Log level info for the "stream ready" lines (nothing is logged per
+  # stanza); an idle timeout well above the gap, so a stream that ends
+  # during a gap is a defect, not the idle rule.
+  cfg_log=info
+  cfg_s2s=$(printf 'negotiation_timeout = "%s"\nidle_timeout = "%s"' "$NEGOTIATION" "$IDLE")
+  cfg_dir=gaps-a cfg_more=$(printf '\n[[component]]\ndomain = "recv.a.test"\nsecret = "secret-ra"')
+  start_s2sd gaps-a "$(s2sd_config a.test "$ga_s2s" "$ga_comp" send.a.test secret-a "$gdns" "$ga_mon")" "$ga_s2s" "$ga_comp"; gpa=$s2sd_pid
+  cfg_dir=gaps-b cfg_more=$(printf '\n[[component]]\ndomain = "send.b.test"\nsecret = "secret-sb"')
+  start_s2sd gaps-b "$(s2sd_config b.test "$gb_s2s" "$gb_comp" recv.b.test secret-b "$gdns" "$gb_mon")" "$gb_s2s" "$gb_comp"; gpb=$s2sd_pid
+  cfg_log=""; cfg_s2s=""; cfg_dir=""; cfg_more=""
+  log "gaps: $BURSTS bursts of $BURST messages each way, $GAP apart, negotiation_timeout $NEGOTIATION"
+  gflags=(-warmup "$WARMUP" -size 100 -window 500 -n "$BURST" -bursts "$BURSTS" -gap "$GAP")
+  "$work/bin/driver" -server s2sd -scenario gaps-ab -a "127.0.0.1:$ga_comp" -b "127.0.0.1:$gb_comp" \
+    -from send.a.test -secret-a secret-a -to recv.b.test -secret-b secret-b \
+    "${gflags[@]}" >"$work/gaps-ab.jsonl" &
+  gd1=$!
+  "$work/bin/driver" -server s2sd -scenario gaps-ba -a "127.0.0.1:$gb_comp" -b "127.0.0.1:$ga_comp" \
+    -from send.b.test -secret-a secret-sb -to recv.a.test -secret-b secret-ra \
+    "${gflags[@]}" >"$work/gaps-ba.jsonl" &
+  gd2=$!
+  wait "$gd1" || log "bench: driver failed (gaps a->b)"
+  wait "$gd2" || log "bench: driver failed (gaps b->a)"
+  cat "$work/gaps-ab.jsonl" "$work/gaps-ba.jsonl" >>"$work/s2sd.jsonl"
+  # Outbound stanza streams are the "stream ready" lines whose remote is
+  # the other side's receiving component (dialback verifications go to
+  # the sending one); any outbound stream that ended before shutdown is
+  # counted too.
+  streams() { grep 'msg="stream ready"' "$work/$1/s2sd.log" | grep -c " remote=$2 " || true; }
+  ended() { grep -cE 'msg="(outbound stream ended|closing idle stream|stream lost with unacknowledged|no acknowledgement from the peer)' "$work/$1/s2sd.log" || true; }
+  gauge() { curl -s "http://127.0.0.1:$1/metrics" | awk -v d="$2" '$1 == "s2sd_streams{dir=\""d"\"}" {print $2; f=1} END {if (!f) print "?"}'; }
+  out_ab=$(streams gaps-a recv.b.test); out_ba=$(streams gaps-b recv.a.test)
+  gaps_report=$(printf 'gaps: outbound stanza streams that came up: a->b %s, b->a %s (want 1 each); outbound streams ended before shutdown: A %s, B %s; s2sd_streams at the end: A out %s in %s, B out %s in %s' \
+    "$out_ab" "$out_ba" "$(ended gaps-a)" "$(ended gaps-b)" \
+    "$(gauge "$ga_mon" out)" "$(gauge "$ga_mon" in)" "$(gauge "$gb_mon" out)" "$(gauge "$gb_mon" in)")
+  log "$gaps_report"
+  if [ "$out_ab" != 1 ] || [ "$out_ba" != 1 ]; then
+    gaps_report="$gaps_report
+gaps: FAIL: an outbound stream came up more than once (or never)"; gaps_failed=1
+  fi
+  if ! grep '/all"' "$work/gaps-ab.jsonl" "$work/gaps-ba.jsonl" | grep -c '"lost":0,"duplicated":0,"errors":0' | grep -qx 2; then
+    gaps_report="$gaps_report
+gaps: FAIL: messages lost, duplicated or bounced (see the /all lines)"; gaps_failed=1
+  fi
+  stop "$gpa"; stop "$gpb"
+fi
 
 # --- Prosody ----------------------------------------------------------------
 mem_pros_idle="skipped"; mem_pros_after="skipped"
-if [ "$PROSODY" = 1 ]; then
+if [ "$PROSODY" = 1 ] && [ ${#scenarios[@]} -gt 0 ]; then
   command -v prosody >/dev/null || die "prosody is not installed: $peers/install.sh, or PROSODY=0"
   pdns=$(freeport)
   pa_c2s=$(freeport); pa_s2s=$(freeport); pa_comp=$(freeport)
@@ -149,16 +235,25 @@ echo
 echo "== relay benchmark: N=$N NLAT=$NLAT WARMUP=$WARMUP, $(nproc) CPUs, $(go env GOVERSION), prosody $(dpkg-query -W -f '${Version}' prosody 2>/dev/null || echo "?")"
 echo "-- s2sd"
 "$work/bin/driver" summary "$work/s2sd.jsonl"
-if [ "$PROSODY" = 1 ]; then
+[ -z "$gaps_report" ] || echo "$gaps_report"
+if [ "$PROSODY" = 1 ] && [ ${#scenarios[@]} -gt 0 ]; then
   echo "-- Prosody"
   "$work/bin/driver" summary "$work/prosody.jsonl"
   echo "-- s2sd / Prosody"
-  "$work/bin/driver" compare "$work/s2sd.jsonl" "$work/prosody.jsonl"
+  grep -v '"scenario":"gaps' "$work/s2sd.jsonl" >"$work/s2sd-relay.jsonl" || true
+  "$work/bin/driver" compare "$work/s2sd-relay.jsonl" "$work/prosody.jsonl"
 fi
-echo "-- resident memory (VmRSS)"
-echo "s2sd    idle after start: $mem_s2sd_idle"
-echo "s2sd    after the runs:   $mem_s2sd_after"
-echo "Prosody idle after start: $mem_pros_idle"
-echo "Prosody after the runs:   $mem_pros_after"
+if [ ${#scenarios[@]} -gt 0 ]; then
+  echo "-- resident memory (VmRSS)"
+  echo "s2sd    idle after start: $mem_s2sd_idle"
+  echo "s2sd    after the runs:   $mem_s2sd_after"
+  echo "Prosody idle after start: $mem_pros_idle"
+  echo "Prosody after the runs:   $mem_pros_after"
+fi
+if [ "$PPROF" = 1 ] && [ -s "$work/a.prof" ]; then
+  echo "-- where the CPU went (bench/profsum; KEEP=1 keeps a.prof, b.prof)"
+  "$work/bin/profsum" -bin "$work/bin/s2sd" "$work/a.prof" "$work/b.prof" || true
+fi
 echo "-- JSON"
 cat "$work/s2sd.jsonl" "$work"/prosody.jsonl 2>/dev/null || true
+[ "$gaps_failed" = 0 ] || exit 1

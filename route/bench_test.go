@@ -57,3 +57,28 @@ func BenchmarkRelay(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRoute builds a stanza from an element already read and routes
+// it, on every core at once, as the reading goroutines of several streams
+// do: address lookups and the routing table, without the reader.
+func BenchmarkRoute(b *testing.B) {
+	ctx := xmlstream.StreamContext{NS: xmlstream.NSServer}
+	el, err := xmlstream.ParseElement([]byte("<message from='juliet@capulet.example/balcony' to='romeo@bot.montague.example' type='chat' id='m1'><body>x</body></message>"), ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var none route.HandlerFunc = func(context.Context, *route.Stanza) error { return nil }
+	r := &route.Router{Local: none, Remote: none}
+	r.SetLocal("montague.example")
+	r.SetComponent("bot.montague.example", none)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s, err := route.NewStanza(el, ctx, route.FromRemote)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.Deliver(context.Background(), s)
+		}
+	})
+}

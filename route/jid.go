@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
@@ -23,41 +24,121 @@ var ErrBadDomain = errors.New("route: invalid domainpart")
 // work is done once per address rather than once per stanza. It is
 // sharded, and a shard is emptied when full, so it stays bounded whatever
 // addresses peers send.
+//
+// Every stanza looks up two addresses, on the reading goroutine of each
+// stream, so a lookup takes no lock: it reads a map that is never
+// modified, through an atomic pointer. New addresses go to a second map
+// under a mutex and join the first in batches, copied (as sync.Map
+// promotes its dirty map): after promoteAt additions, or promoteAt
+// lookups that had to take the mutex. A copy is at most jidCacheShard
+// entries, so an address costs a few entry copies on average.
 type jidCache struct {
-	shards [16]struct {
-		mu sync.RWMutex
-		m  map[string]jid.JID
-	}
+	shards [16]cacheShard
 }
 
-const jidCacheShard = 256
+type cacheShard struct {
+	read   atomic.Pointer[map[string]*addr] // never modified once stored
+	mu     sync.Mutex
+	dirty  map[string]*addr // added since read was made
+	misses int              // lookups that took mu since then
+}
+
+// addr is an address that parsed, with its domainpart as a string, made
+// once: jid.JID.Domainpart allocates at each call, and routing asks for
+// the domain of every stanza. Never modified once cached.
+type addr struct {
+	j      jid.JID
+	domain string
+}
+
+const (
+	jidCacheShard = 256 // addresses in a shard, at most
+	promoteAt     = 32
+)
 
 var cache jidCache
 
-func (c *jidCache) shard(s string) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h = (h ^ uint32(s[i])) * 16777619
+func (c *jidCache) shard(s []byte) *cacheShard {
+	h := uint32(2166136261) // FNV-1a
+	for _, b := range s {
+		h = (h ^ uint32(b)) * 16777619
 	}
-	return int(h % uint32(len(c.shards)))
+	return &c.shards[h%uint32(len(c.shards))]
 }
 
-func (c *jidCache) get(s string) (jid.JID, bool) {
-	sh := &c.shards[c.shard(s)]
-	sh.mu.RLock()
-	j, ok := sh.m[s]
-	sh.mu.RUnlock()
-	return j, ok
-}
-
-func (c *jidCache) put(s string, j jid.JID) {
-	sh := &c.shards[c.shard(s)]
+func (c *jidCache) get(s []byte) *addr {
+	sh := c.shard(s)
+	if m := sh.read.Load(); m != nil {
+		if a := (*m)[string(s)]; a != nil { // no allocation: a lookup by bytes
+			return a
+		}
+	}
 	sh.mu.Lock()
-	if sh.m == nil || len(sh.m) >= jidCacheShard {
-		sh.m = make(map[string]jid.JID, jidCacheShard)
+	a := sh.dirty[string(s)]
+	if a != nil {
+		if sh.misses++; sh.misses >= promoteAt {
+			sh.promote()
+		}
 	}
-	sh.m[s] = j
 	sh.mu.Unlock()
+	return a
+}
+
+func (c *jidCache) put(s string, a *addr) {
+	sh := c.shard([]byte(s))
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	n := len(sh.dirty)
+	if m := sh.read.Load(); m != nil {
+		n += len(*m)
+	}
+	if n >= jidCacheShard {
+		sh.read.Store(nil)
+		sh.dirty, sh.misses = nil, 0
+	}
+	if sh.dirty == nil {
+		sh.dirty = make(map[string]*addr)
+	}
+	sh.dirty[s] = a
+	if len(sh.dirty) >= promoteAt {
+		sh.promote()
+	}
+}
+
+// promote makes a new read map of the old one and dirty; sh.mu is held.
+func (sh *cacheShard) promote() {
+	old := sh.read.Load()
+	n := len(sh.dirty)
+	if old != nil {
+		n += len(*old)
+	}
+	m := make(map[string]*addr, n)
+	if old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	for k, v := range sh.dirty {
+		m[k] = v
+	}
+	sh.read.Store(&m)
+	sh.dirty, sh.misses = nil, 0
+}
+
+// parseAddr is ParseJID on the bytes of an attribute value, through the
+// cache: an address seen before costs neither parsing nor allocation.
+func parseAddr(b []byte) (*addr, error) {
+	if a := cache.get(b); a != nil {
+		return a, nil
+	}
+	s := string(b)
+	j, err := parseJID(s)
+	if err != nil {
+		return nil, err
+	}
+	a := &addr{j: j, domain: j.Domainpart()}
+	cache.put(s, a)
+	return a, nil
 }
 
 // ParseJID parses an address per RFC 7622 and checks that the domainpart is
@@ -73,14 +154,22 @@ func (c *jidCache) put(s string, j jid.JID) {
 // refuses "2ème@example.fr", an address other servers register and
 // federate.
 func ParseJID(s string) (jid.JID, error) {
-	if j, ok := cache.get(s); ok {
-		return j, nil
+	a, err := parseAddr([]byte(s))
+	if err != nil {
+		return jid.JID{}, err
 	}
-	j, err := parseJID(s)
-	if err == nil {
-		cache.put(s, j)
+	return a.j, nil
+}
+
+// ParseJIDBytes is ParseJID on bytes, such as an attribute value from
+// xmlstream.Element.AttrBytes; an address in the cache is found without
+// allocating.
+func ParseJIDBytes(b []byte) (jid.JID, error) {
+	a, err := parseAddr(b)
+	if err != nil {
+		return jid.JID{}, err
 	}
-	return j, err
+	return a.j, nil
 }
 
 // Errors of parseJID; jid.New returns the same ones, unexported.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/s2sd/s2sd/stanza"
 )
@@ -48,9 +49,26 @@ type Router struct {
 	// Counter, when set, is told of every routing decision.
 	Counter Counter
 
-	mu         sync.RWMutex
+	mu    sync.Mutex // serializes changes to the table
+	table atomic.Pointer[table]
+}
+
+// table is what Lookup reads: the local and component domains. A change
+// replaces it whole (copy on write) and it is never modified, so routing
+// a stanza takes no lock, only an atomic load; changes (a component
+// connecting, a reload) are rare next to stanzas.
+type table struct {
 	local      map[string]bool
 	components map[string]Handler
+}
+
+var emptyTable table
+
+func (r *Router) load() *table {
+	if t := r.table.Load(); t != nil {
+		return t
+	}
+	return &emptyTable
 }
 
 // Destination is where a domain's stanzas go.
@@ -70,7 +88,7 @@ func (r *Router) SetLocal(domains ...string) {
 		m[d] = true
 	}
 	r.mu.Lock()
-	r.local = m
+	r.table.Store(&table{local: m, components: r.load().components})
 	r.mu.Unlock()
 }
 
@@ -78,24 +96,26 @@ func (r *Router) SetLocal(domains ...string) {
 func (r *Router) SetComponent(domain string, h Handler) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.components == nil {
-		r.components = make(map[string]Handler)
+	t := r.load()
+	c := make(map[string]Handler, len(t.components)+1)
+	for d, ch := range t.components {
+		c[d] = ch
 	}
 	if h == nil {
-		delete(r.components, domain)
-		return
+		delete(c, domain)
+	} else {
+		c[domain] = h
 	}
-	r.components[domain] = h
+	r.table.Store(&table{local: t.local, components: c})
 }
 
 // Lookup tells where stanzas for domain go.
 func (r *Router) Lookup(domain string) (Destination, Handler) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.local[domain] {
+	t := r.load()
+	if t.local[domain] {
 		return ToLocal, r.Local
 	}
-	if h, ok := r.components[domain]; ok {
+	if h, ok := t.components[domain]; ok {
 		return ToComponent, h
 	}
 	return ToRemote, r.Remote
@@ -109,10 +129,9 @@ func (r *Router) Hosted(domain string) bool {
 
 // Components returns the component domains.
 func (r *Router) Components() []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	l := make([]string, 0, len(r.components))
-	for d := range r.components {
+	t := r.load()
+	l := make([]string, 0, len(t.components))
+	for d := range t.components {
 		l = append(l, d)
 	}
 	return l
@@ -128,7 +147,7 @@ func (r *Router) logger() *slog.Logger {
 // Deliver routes s. It never fails: what cannot be delivered is bounced to
 // its sender, or dropped with a log line when it was an error itself.
 func (r *Router) Deliver(ctx context.Context, s *Stanza) error {
-	dest, h := r.Lookup(s.To.Domain().String())
+	dest, h := r.Lookup(s.ToDomain())
 	if dest == ToRemote && s.Origin == FromRemote {
 		// RFC 6120 §13.7.1.1: never relay between two remote domains.
 		r.Bounce(ctx, s, stanza.New(stanza.ServiceUnavailable, "this server does not relay between remote domains"))

@@ -45,6 +45,11 @@ type Stanza struct {
 	// on that stream's reading goroutine: a writer asks it whether more
 	// follows (xmlstream.Writer.AppendFrom). Nil otherwise.
 	Source xmlstream.Source
+
+	// The parsed addresses To and From came from (NewStanza), with their
+	// domains; ToDomain and FromDomain use them while To and From are
+	// unchanged.
+	to, from *addr
 }
 
 // NewStanza builds a stanza from an element read in ctx. It fails with a
@@ -62,20 +67,82 @@ func NewStanza(el *xmlstream.Element, ctx xmlstream.StreamContext, origin Origin
 	default:
 		return nil, stanza.New(stanza.BadRequest, "stanza in namespace "+el.Space)
 	}
-	var err error
-	if v := el.Attr("to"); v != "" {
-		if s.To, err = ParseJID(v); err != nil {
+	// Addresses are looked up by their bytes and the type is interned, so
+	// that a stanza between known addresses allocates only its id here.
+	if v, _ := el.AttrBytes("to"); len(v) > 0 {
+		a, err := parseAddr(v)
+		if err != nil {
 			return nil, &stanza.Error{Condition: stanza.JIDMalformed, Text: "bad 'to' address"}
 		}
+		s.To, s.to = a.j, a
 	}
-	if v := el.Attr("from"); v != "" {
-		if s.From, err = ParseJID(v); err != nil {
+	if v, _ := el.AttrBytes("from"); len(v) > 0 {
+		a, err := parseAddr(v)
+		if err != nil {
 			return nil, &stanza.Error{Condition: stanza.JIDMalformed, Text: "bad 'from' address"}
 		}
+		s.From, s.from = a.j, a
 	}
-	s.Type = el.Attr("type")
+	v, _ := el.AttrBytes("type")
+	s.Type = stanzaType(v)
 	s.ID = el.Attr("id")
 	return s, nil
+}
+
+// stanzaType returns the type attribute's value as a string, without
+// allocating for the values RFC 6121 and RFC 6120 define.
+func stanzaType(v []byte) string {
+	switch string(v) {
+	case "":
+		return ""
+	case "chat":
+		return "chat"
+	case "normal":
+		return "normal"
+	case "groupchat":
+		return "groupchat"
+	case "headline":
+		return "headline"
+	case "error":
+		return "error"
+	case "get":
+		return "get"
+	case "set":
+		return "set"
+	case "result":
+		return "result"
+	case "unavailable":
+		return "unavailable"
+	case "probe":
+		return "probe"
+	case "subscribe":
+		return "subscribe"
+	case "subscribed":
+		return "subscribed"
+	case "unsubscribe":
+		return "unsubscribe"
+	case "unsubscribed":
+		return "unsubscribed"
+	}
+	return string(v)
+}
+
+// ToDomain returns s.To.Domainpart(). For a stanza from NewStanza whose To
+// has not changed since, it is the string made once per address, with no
+// allocation.
+func (s *Stanza) ToDomain() string {
+	if s.to != nil && s.to.j.Equal(s.To) {
+		return s.to.domain
+	}
+	return s.To.Domainpart()
+}
+
+// FromDomain returns s.From.Domainpart(), as ToDomain does for To.
+func (s *Stanza) FromDomain() string {
+	if s.from != nil && s.from.j.Equal(s.From) {
+		return s.from.domain
+	}
+	return s.From.Domainpart()
 }
 
 // IsError reports whether the stanza is of type error.

@@ -18,6 +18,14 @@
 // not in the figures. A run ends when every message has arrived, or when
 // nothing has arrived for -drain; what is missing then is lost.
 //
+// With -bursts K, the measurement is K bursts of -n messages on the same
+// two component connections, separated by -gap of quiet: one result per
+// burst (scenario NAME#i), then one for all of them (NAME/all), taken a
+// second after the last burst. Every burst's messages stay known until the
+// end, so a message of burst 1 that arrives again during burst 3 counts as
+// a duplicate of burst 1 in the last line, and one that arrives after its
+// burst ended counts as late, not lost.
+//
 // The result is printed as one human line on stderr and one JSON line on
 // stdout. summary prints the human lines of a file of JSON lines; compare
 // reads two such files and prints the ratios.
@@ -60,6 +68,9 @@ type Result struct {
 	P99        float64 `json:"p99_ms"`
 	Max        float64 `json:"max_ms"`
 	FirstError string  `json:"first_error,omitempty"`
+	// Late is the number of messages that arrived after their burst's
+	// result was taken (-bursts; in the NAME/all line only).
+	Late int `json:"late,omitempty"`
 	// CPU time per message received, in microseconds, of server A, server
 	// B (with -pids) and the driver itself, over the measured run.
 	CPUA      float64 `json:"cpu_us_per_msg_a,omitempty"`
@@ -70,8 +81,14 @@ type Result struct {
 func (r *Result) String() string {
 	s := fmt.Sprintf("%-8s %-12s %d/%d msgs in %.2fs = %.0f msg/s; latency p50 %.2fms p99 %.2fms max %.2fms; lost %d dup %d errors %d",
 		r.Server, r.Scenario, r.Received, r.Sent, r.Seconds, r.Rate, r.P50, r.P99, r.Max, r.Lost, r.Duplicated, r.Errors)
-	if r.CPUDriver > 0 {
+	switch {
+	case r.CPUA > 0 || r.CPUB > 0:
 		s += fmt.Sprintf("; CPU µs/msg A %.1f B %.1f driver %.1f", r.CPUA, r.CPUB, r.CPUDriver)
+	case r.CPUDriver > 0:
+		s += fmt.Sprintf("; CPU µs/msg driver %.1f", r.CPUDriver)
+	}
+	if r.Late > 0 {
+		s += fmt.Sprintf("; late %d", r.Late)
 	}
 	if r.FirstError != "" {
 		s += " (first: " + r.FirstError + ")"
@@ -109,6 +126,8 @@ func main() {
 		pids    = flag.String("pids", "", "`A,B`: process ids of the servers, to report their CPU time per message")
 		cpuprof = flag.String("cpuprofile", "", "write the driver's CPU profile to `file`")
 		times   = flag.String("times", "", "write each measured message's send time and latency, in ns, to `file`.SCENARIO")
+		bursts  = flag.Int("bursts", 1, "measure `k` bursts of -n messages, separated by -gap")
+		gap     = flag.Duration("gap", 5*time.Second, "quiet between bursts (with -bursts)")
 	)
 	flag.Parse()
 	if *label == "" {
@@ -121,8 +140,8 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	if *n < 1 || *window < 1 || *size < 0 {
-		fmt.Fprintln(os.Stderr, "driver: -n and -window must be positive, -size not negative")
+	if *n < 1 || *window < 1 || *size < 0 || *bursts < 1 || *gap < 0 {
+		fmt.Fprintln(os.Stderr, "driver: -n, -window and -bursts must be positive, -size and -gap not negative")
 		os.Exit(2)
 	}
 	b := &bench{
@@ -132,6 +151,7 @@ func main() {
 	if *times != "" {
 		b.times = *times + "." + strings.ReplaceAll(*label, "/", "-")
 	}
+	b.phases = make([]atomic.Pointer[phase], *bursts+1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	var err error
 	b.recv, err = dial(ctx, *addrB, *to, *secretB)
@@ -153,26 +173,53 @@ func main() {
 		}
 	}
 	pa, pb, _ := strings.Cut(*pids, ",")
-	cpu0 := [3]time.Duration{procCPU(pa), procCPU(pb), selfCPU()}
-	res := b.run(1, *n)
-	cpu1 := [3]time.Duration{procCPU(pa), procCPU(pb), selfCPU()}
-	res.Server, res.Scenario, res.Size = *server, *label, *size
-	if res.Received > 0 {
-		per := func(i int) float64 {
-			return float64((cpu1[i] - cpu0[i]).Microseconds()) / float64(res.Received)
+	report := func(res Result) {
+		fmt.Fprintln(os.Stderr, res.String())
+		j, _ := json.Marshal(res)
+		fmt.Println(string(j))
+	}
+	b.errMu.Lock()
+	errs0 := b.errs
+	b.errMu.Unlock()
+	failed := false
+	for i := 1; i <= *bursts; i++ {
+		if i > 1 {
+			time.Sleep(*gap)
 		}
-		if *pids != "" {
-			res.CPUA, res.CPUB = per(0), per(1)
+		cpu0 := [3]time.Duration{procCPU(pa), procCPU(pb), selfCPU()}
+		res := b.run(i, *n)
+		cpu1 := [3]time.Duration{procCPU(pa), procCPU(pb), selfCPU()}
+		res.Server, res.Scenario, res.Size = *server, *label, *size
+		if *bursts > 1 {
+			res.Scenario += "#" + strconv.Itoa(i)
 		}
-		res.CPUDriver = per(2)
+		if res.Received > 0 {
+			per := func(i int) float64 {
+				return float64((cpu1[i] - cpu0[i]).Microseconds()) / float64(res.Received)
+			}
+			if *pids != "" {
+				res.CPUA, res.CPUB = per(0), per(1)
+			}
+			res.CPUDriver = per(2)
+		}
+		report(res)
+		failed = failed || res.Received == 0
+	}
+	if *bursts > 1 {
+		// Late arrivals and duplicates of the last burst would come now.
+		time.Sleep(time.Second)
+		res := b.total(1, *bursts)
+		res.Server, res.Scenario, res.Size = *server, *label+"/all", *size
+		b.errMu.Lock()
+		res.Errors = b.errs - errs0
+		res.FirstError = b.firstErr
+		b.errMu.Unlock()
+		report(res)
 	}
 
 	b.send.close()
 	b.recv.close()
-	fmt.Fprintln(os.Stderr, res.String())
-	j, _ := json.Marshal(res)
-	fmt.Println(string(j))
-	if res.Received == 0 {
+	if failed {
 		os.Exit(1)
 	}
 }
@@ -232,6 +279,9 @@ type bench struct {
 
 	// The current phase; set before its messages go out.
 	phase atomic.Pointer[phase]
+	// Every phase by number, kept after it ends: late arrivals and
+	// duplicates still count.
+	phases []atomic.Pointer[phase]
 
 	errMu    sync.Mutex
 	errs     int
@@ -245,6 +295,8 @@ type phase struct {
 	recv     []atomic.Int64 // first arrival of each message, 0 before
 	got      atomic.Int64   // distinct messages arrived
 	dup      atomic.Int64
+	late     atomic.Int64  // arrived after the phase ended
+	seconds  float64       // the measured time, set when the phase ends
 	credits  chan struct{} // one per free slot of the window
 	progress atomic.Int64  // time of the last arrival
 	done     chan struct{} // closed when every message has arrived
@@ -266,6 +318,9 @@ func (b *bench) run(num, count int) Result {
 	}
 	for range b.window {
 		p.credits <- struct{}{}
+	}
+	if num < len(b.phases) {
+		b.phases[num].Store(p)
 	}
 	b.phase.Store(p)
 	b.errMu.Lock()
@@ -349,10 +404,49 @@ func (b *bench) run(num, count int) Result {
 		res.P99 = ms(lat[min(len(lat)*99/100, len(lat)-1)])
 		res.Max = ms(lat[len(lat)-1])
 	}
+	p.seconds = res.Seconds
 	b.errMu.Lock()
 	res.Errors = b.errs - errs0
 	res.FirstError = b.firstErr
 	b.errMu.Unlock()
+	return res
+}
+
+// total sums up phases first to last as they stand now: every message
+// sent, every arrival (late ones included), every duplicate. Its rate is
+// the messages received over the phases' measured time (the gaps left
+// out), its latencies those of all arrivals.
+func (b *bench) total(first, last int) Result {
+	var res Result
+	var lat []int64
+	for num := first; num <= last; num++ {
+		p := b.phases[num].Load()
+		if p == nil {
+			continue
+		}
+		res.Window = b.window
+		for i := range p.sent {
+			s, r := p.sent[i].Load(), p.recv[i].Load()
+			if s == 0 {
+				continue
+			}
+			res.Sent++
+			if r != 0 {
+				lat = append(lat, r-s)
+			}
+		}
+		res.Duplicated += int(p.dup.Load())
+		res.Late += int(p.late.Load())
+		res.Seconds += p.seconds
+	}
+	slices.Sort(lat)
+	res.Received, res.Lost = len(lat), res.Sent-len(lat)
+	if len(lat) > 0 && res.Seconds > 0 {
+		res.Rate = float64(len(lat)) / res.Seconds
+		res.P50 = ms(lat[len(lat)*50/100])
+		res.P99 = ms(lat[min(len(lat)*99/100, len(lat)-1)])
+		res.Max = ms(lat[len(lat)-1])
+	}
 	return res
 }
 
@@ -406,15 +500,30 @@ func (b *bench) receive() {
 		t := b.now()
 		id := attr(el, "id")
 		num, seq, ok := parseID(id)
-		p := b.phase.Load()
-		if !ok || p == nil || num != p.num || seq >= len(p.recv) {
-			continue // late from an earlier phase, or not ours
+		if !ok {
+			continue // not ours
+		}
+		p, late := b.phase.Load(), false
+		if p == nil || num != p.num {
+			// From a phase that has ended (or, with ids reused by another
+			// run, from none of ours).
+			p, late = nil, true
+			if num >= 0 && num < len(b.phases) {
+				p = b.phases[num].Load()
+			}
+		}
+		if p == nil || seq >= len(p.recv) || p.sent[seq].Load() == 0 {
+			continue
 		}
 		if !p.recv[seq].CompareAndSwap(0, t) {
 			if d := p.dup.Add(1); d <= int64(b.showDups) {
 				fmt.Fprintf(os.Stderr, "driver: duplicate %s: sent at %.3fms, first arrival %.3fms, again %.3fms\n",
 					id, ms(p.sent[seq].Load()), ms(p.recv[seq].Load()), ms(t))
 			}
+			continue
+		}
+		if late {
+			p.late.Add(1)
 			continue
 		}
 		p.progress.Store(t)

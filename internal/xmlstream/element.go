@@ -46,6 +46,23 @@ func (e *Element) LookupAttr(name string) (string, bool) {
 	return "", false
 }
 
+// AttrBytes is LookupAttr without a string: the unescaped value, which is
+// a slice of Raw (never to be modified) unless the value holds a
+// reference. The stanza path uses it to look addresses up in a cache
+// keyed by their text, and so allocates nothing for them.
+func (e *Element) AttrBytes(name string) ([]byte, bool) {
+	for _, a := range e.attrs {
+		if string(e.Raw[a.name.start:a.name.end]) == name {
+			v := e.Raw[a.value.start:a.value.end:a.value.end]
+			if a.escaped {
+				return []byte(unescape(v)), true
+			}
+			return v, true
+		}
+	}
+	return nil, false
+}
+
 // Inner returns the element's content: the bytes between its start and end
 // tags (nil for an empty element).
 func (e *Element) Inner() []byte {

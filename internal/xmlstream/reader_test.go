@@ -94,6 +94,28 @@ func TestAttrUnescape(t *testing.T) {
 	}
 }
 
+// TestAttrBytes: AttrBytes agrees with LookupAttr, escaped or not, and an
+// append to what it returns never writes into Raw.
+func TestAttrBytes(t *testing.T) {
+	els, _ := readAll(t, hdr+`<message to="a&amp;b&#39;c&lt;" from='x@y' id='' type="chat"><body/></message>`, Limits{})
+	if len(els) != 1 {
+		t.Fatal("no element")
+	}
+	el := els[0]
+	raw := string(el.Raw)
+	for _, name := range []string{"to", "from", "id", "type", "xml:lang"} {
+		want, wok := el.LookupAttr(name)
+		got, ok := el.AttrBytes(name)
+		if string(got) != want || ok != wok {
+			t.Errorf("%s: AttrBytes = %q, %v; LookupAttr = %q, %v", name, got, ok, want, wok)
+		}
+		_ = append(got, "!!!!"...)
+	}
+	if string(el.Raw) != raw {
+		t.Errorf("Raw changed: %q", el.Raw)
+	}
+}
+
 // TestHostile: each input gets the named stream error.
 func TestHostile(t *testing.T) {
 	deep := strings.Repeat("<a>", 10000) + strings.Repeat("</a>", 10000)
