@@ -19,6 +19,7 @@ command -v gpg >/dev/null || need+=(gnupg)
 command -v python3 >/dev/null || need+=(python3)
 command -v ss >/dev/null || need+=(iproute2)
 command -v xmllint >/dev/null || need+=(libxml2-utils) # the RFC 3863 schema check of cpim
+command -v chromium >/dev/null || need+=(chromium)      # node.TestStatusPageBrowser renders /status
 # OMEMO interop peers (e2e/omemo): python-omemo for Debian's own python3.
 for p in python3-omemo python3-oldmemo python3-twomemo python3-xmlschema; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")

@@ -156,6 +156,52 @@ type Server struct {
 
 var _ route.Handler = (*Server)(nil)
 
+// Update changes a Server that may be serving: f may set Conflict, which
+// applies to the next handshake, and Limits, RateLimit and RateBurst,
+// which apply to connections accepted afterwards. Other fields must not
+// change once the Server serves.
+func (s *Server) Update(f func(s *Server)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s)
+}
+
+// Info describes a connected component (Components).
+type Info struct {
+	Domain     string
+	RemoteAddr net.Addr
+	StreamID   string
+	// Since is when the component authenticated.
+	Since time.Time
+	// In counts the stanzas it sent, Out those written to it.
+	In, Out uint64
+}
+
+// Components returns the components connected now, sorted by domain.
+func (s *Server) Components() []Info {
+	s.mu.Lock()
+	out := make([]Info, 0, len(s.domains))
+	for d, c := range s.domains {
+		out = append(out, Info{Domain: d, RemoteAddr: c.nc.RemoteAddr(), StreamID: c.id, Since: c.since, In: c.in.Load(), Out: c.out.Load()})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b Info) int { return cmp.Compare(a.Domain, b.Domain) })
+	return out
+}
+
+// CloseDomain ends the stream of the component connected for domain, if any,
+// with the stream error e, and reports whether there was one.
+func (s *Server) CloseDomain(domain string, e *stream.Error) bool {
+	s.mu.Lock()
+	c := s.domains[domain]
+	s.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	c.close(e, true)
+	return true
+}
+
 func (s *Server) logger() *slog.Logger {
 	if s.Logger != nil {
 		return s.Logger
@@ -332,7 +378,7 @@ func (s *Server) Connected() []string {
 // the component does not read fast enough.
 func (s *Server) Deliver(_ context.Context, st *route.Stanza) error {
 	s.mu.Lock()
-	c := s.domains[st.To.Domainpart()]
+	c := s.domains[st.ToDomain()]
 	s.mu.Unlock()
 	if c == nil {
 		return route.ErrNotConnected
@@ -363,11 +409,16 @@ func (s *Server) Flush(ctx context.Context) error {
 
 func (s *Server) newConn(nc net.Conn) *serverConn {
 	id := newStreamID()
+	s.mu.Lock()
+	lim, rate, burst := s.Limits, s.RateLimit, s.RateBurst
+	s.mu.Unlock()
 	c := &serverConn{
 		s:         s,
 		nc:        nc,
 		id:        id,
-		r:         xmlstream.NewReader(nc, s.Limits),
+		rate:      rate,
+		burst:     burst,
+		r:         xmlstream.NewReader(nc, lim),
 		flushed:   make(chan struct{}),
 		connected: make(chan struct{}),
 		log:       s.logger().With("remote", nc.RemoteAddr().String(), "stream_id", id),
@@ -426,11 +477,13 @@ func (s *Server) register(c *serverConn) (*serverConn, error) {
 	}
 	s.domains[c.domain] = c
 	c.registered = true
+	c.since = time.Now()
 	return old, nil
 }
 
-// unregister stops routing c's domain to c, once.
-func (s *Server) unregister(c *serverConn) {
+// unregister stops routing c's domain to c, once. It reports whether c
+// was routed.
+func (s *Server) unregister(c *serverConn) bool {
 	s.mu.Lock()
 	was := c.registered
 	if was && s.domains[c.domain] == c {
@@ -448,6 +501,7 @@ func (s *Server) unregister(c *serverConn) {
 			s.OnDisconnect(c.domain)
 		}
 	}
+	return was
 }
 
 func (s *Server) forget(c *serverConn) {
@@ -474,7 +528,14 @@ type serverConn struct {
 	domain string
 	inCtx  xmlstream.StreamContext
 
-	registered bool // under s.mu
+	registered bool      // under s.mu
+	since      time.Time // when registered; under s.mu
+
+	// Constant, from the Server when the connection was accepted.
+	rate  float64
+	burst int
+	// Stanzas read from the component and written to it.
+	in, out atomic.Uint64
 
 	// graceful: the stream is closing by our choice (system-shutdown or
 	// </stream:stream>): what the component sent before it knew is still
@@ -604,7 +665,7 @@ func (c *serverConn) writeHeader(domain string) error {
 
 // readLoop reads stanzas until the stream ends.
 func (c *serverConn) readLoop() error {
-	lim := xmlstream.NewLimiter(c.s.RateLimit, c.s.RateBurst)
+	lim := xmlstream.NewLimiter(c.rate, c.burst)
 	for {
 		if c.s.IdleTimeout > 0 {
 			c.setReadDeadline(time.Now().Add(c.s.IdleTimeout))
@@ -628,6 +689,7 @@ func (c *serverConn) readLoop() error {
 			continue
 		}
 		st.Source = c.r // handled here, on the reading goroutine
+		c.in.Add(1)
 		c.handle(st)
 		lim.Wait()
 	}
@@ -668,13 +730,13 @@ func (c *serverConn) stanza(el *xmlstream.Element) (*route.Stanza, error) {
 		}
 		return nil, stream.Errorf(stream.UnsupportedStanzaType, "{%s}%s is not a stanza", el.Space, el.Local)
 	}
-	from, _ := el.LookupAttr("from")
-	to, _ := el.LookupAttr("to")
-	if from == "" || to == "" {
+	from, _ := el.AttrBytes("from")
+	to, _ := el.AttrBytes("to")
+	if len(from) == 0 || len(to) == 0 {
 		// RFC 6120 §4.9.3.7; XEP-0114 streams are addressed like s2s.
 		return nil, stream.New(stream.ImproperAddressing, "stanzas from a component need 'from' and 'to'")
 	}
-	fj, err := route.ParseJID(from)
+	fj, err := route.ParseJIDBytes(from)
 	if err != nil {
 		return nil, stream.New(stream.ImproperAddressing, "'from' is not a JID")
 	}
@@ -750,6 +812,7 @@ func (c *serverConn) send(st *route.Stanza) error {
 			c.inflight = append(c.inflight[:0], c.inflight[i:]...)
 		}
 		c.inflight = append(c.inflight, flight{st: st, end: queued})
+		c.out.Add(1)
 		return nil
 	case errors.Is(err, xmlstream.ErrPendingFull):
 		return &stanza.Error{Condition: stanza.ResourceConstraint, Text: "the component does not read fast enough"}
@@ -802,10 +865,17 @@ func (c *serverConn) close(se *stream.Error, send bool) {
 	}
 	log := c.log
 	c.mu.Unlock()
-	if se != nil {
+	reason := "connection lost"
+	switch {
+	case se != nil:
 		log.Info("component: stream error", "condition", se.Condition, "text", se.Text)
+		reason = "stream error " + string(se.Condition)
+	case send:
+		reason = "stream ended"
 	}
-	c.s.unregister(c)
+	if c.s.unregister(c) {
+		log.Info("component: disconnected", "reason", reason)
+	}
 	c.cancel()
 	go c.flush(send)
 }

@@ -52,6 +52,19 @@
 // gives nodes one dialback secret (XEP-0185), so that any of them
 // verifies a key another issued.
 //
+// # Operators
+//
+// As nats-server serves /varz and /connz, a node tells what it does:
+// Status returns its streams (authentication, TLS, counters), components,
+// queues (depth, oldest, next retry, last error), process and cluster;
+// the metrics listener serves it at /status (HTML) and /status.json, and
+// a unix socket in the state directory, the control socket
+// (docs/control.md), answers it to `s2sd status`, with the actions of
+// `s2sd ctl`: CloseDomain, RetryDomain, BounceDomain and ReloadFile.
+// Reconfigure (Reload) says which changed keys are in force and which
+// wait for a restart (ReloadApplies). Check examines a configuration file
+// and reports every problem, as prosodyctl check does.
+//
 // # Shutdown
 //
 // Shutdown stops taking stanzas in (components cannot connect, remote

@@ -82,15 +82,23 @@ func (m *metrics) observe(phase string, d time.Duration) {
 	m.dialTime.WithLabelValues(phase).Observe(d.Seconds())
 }
 
-// handler serves /metrics and /healthz, and /debug/pprof/ when asked.
-func (m *metrics) handler(healthy func() error, profiling bool) http.Handler {
+// handler serves /metrics and /healthz, and /debug/pprof/ while
+// profiling says so (metrics.pprof, which a reload changes).
+func (m *metrics) handler(healthy func() error, profiling func() bool) http.Handler {
 	mux := http.NewServeMux()
-	if profiling {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	pp := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if !profiling() {
+				http.NotFound(w, r)
+				return
+			}
+			h(w, r)
+		}
 	}
+	mux.HandleFunc("/debug/pprof/", pp(pprof.Index))
+	mux.HandleFunc("/debug/pprof/profile", pp(pprof.Profile))
+	mux.HandleFunc("/debug/pprof/symbol", pp(pprof.Symbol))
+	mux.HandleFunc("/debug/pprof/trace", pp(pprof.Trace))
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := healthy(); err != nil {

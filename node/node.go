@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +94,9 @@ type Node struct {
 	s2s     *s2s.Server
 	comps   *component.Server
 	httpSrv *http.Server
+	// op is what the node keeps for operators: times, the last reload,
+	// the control socket (status.go, control.go).
+	op operator
 
 	mu sync.Mutex // guards what follows, and serializes Start and Reload
 	// compHandlers are what the Router calls for each component domain:
@@ -297,6 +299,11 @@ func (n *Node) Start() error {
 		return ErrClosed
 	}
 	cfg := n.cfg.Load()
+	// Before the queue file, whose lock would only time out: say who
+	// holds it.
+	if err := checkRunning(cfg); err != nil {
+		return err
+	}
 	var store *s2s.BoltStore
 	if !cfg.Queue.Memory {
 		path := cfg.Queue.Path
@@ -362,10 +369,11 @@ func (n *Node) Start() error {
 	}
 	if metricsL != nil {
 		n.metricsAddr = metricsL.Addr()
-		n.httpSrv = &http.Server{Handler: n.metrics.handler(n.healthy, cfg.Metrics.Pprof), ReadHeaderTimeout: 5 * time.Second}
+		n.httpSrv = &http.Server{Handler: n.withStatus(n.metrics.handler(n.healthy, func() bool { return n.cfg.Load().Metrics.Pprof })), ReadHeaderTimeout: 5 * time.Second}
 		n.serve(func() error { return n.httpSrv.Serve(metricsL) })
 	}
 	n.state = stateStarted
+	n.startOperator(cfg)
 	if _, err := n.pool.Restore(); err != nil {
 		n.log.Error("queue store: cannot restore queued stanzas", "err", err)
 	}
@@ -435,34 +443,15 @@ func (n *Node) setComponents(cfg *Config) {
 }
 
 // Reload validates and prepares cfg, then makes it the running
-// configuration: certificates, component secrets, policies, local and
-// component domains and the log level change without touching established
-// streams; listeners, DNS servers, DANE, the CA bundle, limits, timeouts,
-// the queue and the dialback secret keep their values until the next start
-// (Reload logs a warning for changed listeners and DNS). On error the
+// configuration without touching established streams. Most keys take
+// effect at once or for the next stream (see ReloadApplies); listeners,
+// the state directory, the queue, DNS servers, DANE and the dialback
+// secret keep their values until the next start, and Reload logs which
+// changed keys wait for it (Reconfigure also returns them). On error the
 // running configuration stays as it was.
 func (n *Node) Reload(cfg *Config) error {
-	c, err := n.opts.prepare(cfg)
-	if err != nil {
-		return err
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	old := n.cfg.Load()
-	if c.S2S.Listen != old.S2S.Listen || c.Components.Listen != old.Components.Listen || c.Metrics.Listen != old.Metrics.Listen || c.S2S.DirectTLSListen != old.S2S.DirectTLSListen {
-		n.log.Warn("listener addresses changed; they take effect at the next restart")
-	}
-	if c.S2S.DANE != old.S2S.DANE || !slices.Equal(c.S2S.DNS, old.S2S.DNS) {
-		n.log.Warn("s2s.dns and s2s.dane changed; they take effect at the next restart")
-	}
-	n.cfg.Store(c)
-	if n.opts.Level != nil {
-		n.opts.Level.Set(c.logLevel)
-	}
-	n.router.SetLocal(c.Server.Domains...)
-	n.setComponents(c)
-	n.log.Info("configuration reloaded", "domains", c.Server.Domains, "components", len(c.Component))
-	return nil
+	_, err := n.Reconfigure(cfg)
+	return err
 }
 
 // stop marks the node stopped and reports whether it was running.
@@ -512,6 +501,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	n.s2s.Close()
 	n.comps.Close()
+	n.stopOperator()
 	n.serveWG.Wait()
 	if n.store != nil {
 		n.store.Close()
@@ -539,6 +529,7 @@ func (n *Node) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := n.pool.Shutdown(ctx)
+	n.stopOperator()
 	n.serveWG.Wait()
 	if n.store != nil {
 		n.store.Close()

@@ -44,6 +44,7 @@ const (
 	Authn                      // at least one domain pair is authenticated
 	Ready                      // stanzas may flow
 	Received                   // the stream was initiated by the peer
+	DANE                       // the peer's certificate was verified with TLSA records (DANE)
 )
 
 // Conn is one negotiated server-to-server stream (RFC 6120 §4). An outbound
@@ -81,6 +82,12 @@ type Conn struct {
 	clk *clock
 	raw *conn
 
+	// created is when the connection was made (Unix nanoseconds);
+	// stanzas counts the stanzas read (inbound) or written (outbound):
+	// for operators (Since, Stanzas).
+	created int64
+	stanzas atomic.Uint64
+
 	endSent   atomic.Bool // </stream:stream> has gone out (with a stream error)
 	downOnce  sync.Once   // the stream was reported down (OnStream)
 	closeOnce sync.Once
@@ -96,12 +103,13 @@ type pair struct{ remote, local string }
 // timed by clk.
 func newConn(nc net.Conn, raw *conn, clk *clock, lim xmlstream.Limits, log *slog.Logger) *Conn {
 	c := &Conn{
-		nc:     nc,
-		raw:    raw,
-		clk:    clk,
-		r:      xmlstream.NewReader(nc, lim),
-		log:    log,
-		closed: make(chan struct{}),
+		nc:      nc,
+		raw:     raw,
+		clk:     clk,
+		r:       xmlstream.NewReader(nc, lim),
+		log:     log,
+		closed:  make(chan struct{}),
+		created: time.Now().UnixNano(),
 	}
 	if t, ok := nc.(*tls.Conn); ok {
 		c.tls = t
@@ -111,14 +119,31 @@ func newConn(nc net.Conn, raw *conn, clk *clock, lim xmlstream.Limits, log *slog
 	return c
 }
 
+// The stream's own goroutine reads local, remote, id, nc and tls without
+// the lock; it holds the lock when it changes them (an inbound stream
+// learns them as it negotiates), so that the methods below may run on
+// other goroutines (operators' status).
+
 // Local returns our domain on the stream.
-func (c *Conn) Local() string { return c.local }
+func (c *Conn) Local() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.local
+}
 
 // Remote returns the peer's domain.
-func (c *Conn) Remote() string { return c.remote }
+func (c *Conn) Remote() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.remote
+}
 
 // ID returns the stream ID.
-func (c *Conn) ID() string { return c.id }
+func (c *Conn) ID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id
+}
 
 // State returns the stream's state bits.
 func (c *Conn) State() State {
@@ -127,15 +152,29 @@ func (c *Conn) State() State {
 	return c.state
 }
 
+// Since returns when the stream's connection was made.
+func (c *Conn) Since() time.Time { return time.Unix(0, c.created) }
+
+// Stanzas returns the stanzas the stream carried so far: read from the
+// peer on an inbound stream, written to it on an outbound one.
+func (c *Conn) Stanzas() uint64 { return c.stanzas.Load() }
+
 // RemoteAddr returns the peer's network address.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *Conn) RemoteAddr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nc.RemoteAddr()
+}
 
 // TLSState returns the TLS connection state, if TLS is up.
 func (c *Conn) TLSState() (tls.ConnectionState, bool) {
-	if c.tls == nil {
+	c.mu.Lock()
+	t := c.tls
+	c.mu.Unlock()
+	if t == nil {
 		return tls.ConnectionState{}, false
 	}
-	return c.tls.ConnectionState(), true
+	return t.ConnectionState(), true
 }
 
 func (c *Conn) setState(s State) {

@@ -118,7 +118,7 @@ func (d *Dialer) verifyByDANE(chain []*x509.Certificate, domain string) error {
 		if err != nil || len(recs) == 0 {
 			continue
 		}
-		if verifyDANE(chain, recs, d.Roots, domain, t.Host, time.Now()) == nil {
+		if verifyDANE(chain, recs, d.live().roots, domain, t.Host, time.Now()) == nil {
 			return nil
 		}
 	}

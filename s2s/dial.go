@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -90,6 +91,35 @@ type DialError struct {
 func (e *DialError) Error() string { return "s2s: " + e.Domain + ": " + e.Err.Error() }
 func (e *DialError) Unwrap() error { return e.Err }
 
+// dialerMu guards the fields of every Dialer that Update may change while
+// the Dialer is in use. One lock for all Dialers keeps Dialer a plain
+// struct that callers may copy; it is taken once per dial, and Update is
+// rare (a configuration reload).
+var dialerMu sync.RWMutex
+
+// dialerLive are the fields Update may change, as one dial reads them.
+type dialerLive struct {
+	roots              *x509.CertPool
+	negotiation, write time.Duration
+	limits             xmlstream.Limits
+}
+
+func (d *Dialer) live() dialerLive {
+	dialerMu.RLock()
+	defer dialerMu.RUnlock()
+	return dialerLive{roots: d.Roots, negotiation: d.NegotiationTimeout, write: d.WriteTimeout, limits: d.Limits}
+}
+
+// Update changes a Dialer that may be in use: f may set Roots,
+// NegotiationTimeout, WriteTimeout and Limits, which dials that start
+// afterwards use; streams already up keep what they started with. Other
+// fields must not change once the Dialer is in use.
+func (d *Dialer) Update(f func(d *Dialer)) {
+	dialerMu.Lock()
+	defer dialerMu.Unlock()
+	f(d)
+}
+
 func (d *Dialer) logger() *slog.Logger {
 	if d.Logger != nil {
 		return d.Logger
@@ -136,7 +166,7 @@ func (d *Dialer) Verify(ctx context.Context, local, remote, id, key string) (boo
 		return false, err
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, durOr(d.NegotiationTimeout, defaultNegotiation))
+	ctx, cancel := context.WithTimeout(ctx, durOr(d.live().negotiation, defaultNegotiation))
 	defer cancel()
 	req := appendDB(nil, "verify", dbElement{From: local, To: remote, ID: id, Key: key})
 	if err := c.write(req); err != nil {
@@ -284,8 +314,9 @@ func (d *Dialer) attempt(ctx context.Context, local, remote string, t Target, ap
 	if err != nil {
 		return nil, connectError{err}
 	}
-	raw := newTimedConn(nc, d.WriteTimeout)
-	clk := newClock(raw, d.NegotiationTimeout, 0)
+	live := d.live()
+	raw := newTimedConn(nc, live.write)
+	clk := newClock(raw, live.negotiation, 0)
 	clk.outbound = true
 	ctx, cancel = context.WithDeadline(ctx, clk.negotiationDeadline())
 	defer cancel()
@@ -303,7 +334,7 @@ func (d *Dialer) attempt(ctx context.Context, local, remote string, t Target, ap
 		}
 		nc = tc
 	}
-	c := newConn(nc, raw, clk, d.Limits, log)
+	c := newConn(nc, raw, clk, live.limits, log)
 	c.local, c.remote = local, remote
 	c.tlsa, c.tlsaHost = tlsa, t.Host
 	err = d.negotiate(ctx, c, p)
@@ -414,8 +445,9 @@ func (d *Dialer) negotiate(ctx context.Context, c *Conn, p purpose) error {
 // unverified, for the policy to judge).
 func (d *Dialer) checkCert(c *Conn) error {
 	st, _ := c.TLSState()
+	roots := d.live().roots
 	if len(c.tlsa) > 0 {
-		err := verifyDANE(st.PeerCertificates, c.tlsa, d.Roots, c.remote, c.tlsaHost, time.Now())
+		err := verifyDANE(st.PeerCertificates, c.tlsa, roots, c.remote, c.tlsaHost, time.Now())
 		if d.Trace != nil && d.Trace.TLS != nil {
 			d.Trace.TLS(st, err)
 		}
@@ -423,10 +455,10 @@ func (d *Dialer) checkCert(c *Conn) error {
 			return err
 		}
 		c.log.Info("peer certificate verified with DANE", "target", c.tlsaHost, "records", len(c.tlsa))
-		c.setState(Verified)
+		c.setState(Verified | DANE)
 		return nil
 	}
-	err := VerifyPeer(st.PeerCertificates, d.Roots, c.remote, time.Now())
+	err := VerifyPeer(st.PeerCertificates, roots, c.remote, time.Now())
 	if d.Trace != nil && d.Trace.TLS != nil {
 		d.Trace.TLS(st, err)
 	}

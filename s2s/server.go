@@ -98,6 +98,39 @@ type Server struct {
 	draining  atomic.Bool  // see Drain
 }
 
+// Update changes a Server that may be serving: f may set Roots, Dialer,
+// Limits, NegotiationTimeout, IdleTimeout, WriteTimeout, MaxConns,
+// MaxConnsPerIP, RateLimit and RateBurst, which streams accepted
+// afterwards use (Roots and Dialer: every certificate check and dialback
+// verification from now on); streams already up keep their limits and
+// timers. Other fields must not change once the Server serves.
+func (s *Server) Update(f func(s *Server)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s)
+}
+
+// serverLive are the fields Update may change, as one stream reads them.
+type serverLive struct {
+	limits                   xmlstream.Limits
+	negotiation, idle, write time.Duration
+	rate                     float64
+	burst                    int
+}
+
+func (s *Server) live() serverLive {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return serverLive{limits: s.Limits, negotiation: s.NegotiationTimeout, idle: s.IdleTimeout, write: s.WriteTimeout, rate: s.RateLimit, burst: s.RateBurst}
+}
+
+// verifier returns Roots and Dialer, which Update may change.
+func (s *Server) verifier() (*x509.CertPool, *Dialer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Roots, s.Dialer
+}
+
 func (s *Server) logger() *slog.Logger {
 	if s.Logger != nil {
 		return s.Logger
@@ -354,9 +387,10 @@ var errPark = errors.New("s2s: park")
 // handle serves one accepted connection, for which s.wg was incremented.
 func (s *Server) handle(nc net.Conn, direct bool) {
 	log := s.logger().With("dir", "in", "addr", nc.RemoteAddr().String())
+	live := s.live()
 	// The negotiation deadline counts from now, TLS handshake included.
-	raw := newTimedConn(nc, s.WriteTimeout)
-	clk := newClock(raw, s.NegotiationTimeout, s.IdleTimeout)
+	raw := newTimedConn(nc, live.write)
+	clk := newClock(raw, live.negotiation, live.idle)
 	nc = raw
 	if direct {
 		tc := tls.Server(nc, s.tlsConfig())
@@ -373,7 +407,7 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 		}
 		nc = tc
 	}
-	c := newConn(nc, raw, clk, s.Limits, log)
+	c := newConn(nc, raw, clk, live.limits, log)
 	c.setState(Received)
 	s.mu.Lock()
 	if s.conns == nil {
@@ -383,7 +417,7 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 	s.mu.Unlock()
 	st := &in{s: s, c: c, addr: nc.RemoteAddr().String(), canPark: canWait(raw)}
 	st.ctx, st.cancel = context.WithCancel(context.Background())
-	st.lim = xmlstream.NewLimiter(s.RateLimit, s.RateBurst)
+	st.lim = xmlstream.NewLimiter(live.rate, live.burst)
 	st.serve()
 }
 
@@ -532,13 +566,17 @@ func (st *in) header() error {
 	if c.local != "" && c.local != h.To {
 		return stream.New(stream.HostUnknown, "the restarted stream names another domain")
 	}
+	c.mu.Lock()
 	c.local, c.id = h.To, id
+	c.mu.Unlock()
 	if h.From != "" {
 		if _, err := route.ParseJID(h.From); err != nil {
 			return stream.New(stream.InvalidFrom, "malformed 'from' domain")
 		}
 		if c.remote == "" {
+			c.mu.Lock()
 			c.remote = h.From
+			c.mu.Unlock()
 		}
 	}
 	// One logger per stream, made once per header: idle streams are many.
@@ -609,7 +647,9 @@ func (st *in) element(el *xmlstream.Element) (bool, error) {
 			return false, err
 		}
 		c.r.SetIdleRelease(true)
+		c.mu.Lock()
 		c.nc, c.tls = tc, tc
+		c.mu.Unlock()
 		c.setState(Secure)
 		c.hdrSent = false
 		return true, nil
@@ -678,7 +718,9 @@ func (st *in) sasl_(el *xmlstream.Element) (bool, error) {
 		return false, err
 	}
 	st.sasl = true
+	c.mu.Lock()
 	c.remote = authz
+	c.mu.Unlock()
 	c.authenticate(authz, c.local, "sasl-external")
 	c.log.Info("authenticated with SASL EXTERNAL", "remote", authz)
 	if st.s.OnStream != nil {
@@ -745,7 +787,8 @@ func (st *in) dialback(el *xmlstream.Element) error {
 		}
 		return reply("valid", "")
 	}
-	if s.Dialer == nil {
+	_, dialer := s.verifier()
+	if dialer == nil {
 		return reply("error", "remote-server-not-found")
 	}
 	// Each verification is a connection out, to a server the peer names:
@@ -771,7 +814,7 @@ func (st *in) dialback(el *xmlstream.Element) error {
 		}
 		ctx, cancel := context.WithDeadline(st.ctx, dl)
 		defer cancel()
-		ok, err := s.Dialer.Verify(ctx, d.To, d.From, id, d.Key)
+		ok, err := dialer.Verify(ctx, d.To, d.From, id, d.Key)
 		switch {
 		case err != nil:
 			c.log.Info("dialback verification failed", "originating", d.From, "err", err)
@@ -797,10 +840,12 @@ func (st *in) dialback(el *xmlstream.Element) error {
 func (s *Server) verifyPeer(c *Conn, domain string) error {
 	return onFreshStack(func() error {
 		chain := c.peerChain()
-		err := VerifyPeer(chain, s.Roots, domain, time.Now())
-		if err != nil && s.Dialer != nil && s.Dialer.DANE {
-			if s.Dialer.verifyByDANE(chain, domain) == nil {
+		roots, dialer := s.verifier()
+		err := VerifyPeer(chain, roots, domain, time.Now())
+		if err != nil && dialer != nil && dialer.DANE {
+			if dialer.verifyByDANE(chain, domain) == nil {
 				c.log.Info("peer certificate verified with DANE", "domain", domain)
+				c.setState(DANE)
 				return nil
 			}
 		}
@@ -831,13 +876,14 @@ func (st *in) stanza(el *xmlstream.Element) error {
 	if rs.From.Domainpart() == "" || rs.To.Domainpart() == "" {
 		return stream.New(stream.ImproperAddressing, "stanzas between servers need 'from' and 'to'")
 	}
-	fromDomain, toDomain := rs.From.Domainpart(), rs.To.Domainpart()
+	fromDomain, toDomain := rs.FromDomain(), rs.ToDomain()
 	if !s.Hosted(toDomain) {
 		return stream.Errorf(stream.HostUnknown, "%s is not served here", toDomain)
 	}
 	if !c.Authenticated(fromDomain, toDomain) {
 		return stream.Errorf(stream.InvalidFrom, "%s is not authenticated for %s on this stream", fromDomain, toDomain)
 	}
+	c.stanzas.Add(1)
 	if s.Handler != nil {
 		rs.Source = c.r // handled here, on the reading goroutine
 		if err := s.Handler.Deliver(context.Background(), rs); err != nil {

@@ -16,30 +16,36 @@ import (
 var version = "0.1.0-dev"
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "diag" {
-		os.Exit(diagMain(os.Args[2:]))
+	if code, ok := subcommand(os.Args[1:]); ok {
+		os.Exit(code)
 	}
 	fs := flag.NewFlagSet("s2sd", flag.ExitOnError)
 	cfgPath := fs.String("config", "", "configuration `file` (TOML); without it, the embedded default")
-	check := fs.Bool("t", false, "check the configuration and exit")
+	check := fs.Bool("t", false, "check the configuration, report every problem, and exit (1 on errors)")
+	checkDNS := fs.Bool("dns", false, "with -t: also check the DNS records of the served and component domains")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		usage(fs.Output())
+		fmt.Fprintln(fs.Output(), "\nflags:")
+		fs.PrintDefaults()
+	}
 	fs.Parse(os.Args[1:])
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "s2sd: unknown subcommand or argument %q\n\n", fs.Arg(0))
+		fs.Usage()
+		os.Exit(2)
+	}
 	if *showVersion {
 		fmt.Println("s2sd", version)
 		return
+	}
+	if *check {
+		os.Exit(checkFile(*cfgPath, *checkDNS, false))
 	}
 	cfg, err := node.LoadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "s2sd:", err)
 		os.Exit(1)
-	}
-	if *check {
-		name := *cfgPath
-		if name == "" {
-			name = "embedded default config"
-		}
-		fmt.Printf("s2sd: %s is valid\n", name)
-		return
 	}
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "s2sd:", err)
@@ -69,13 +75,9 @@ func run(cfg *node.Config) error {
 		if s != syscall.SIGHUP {
 			break
 		}
-		c, err := node.LoadConfig(cfg.Path())
-		if err == nil {
-			err = n.Reload(c)
-		}
-		if err != nil {
-			log.Error("reload failed; keeping the running configuration", "err", err)
-		}
+		// The node logs what changed, what waits for a restart, and a
+		// failure.
+		n.ReloadFile()
 	}
 	signal.Stop(sig)
 	ctx, cancel := context.WithTimeout(context.Background(), n.Config().ShutdownGrace())
