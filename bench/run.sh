@@ -33,6 +33,8 @@
 #   WARMUP=1000    messages sent and awaited before each measurement
 #   PROSODY=1      0 skips Prosody
 #   KEEP=0         1 keeps the work directory (configs, logs, results)
+#   CLUSTER=0      1 makes each s2sd a one-node cluster (embedded NATS): what
+#                  the cluster's wrappers cost a node
 #   DRIVER_FLAGS   more driver flags, e.g. "-cpuprofile /tmp/driver.prof"
 #   PPROF=0        1 records 5 s CPU profiles of both s2sd during the first
 #                  scenario (a.prof, b.prof in the work directory; KEEP=1),
@@ -104,6 +106,9 @@ ${cfg_more:-}
 grace = "2s"
 EOF
   if [ -n "${7:-}" ]; then printf '\n[metrics]\nlisten = "127.0.0.1:%s"\npprof = true\n' "$7"; fi
+  # CLUSTER=1: each daemon is a one-node cluster (embedded NATS), to
+  # measure what the cluster's wrappers cost a node.
+  if [ "${CLUSTER:-0}" = 1 ]; then printf '\n[cluster]\nname = "%s"\nlisten = "127.0.0.1:%s"\n' "${cfg_dir:-$1}" "$(freeport)"; fi
 }
 
 command -v ss >/dev/null || die "ss (iproute2) is needed"

@@ -67,7 +67,8 @@ type Cluster struct {
 	pool       Pool
 	localComp  map[string]route.Handler // this node's handler per component domain
 	bouncer    Bouncer
-	waiting    []waiting // remote stanzas with no reachable owner
+	closeComp  func(domain string) // closes a local component's stream (replace)
+	waiting    []waiting           // remote stanzas with no reachable owner
 	stopping   bool
 
 	ctx    context.Context
@@ -507,17 +508,61 @@ func mix(x uint64) uint64 {
 // here are A-labels).
 func compKey(domain string) string { return domain }
 
-// ComponentUp records that a component is attached to this node.
-func (c *Cluster) ComponentUp(domain string) {
+// ComponentUp records that a component is attached to this node. When the
+// domain is attached to another live node too, the component conflict
+// policy holds cluster-wide: with refuse, ComponentUp reports false and
+// the new stream must be closed; with replace, the other node is told to
+// close its stream.
+func (c *Cluster) ComponentUp(domain string, refuse bool) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ForwardTimeout)
+	defer cancel()
+	if e, err := c.comps.Get(ctx, compKey(domain)); err == nil {
+		other := string(e.Value())
+		c.mu.Lock()
+		alive := slices.Contains(c.live, other)
+		c.mu.Unlock()
+		if other != c.cfg.Name && alive {
+			if refuse {
+				c.log.Info("cluster: component refused: attached to another node", "domain", domain, "at", other)
+				return false
+			}
+			c.log.Info("cluster: component replaces its stream on another node", "domain", domain, "at", other)
+			m := nats.NewMsg(subject(other))
+			m.Header.Set(hdrKind, kindKick)
+			m.Header.Set(hdrDomain, domain)
+			c.nc.RequestMsgWithContext(ctx, m)
+		}
+	}
 	c.mu.Lock()
 	c.localComps[domain] = true
 	c.compAt[domain] = c.cfg.Name
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ForwardTimeout)
-	defer cancel()
 	if _, err := c.comps.Put(ctx, compKey(domain), []byte(c.cfg.Name)); err != nil {
 		c.log.Warn("cluster: cannot register a component", "domain", domain, "err", err)
 	}
+	return true
+}
+
+// SetComponentCloser sets how this node closes the stream of a component
+// that connected to another node under the replace policy.
+func (c *Cluster) SetComponentCloser(f func(domain string)) {
+	c.mu.Lock()
+	c.closeComp = f
+	c.mu.Unlock()
+}
+
+// Healthy reports an error when this node is not a live member of the
+// cluster (it cannot reach the key-value buckets, or has left).
+func (c *Cluster) Healthy() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		return errors.New("cluster: leaving")
+	}
+	if !slices.Contains(c.live, c.cfg.Name) {
+		return errors.New("cluster: not a live member")
+	}
+	return nil
 }
 
 // ComponentDown records that a component left this node.

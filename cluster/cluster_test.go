@@ -294,7 +294,7 @@ func TestCluster(t *testing.T) {
 		nodes[2].comp.mu.Lock()
 		nodes[2].comp.connected = true
 		nodes[2].comp.mu.Unlock()
-		nodes[2].c.ComponentUp("bot.example")
+		nodes[2].c.ComponentUp("bot.example", false)
 		eventually(t, 5*time.Second, "component registration", func() bool {
 			return nodes[0].c.Status().Components["bot.example"] == "n3"
 		})

@@ -26,6 +26,8 @@ const (
 
 	kindRemote    = "remote"
 	kindComponent = "component"
+	kindKick      = "kick" // close a component's stream here (S2S-Domain)
+	hdrDomain     = "S2S-Domain"
 
 	answerNotConnected = "not-connected"
 )
@@ -256,6 +258,16 @@ func (c *Cluster) receive(m *nats.Msg) {
 			r.Header.Set(hdrError, e)
 		}
 		m.RespondMsg(r)
+	}
+	if m.Header.Get(hdrKind) == kindKick {
+		c.mu.Lock()
+		f := c.closeComp
+		c.mu.Unlock()
+		if f != nil {
+			f(m.Header.Get(hdrDomain))
+		}
+		answer("")
+		return
 	}
 	s, err := route.New(m.Data, xmlstream.NSServer)
 	if err != nil {

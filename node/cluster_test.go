@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,16 +183,36 @@ func TestClusterFederation(t *testing.T) {
 		t.Fatalf("remote.test's inbound streams: %v", in)
 	}
 
+	// conflict = replace holds across nodes: the component connecting to
+	// n2 closes its stream on n3 with conflict.
+	moved := attach(t, nodes[1], "bot.c.test")
+	if _, err := bot.Next(); err == nil || !strings.Contains(err.Error(), "conflict") {
+		t.Fatalf("the component's stream on n3 after it connected to n2: %v, want a conflict stream error", err)
+	}
+	for end := time.Now().Add(10 * time.Second); nodes[0].Cluster().Status().Components["bot.c.test"] != "n2"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("n1 does not know that bot.c.test moved to n2")
+		}
+	}
+	remote.Send(t, "<message from='u@remote.test' to='x@bot.c.test' id='moved'/>")
+	if s := next(t, moved); s.ID != "moved" {
+		t.Fatalf("component on n2 got %s", s.El.Raw)
+	}
+
 	// A graceful stop of the node holding the component: the stanzas to
 	// it bounce only after the grace if it does not come back; here it
 	// comes back on n1 and gets them.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nodes[2].Shutdown(ctx)
+	nodes[1].Shutdown(ctx)
 	bot2 := attach(t, nodes[0], "bot.c.test")
 	remote.Send(t, "<message from='u@remote.test' to='x@bot.c.test' id='after'/>")
 	if s := next(t, bot2); s.ID != "after" {
 		t.Fatalf("component on n1 got %s", s.El.Raw)
+	}
+	// /healthz-level health: a live member is healthy; a stopped one is not.
+	if err := nodes[0].Cluster().Healthy(); err != nil {
+		t.Errorf("n1: %v", err)
 	}
 }
 

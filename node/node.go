@@ -20,6 +20,7 @@ import (
 	"github.com/s2sd/s2sd/component"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/s2s"
+	"github.com/s2sd/s2sd/stream"
 )
 
 // Errors returned by Start.
@@ -416,7 +417,12 @@ func (n *Node) logStarted(cfg *Config) {
 	}
 }
 
-func (n *Node) healthy() error { return nil }
+func (n *Node) healthy() error {
+	if n.clu != nil {
+		return n.clu.Healthy()
+	}
+	return nil
+}
 
 // setComponents routes each configured component domain to the component
 // server, wrapped once per domain, and drops domains no longer configured.
@@ -565,9 +571,18 @@ func (n *Node) clusterOptions(o Options) Options {
 		}
 		return h
 	}
+	// The component conflict policy holds across nodes: a component that
+	// connects here while attached to another node replaces it there, or
+	// (refuse) is closed here.
+	c.SetComponentCloser(func(domain string) {
+		n.comps.CloseDomain(domain, stream.New(stream.Conflict, "replaced by a stream to another node"))
+	})
 	o.OnComponent = func(domain string, up bool) {
 		if up {
-			c.ComponentUp(domain)
+			if !c.ComponentUp(domain, n.cfg.Load().conflict == component.Refuse) {
+				go n.comps.CloseDomain(domain, stream.New(stream.Conflict, "this component is connected to another node"))
+				return
+			}
 		} else {
 			c.ComponentDown(domain)
 		}
