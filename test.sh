@@ -49,6 +49,9 @@ go test -count=1 -timeout 20m ./...
 
 # Bounded fuzzing: every Fuzz target for FUZZTIME (default 10s).
 fuzztime=${FUZZTIME:-10s}
+# One log per run: two runs at once must not write over each other.
+fuzzlog=$(mktemp "${TMPDIR:-/tmp}/s2sd-fuzz.XXXXXX")
+trap 'rm -f "$fuzzlog"' EXIT
 if [ "$fuzztime" != 0 ]; then
   for pkg in $(go list ./...); do
     dir=$(go list -f '{{.Dir}}' "$pkg")
@@ -56,17 +59,17 @@ if [ "$fuzztime" != 0 ]; then
       echo "fuzz $pkg $f for $fuzztime"
       corpus="$dir/testdata/fuzz/$f"
       before=$(ls "$corpus" 2>/dev/null || true)
-      if ! go test -run='^$' -fuzz="^$f\$" -fuzztime="$fuzztime" "$pkg" >/tmp/s2sd-fuzz.log 2>&1; then
+      if ! go test -run='^$' -fuzz="^$f\$" -fuzztime="$fuzztime" "$pkg" >"$fuzzlog" 2>&1; then
         after=$(ls "$corpus" 2>/dev/null || true)
         # Go 1.26's fuzz coordinator can report "context deadline
         # exceeded" when -fuzztime ends while a worker is busy
         # (golang/go#75804): no input failed, none was written. A real
         # failure always writes its input to testdata/fuzz.
-        if [ "$before" = "$after" ] && tail -5 /tmp/s2sd-fuzz.log | grep -q '^    context deadline exceeded$'; then
+        if [ "$before" = "$after" ] && tail -5 "$fuzzlog" | grep -q '^    context deadline exceeded$'; then
           echo "fuzz $f: ended by the fuzz coordinator's deadline race (golang/go#75804), no failing input; not a finding"
           continue
         fi
-        cat /tmp/s2sd-fuzz.log
+        cat "$fuzzlog"
         echo "fuzz $f failed"
         exit 1
       fi
@@ -74,12 +77,12 @@ if [ "$fuzztime" != 0 ]; then
   done
   for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' e2e/omemo/*_test.go | sed 's/func //'); do
     echo "fuzz e2e/omemo $f for $fuzztime"
-    if ! (cd e2e/omemo && go test -run='^$' -fuzz="^$f\$" -fuzztime="$fuzztime" .) >/tmp/s2sd-fuzz.log 2>&1; then
-      if tail -5 /tmp/s2sd-fuzz.log | grep -q '^    context deadline exceeded$' && ! git status --porcelain e2e/omemo/testdata/fuzz | grep -q .; then
+    if ! (cd e2e/omemo && go test -run='^$' -fuzz="^$f\$" -fuzztime="$fuzztime" .) >"$fuzzlog" 2>&1; then
+      if tail -5 "$fuzzlog" | grep -q '^    context deadline exceeded$' && ! git status --porcelain e2e/omemo/testdata/fuzz | grep -q .; then
         echo "fuzz $f: ended by the fuzz coordinator's deadline race (golang/go#75804), no failing input; not a finding"
         continue
       fi
-      cat /tmp/s2sd-fuzz.log
+      cat "$fuzzlog"
       echo "fuzz $f failed"
       exit 1
     fi

@@ -173,12 +173,12 @@ func TestReloadSaysWhatItDid(t *testing.T) {
 	}
 }
 
-// TestReloadKeysDocumented: docs/operations.md has a row for every key
+// TestReloadKeysDocumented: docs/operating.md has a row for every key
 // of the configuration file (or for its section, "cluster.*"), saying
 // whether a reload applies it as ReloadApplies does; keys added to Config
 // must be added there.
 func TestReloadKeysDocumented(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "docs", "operations.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "operating.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,11 +200,11 @@ func TestReloadKeysDocumented(t *testing.T) {
 		}
 		switch {
 		case !ok:
-			t.Errorf("docs/operations.md: no row for %s", k)
+			t.Errorf("docs/operating.md: no row for %s", k)
 		case node.ReloadApplies(k) && how != "reload":
-			t.Errorf("docs/operations.md: %s says %q; a reload applies it", k, how)
+			t.Errorf("docs/operating.md: %s says %q; a reload applies it", k, how)
 		case !node.ReloadApplies(k) && how != "restart":
-			t.Errorf("docs/operations.md: %s says %q; it needs a restart", k, how)
+			t.Errorf("docs/operating.md: %s says %q; it needs a restart", k, how)
 		}
 	}
 }
