@@ -354,3 +354,27 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
+
+// TestOneNode: a node without routes is a cluster of one: it owns every
+// partition and delivers to its own pool.
+func TestOneNode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Start(ctx, Config{Name: "solo", Listen: freePorts(t, 1)[0], StoreDir: t.TempDir(), LeaseTTL: 2 * time.Second, Partitions: 16, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown(context.Background())
+	pool := &fakePool{}
+	h := c.WrapRemote(pool)
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "solo owning every partition", func() bool { return len(c.Status().Owned) == 16 })
+	if err := h.Deliver(ctx, msg(t, "bot@bot.example", "u@remote.example", "1", route.FromComponent)); err != nil {
+		t.Fatal(err)
+	}
+	if ids := pool.ids("remote.example"); len(ids) != 1 {
+		t.Fatalf("pool has %v", ids)
+	}
+}

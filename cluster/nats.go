@@ -125,6 +125,11 @@ func startServer(c *Config) (*server.Server, error) {
 			TLSConfig: c.TLS,
 		},
 	}
+	if len(c.Routes) == 0 {
+		// A node without routes is a cluster of one: NATS runs JetStream
+		// clustered only with routes to other servers.
+		o.Cluster = server.ClusterOpts{}
+	}
 	if c.Client != "" {
 		h, p, err := splitPort(c.Client)
 		if err != nil {

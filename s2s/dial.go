@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,7 +89,10 @@ type DialError struct {
 	Permanent bool
 }
 
-func (e *DialError) Error() string { return "s2s: " + e.Domain + ": " + e.Err.Error() }
+// Error says "s2s: DOMAIN: cause", the cause without its own "s2s: ".
+func (e *DialError) Error() string {
+	return "s2s: " + e.Domain + ": " + strings.TrimPrefix(e.Err.Error(), "s2s: ")
+}
 func (e *DialError) Unwrap() error { return e.Err }
 
 // dialerMu guards the fields of every Dialer that Update may change while
@@ -214,13 +218,19 @@ func (d *Dialer) dial(ctx context.Context, local, remote string, p purpose) (*Co
 	}
 	var last error
 	cond := stanza.RemoteServerNotFound
+	// DNS said of every target that it has no address (no such name, or
+	// no A/AAAA records): retrying soon cannot help, unlike a SERVFAIL or
+	// a timeout.
+	noAddress := true
 	for _, t := range targets {
 		addrs, secure, err := d.resolver().lookupAddrsSecure(ctx, t.Host)
 		if err != nil {
 			log.Debug("target has no address", "target", t.String(), "err", err)
 			last = err
+			noAddress = noAddress && errors.Is(err, ErrNotFound)
 			continue
 		}
+		noAddress = false
 		var tlsa []*dns.TLSA
 		if d.DANE {
 			// A failed query may hide records: the target is not used.
@@ -256,7 +266,7 @@ func (d *Dialer) dial(ctx context.Context, local, remote string, p purpose) (*Co
 	if last == nil {
 		last = errors.New("no address to connect to")
 	}
-	return nil, &DialError{Domain: remote, Condition: cond, Err: last}
+	return nil, &DialError{Domain: remote, Condition: cond, Err: last, Permanent: noAddress && len(targets) > 0}
 }
 
 var errConnect = errors.New("connect failed")

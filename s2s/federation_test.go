@@ -374,3 +374,17 @@ func TestMalformedTo(t *testing.T) {
 		t.Fatalf("got %s", s)
 	}
 }
+
+// TestNoSuchDomainBouncesAtOnce: a remote domain that DNS says does not
+// exist (NXDOMAIN) is not retried for RetryFor: its stanzas bounce at once
+// with remote-server-not-found, as Prosody does.
+func TestNoSuchDomainBouncesAtOnce(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{RetryFor: time.Hour})
+	start := time.Now()
+	a.Send(t, msg("alice@a.test", "bob@nowhere.test", "nx"))
+	expectBounce(t, a, "nx", stanza.RemoteServerNotFound)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("bounced after %v: retried although the domain does not exist", d)
+	}
+}

@@ -83,7 +83,7 @@ func (e *DNSError) Error() string {
 	b.WriteString(": ")
 	switch {
 	case e.Err != nil:
-		b.WriteString(e.Err.Error())
+		b.WriteString(strings.TrimPrefix(e.Err.Error(), "s2s: "))
 	case e.Rcode >= 0:
 		b.WriteString(rcodeString(e.Rcode))
 	default:

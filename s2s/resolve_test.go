@@ -676,3 +676,12 @@ func TestResolverConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestErrorPrefixOnce: a dial error names the package once, not at every
+// level it wraps.
+func TestErrorPrefixOnce(t *testing.T) {
+	e := &s2s.DialError{Domain: "nowhere.test", Err: &s2s.DNSError{Name: "nowhere.test", Type: "A/AAAA", Rcode: -1, Err: s2s.ErrNotFound}}
+	if got := e.Error(); strings.Count(got, "s2s:") != 1 {
+		t.Errorf("%q", got)
+	}
+}

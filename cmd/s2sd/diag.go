@@ -49,6 +49,12 @@ func diagMain(args []string) int {
 	if local == "" {
 		local = cfg.AnyDomain()
 	}
+	if *cfgPath == "" && *from == "" {
+		// Without the daemon's configuration the test speaks as the
+		// embedded default's domain, which a remote server cannot reach
+		// back (dialback) nor find a certificate for.
+		fmt.Fprintf(os.Stderr, "s2sd diag: no -config: testing as %q with a self-signed certificate; pass -config (or -from) to test as your domain\n", local)
+	}
 	logOut := io.Discard
 	if *verbose {
 		logOut = os.Stderr
