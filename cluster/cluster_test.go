@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"slices"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/s2sd/s2sd/route"
+	"github.com/s2sd/s2sd/s2s/s2stest"
 	"github.com/s2sd/s2sd/stanza"
 )
 
@@ -107,24 +107,11 @@ type testNode struct {
 	bounces *bounces
 }
 
-func freePorts(t *testing.T, n int) []string {
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, l.Addr().String())
-		l.Close()
-	}
-	return out
-}
-
 // startNodes starts n cluster members in this process, each with an
 // embedded NATS server routed to the others.
 func startNodes(t *testing.T, n int, ttl time.Duration) []*testNode {
 	t.Helper()
-	ports := freePorts(t, n)
+	ports := s2stest.FreeAddrs(t, n)
 	nodes := make([]*testNode, n)
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -360,7 +347,7 @@ func testLogger() *slog.Logger {
 func TestOneNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := Start(ctx, Config{Name: "solo", Listen: freePorts(t, 1)[0], StoreDir: t.TempDir(), LeaseTTL: 2 * time.Second, Partitions: 16, Logger: testLogger()})
+	c, err := Start(ctx, Config{Name: "solo", Listen: s2stest.FreeAddrs(t, 1)[0], StoreDir: t.TempDir(), LeaseTTL: 2 * time.Second, Partitions: 16, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -52,24 +51,11 @@ partitions = 16
 	return cfg
 }
 
-func loopbackPorts(t *testing.T, n int) []string {
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, l.Addr().String())
-		l.Close()
-	}
-	return out
-}
-
 // startCluster starts n nodes of one cluster in this process, all serving
 // c.test, and publishes them all in dns.
 func startCluster(t *testing.T, dns *s2stest.DNS, n int) []*node.Node {
 	t.Helper()
-	ports := loopbackPorts(t, n)
+	ports := s2stest.FreeAddrs(t, n)
 	nodes := make([]*node.Node, n)
 	errs := make(chan error, n)
 	for i := range n {

@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/s2sd/s2sd/component"
+	"github.com/s2sd/s2sd/internal/leaktest"
 	"github.com/s2sd/s2sd/node"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/s2s"
@@ -129,7 +129,7 @@ func expect(t *testing.T, c *component.Conn, from string, ids ...string) {
 func TestThreeNodes(t *testing.T) {
 	dns := s2stest.NewDNS(t)
 	// Only goroutines started from here on count.
-	first := lastGoroutine()
+	first := leaktest.Last()
 	domains := []string{"a.test", "b.test", "c.test"}
 	nodes := make([]*node.Node, len(domains))
 	comps := make([]*component.Conn, len(domains))
@@ -202,7 +202,7 @@ func TestThreeNodes(t *testing.T) {
 	}
 	var left string
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		if left = goroutinesSince(first); left == "" {
+		if left = leaktest.Since(first, nil); left == "" {
 			return
 		}
 	}
@@ -233,42 +233,6 @@ func routed(t *testing.T, n *node.Node, from, to string) float64 {
 		}
 	}
 	return 0
-}
-
-// goroutinesSince returns the stacks of goroutines newer than first that
-// the test did not start itself: the nodes' own.
-func goroutinesSince(first int) string {
-	var out []string
-	for _, g := range goroutines() {
-		if goroutineID(g) <= first || strings.Contains(g, "_test.go") {
-			continue
-		}
-		out = append(out, g)
-	}
-	return strings.Join(out, "\n\n")
-}
-
-func goroutines() []string {
-	buf := make([]byte, 8<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	return strings.Split(string(buf), "\n\n")
-}
-
-// goroutineID reads the id in a stack's "goroutine N [state]:" line.
-func goroutineID(stack string) int {
-	var id int
-	fmt.Sscanf(stack, "goroutine %d ", &id)
-	return id
-}
-
-// lastGoroutine returns the highest id of a running goroutine: ids only
-// grow, so goroutines started later have higher ones.
-func lastGoroutine() int {
-	n := 0
-	for _, g := range goroutines() {
-		n = max(n, goroutineID(g))
-	}
-	return n
 }
 
 // TestSeams: the wrappers in Options see what the Router sends to remote

@@ -8,13 +8,13 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/s2sd/s2sd/internal/leaktest"
 	"github.com/s2sd/s2sd/s2s"
 	"github.com/s2sd/s2sd/s2s/s2stest"
 	"github.com/s2sd/s2sd/stream"
@@ -537,7 +537,7 @@ func TestDialbackVerificationLimit(t *testing.T) {
 func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	// Only goroutines started by this test count: earlier tests leave
 	// streams they dialed themselves and never closed.
-	first := lastGoroutine()
+	first := leaktest.Last()
 	dns := s2stest.NewDNS(t)
 	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{RetryFor: time.Hour})
 	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{})
@@ -550,47 +550,14 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	b.Close()
 	var left string
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		if left = s2sGoroutines(first); left == "" {
+		if left = leaktest.Since(first, s2sCode); left == "" {
 			return
 		}
 	}
 	t.Fatalf("goroutines left after Shutdown:\n%s", left)
 }
 
-// s2sGoroutines returns the stacks of goroutines newer than first running
-// s2s or xmlstream code, other than tests'.
-func s2sGoroutines(first int) string {
-	var out []string
-	for _, g := range goroutines() {
-		if id := goroutineID(g); id <= first || strings.Contains(g, "_test.") {
-			continue
-		}
-		if strings.Contains(g, "s2sd/s2s.") || strings.Contains(g, "xmlstream.(*Writer)") {
-			out = append(out, g)
-		}
-	}
-	return strings.Join(out, "\n\n")
-}
-
-func goroutines() []string {
-	buf := make([]byte, 8<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	return strings.Split(string(buf), "\n\n")
-}
-
-// goroutineID reads the id in a stack's "goroutine N [state]:" line.
-func goroutineID(stack string) int {
-	var id int
-	fmt.Sscanf(stack, "goroutine %d ", &id)
-	return id
-}
-
-// lastGoroutine returns the highest id of a running goroutine: ids only
-// grow, so goroutines started later have higher ones.
-func lastGoroutine() int {
-	n := 0
-	for _, g := range goroutines() {
-		n = max(n, goroutineID(g))
-	}
-	return n
+// s2sCode reports whether a goroutine runs s2s or xmlstream writer code.
+func s2sCode(g string) bool {
+	return strings.Contains(g, "s2sd/s2s.") || strings.Contains(g, "xmlstream.(*Writer)")
 }

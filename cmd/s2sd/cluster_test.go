@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -38,15 +37,7 @@ func clusterProcsOn(t *testing.T, dns *s2stest.DNS, s2sAddrs, compAddrs []string
 		s2sAddrs = []string{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"}
 		compAddrs = s2sAddrs
 	}
-	var ports []string
-	for range 3 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports = append(ports, l.Addr().String())
-		l.Close()
-	}
+	ports := s2stest.FreeAddrs(t, 3)
 	procs := make([]*s2sdtest.Proc, 3)
 	for i := range 3 {
 		var routes []string
@@ -305,18 +296,8 @@ func TestClusterRollingRestart(t *testing.T) {
 		t.Skip("long restart run")
 	}
 	dns := s2stest.NewDNS(t)
-	free := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().String()
-	}
-	var s2sAddrs, compAddrs []string
-	for range 3 {
-		s2sAddrs, compAddrs = append(s2sAddrs, free()), append(compAddrs, free())
-	}
+	addrs := s2stest.FreeAddrs(t, 6)
+	s2sAddrs, compAddrs := addrs[:3], addrs[3:]
 	procs := clusterProcsOn(t, dns, s2sAddrs, compAddrs)
 	for i, p := range procs {
 		host := fmt.Sprintf("n%d.c.test", i+1)

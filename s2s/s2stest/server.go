@@ -220,3 +220,20 @@ func logLevel() slog.Level {
 	}
 	return slog.LevelInfo
 }
+
+// FreeAddrs returns n loopback addresses (127.0.0.1:port) that were free
+// a moment ago: for servers that must know each other's addresses before
+// they listen (NATS routes between cluster nodes).
+func FreeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	out := make([]string, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, l.Addr().String())
+		l.Close()
+	}
+	return out
+}
