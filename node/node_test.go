@@ -14,6 +14,7 @@ import (
 
 	"github.com/s2sd/s2sd/component"
 	"github.com/s2sd/s2sd/internal/leaktest"
+	"github.com/s2sd/s2sd/internal/xmpptest"
 	"github.com/s2sd/s2sd/node"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/s2s"
@@ -84,30 +85,6 @@ func attach(t *testing.T, n *node.Node, domain string) *component.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// next reads the next stanza c receives.
-func next(t *testing.T, c *component.Conn) *route.Stanza {
-	t.Helper()
-	type res struct {
-		s   *route.Stanza
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		s, err := c.Next()
-		ch <- res{s, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			t.Fatalf("component read: %v", r.err)
-		}
-		return r.s
-	case <-time.After(15 * time.Second):
-		t.Fatal("no stanza within 15s")
-		return nil
-	}
 }
 
 // expect reads n stanzas from c and checks that they are the messages
@@ -348,4 +325,10 @@ func TestReload(t *testing.T) {
 	if err := n.Start(); err != node.ErrClosed {
 		t.Errorf("Start after Shutdown: %v", err)
 	}
+}
+
+// next reads the next stanza c receives.
+func next(t *testing.T, c *component.Conn) *route.Stanza {
+	t.Helper()
+	return xmpptest.Next(t, c, 15*time.Second)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/s2sd/s2sd/component"
 	"github.com/s2sd/s2sd/internal/interop"
+	"github.com/s2sd/s2sd/internal/xmpptest"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/s2s/s2stest"
 )
@@ -65,7 +66,7 @@ func TestProsodyNonASCIILocalpart(t *testing.T) {
 	}
 	var got *route.Stanza
 	for got == nil {
-		s := nextComponent(t, bot, 30*time.Second)
+		s := xmpptest.Next(t, bot, 30*time.Second)
 		if s.Kind == "message" {
 			got = s
 		}
@@ -87,29 +88,5 @@ func TestProsodyNonASCIILocalpart(t *testing.T) {
 	// No stream was lost on the way.
 	if log := p.Log(); strings.Contains(log, "invalid-from") || strings.Contains(log, "jid-malformed") {
 		t.Errorf("prosody.log mentions an address refused")
-	}
-}
-
-// nextComponent reads the component's next stanza within timeout.
-func nextComponent(t *testing.T, c *component.Conn, timeout time.Duration) *route.Stanza {
-	t.Helper()
-	type res struct {
-		s   *route.Stanza
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		s, err := c.Next()
-		ch <- res{s, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			t.Fatalf("component read: %v", r.err)
-		}
-		return r.s
-	case <-time.After(timeout):
-		t.Fatalf("component: no stanza within %v", timeout)
-		return nil
 	}
 }

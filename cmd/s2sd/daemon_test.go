@@ -16,6 +16,7 @@ import (
 
 	"github.com/s2sd/s2sd/component"
 	"github.com/s2sd/s2sd/internal/s2sdtest"
+	"github.com/s2sd/s2sd/internal/xmpptest"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/s2s/s2stest"
 )
@@ -72,30 +73,6 @@ func dialComp(t *testing.T, p *s2sdtest.Proc, domain, secret string) *component.
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// next reads stanzas from c until one is not presence.
-func next(t *testing.T, c *component.Conn, timeout time.Duration) *route.Stanza {
-	t.Helper()
-	type res struct {
-		s   *route.Stanza
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		s, err := c.Next()
-		ch <- res{s, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			t.Fatalf("component read: %v", r.err)
-		}
-		return r.s
-	case <-time.After(timeout):
-		t.Fatalf("no stanza within %v", timeout)
-		return nil
-	}
 }
 
 func TestComponentsOverS2S(t *testing.T) {
@@ -272,4 +249,10 @@ func TestCheckConfig(t *testing.T) {
 	if !strings.HasPrefix(string(out), "s2sd ") {
 		t.Errorf("-version: %s", out)
 	}
+}
+
+// next reads the next stanza c receives within timeout.
+func next(t *testing.T, c *component.Conn, timeout time.Duration) *route.Stanza {
+	t.Helper()
+	return xmpptest.Next(t, c, timeout)
 }
