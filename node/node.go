@@ -20,6 +20,7 @@ import (
 	"github.com/s2sd/s2sd/component"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/s2s"
+	"github.com/s2sd/s2sd/s2s/boltstore"
 	"github.com/s2sd/s2sd/stream"
 )
 
@@ -105,7 +106,7 @@ type Node struct {
 	compHandlers map[string]route.Handler
 	clu          *cluster.Cluster // nil outside a cluster
 	state        state
-	store        *s2s.BoltStore
+	store        *boltstore.Store
 	// Listener addresses, known once Start returns.
 	s2sAddr, directAddr, compAddr, metricsAddr net.Addr
 	serveWG                                    sync.WaitGroup
@@ -305,13 +306,13 @@ func (n *Node) Start() error {
 	if err := checkRunning(cfg); err != nil {
 		return err
 	}
-	var store *s2s.BoltStore
+	var store *boltstore.Store
 	if !cfg.Queue.Memory {
 		path := cfg.Queue.Path
 		if path == "" {
 			path = filepath.Join(cfg.Server.StateDir, "queue.db")
 		}
-		st, err := s2s.OpenBoltStore(path, s2s.BoltOptions{Sync: cfg.Queue.Sync, Logger: n.log})
+		st, err := boltstore.Open(path, boltstore.Options{Sync: cfg.Queue.Sync, Logger: n.log})
 		if err != nil {
 			return fmt.Errorf("node: %w", err)
 		}

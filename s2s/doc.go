@@ -23,7 +23,7 @@
 //     remote-server-timeout (RFC 6120 §8.3.3.16-17), never for an error;
 //     XEP-0198 acknowledgements on s2s streams, what was not acknowledged
 //     sent again on the next stream; an optional durable queue (store.go,
-//     bbolt) across restarts.
+//     s2s/boltstore, on bbolt) across restarts.
 //   - Inbound checks (server.go): a stanza's 'from' must be a domain
 //     authenticated on its stream for its 'to' domain (invalid-from, §4.9.3.9),
 //     its 'to' domain must be hosted (host-unknown); limits on connections,

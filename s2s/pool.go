@@ -980,7 +980,7 @@ wait:
 }
 
 // Durable returns once every stanza the pool has accepted so far is in
-// its Store's file, where the Store can tell (BoltStore); at once without
+// its Store's file, where the Store can tell (boltstore.Store); at once without
 // a Store. A cluster node acknowledges stanzas another node hands it only
 // then, so that killing it loses none of them.
 func (p *Pool) Durable(ctx context.Context) error {

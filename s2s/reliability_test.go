@@ -10,7 +10,7 @@ import (
 
 	"github.com/s2sd/s2sd/stanza"
 
-	"github.com/s2sd/s2sd/s2s"
+	"github.com/s2sd/s2sd/s2s/boltstore"
 	"github.com/s2sd/s2sd/s2s/s2stest"
 )
 
@@ -95,7 +95,7 @@ func TestLinkCuts(t *testing.T) {
 func TestStoreRestart(t *testing.T) {
 	dns := s2stest.NewDNS(t)
 	path := filepath.Join(t.TempDir(), "queue.db")
-	store, err := s2s.OpenBoltStore(path, s2s.BoltOptions{})
+	store, err := boltstore.Open(path, boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestStoreRestart(t *testing.T) {
 	a.Close()
 	store.Close()
 
-	store2, err := s2s.OpenBoltStore(path, s2s.BoltOptions{})
+	store2, err := boltstore.Open(path, boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestCorruptAndSlowLink(t *testing.T) {
 func TestLifetimeAcrossRestart(t *testing.T) {
 	dns := s2stest.NewDNS(t)
 	path := filepath.Join(t.TempDir(), "queue.db")
-	store, err := s2s.OpenBoltStore(path, s2s.BoltOptions{})
+	store, err := boltstore.Open(path, boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

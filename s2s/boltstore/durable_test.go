@@ -1,4 +1,4 @@
-package s2s_test
+package boltstore_test
 
 import (
 	"context"
@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/s2sd/s2sd/s2s"
+	"github.com/s2sd/s2sd/s2s/boltstore"
 )
 
-// TestBoltStoreDurable: Durable returns once what was put is in the
+// TestDurable: Durable returns once what was put is in the
 // file, well before the store's own minimum age and interval.
-func TestBoltStoreDurable(t *testing.T) {
+func TestDurable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
-	st, err := s2s.OpenBoltStore(path, s2s.BoltOptions{Interval: time.Hour, MinAge: time.Hour})
+	st, err := boltstore.Open(path, boltstore.Options{Interval: time.Hour, MinAge: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,338 @@
+// Package boltstore keeps the stanzas an s2s.Pool queues for remote
+// domains in a bbolt file, so that they survive a restart (s2s.Store).
+package boltstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/s2sd/s2sd/s2s"
+)
+
+var _ s2s.Store = (*Store)(nil)
+
+var bucketQueue = []byte("queue")
+
+// Store is a Store in a bbolt file. Writes are batched: Put and Delete
+// return at once and a goroutine commits them together at most Interval
+// later, so a busy stream costs one transaction per batch, not per stanza,
+// and a stanza acknowledged before its batch is committed never touches
+// the disk.
+type Store struct {
+	db       *bolt.DB
+	interval time.Duration
+	minAge   time.Duration
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	next    uint64
+	puts    map[uint64]pendingPut
+	dels    []uint64
+	kick    chan struct{}
+	done    chan struct{}
+	stopped chan struct{}
+	// Durable: urgent asks the next commit to write every pending put;
+	// written is the highest id every put up to which is in the file,
+	// and wrote is closed (and replaced) after each commit.
+	urgent  bool
+	written uint64
+	wrote   chan struct{}
+}
+
+// Options configure OpenStore.
+type Options struct {
+	// Interval is the longest a Put waits before it is committed (default
+	// 10ms). A process that is killed loses at most that window's stanzas.
+	Interval time.Duration
+	// MinAge keeps a stanza in memory until it has waited this long
+	// (default 50ms): on a healthy stream its acknowledgement usually comes
+	// first and it never touches the disk. A process that is killed loses
+	// at most MinAge+Interval of stanzas.
+	MinAge time.Duration
+	// Sync makes every commit fsync the file, so that stanzas also survive a
+	// power loss; without it they survive a crash of the process.
+	Sync   bool
+	Logger *slog.Logger
+}
+
+// OpenStore opens (or creates) the queue file at path.
+func Open(path string, o Options) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: !o.Sync, NoFreelistSync: true})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: %s: %w", path, err)
+	}
+	s := &Store{
+		db:       db,
+		interval: durOr(o.Interval, 10*time.Millisecond),
+		minAge:   durOr(o.MinAge, 50*time.Millisecond),
+		log:      o.Logger,
+		puts:     map[uint64]pendingPut{},
+		kick:     make(chan struct{}, 1),
+		wrote:    make(chan struct{}),
+		done:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketQueue)
+		if err != nil {
+			return err
+		}
+		if k, _ := b.Cursor().Last(); k != nil {
+			s.next = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("boltstore: %s: %w", path, err)
+	}
+	go s.loop()
+	return s, nil
+}
+
+func encodeEntry(local, remote string, raw []byte, at time.Time) []byte {
+	b := make([]byte, 0, 12+len(local)+len(remote)+len(raw))
+	b = binary.BigEndian.AppendUint64(b, uint64(at.UnixNano()))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(local)))
+	b = append(b, local...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(remote)))
+	b = append(b, remote...)
+	return append(b, raw...)
+}
+
+var errBadEntry = errors.New("boltstore: corrupt queue entry")
+
+func decodeEntry(v []byte) (local, remote string, raw []byte, at time.Time, err error) {
+	if len(v) < 12 {
+		return "", "", nil, time.Time{}, errBadEntry
+	}
+	at = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+	v = v[8:]
+	n := int(binary.BigEndian.Uint16(v))
+	if len(v) < 2+n+2 {
+		return "", "", nil, time.Time{}, errBadEntry
+	}
+	local, v = string(v[2:2+n]), v[2+n:]
+	n = int(binary.BigEndian.Uint16(v))
+	if len(v) < 2+n {
+		return "", "", nil, time.Time{}, errBadEntry
+	}
+	remote, raw = string(v[2:2+n]), append([]byte(nil), v[2+n:]...)
+	return local, remote, raw, at, nil
+}
+
+// pendingPut is a Put not yet committed; it is encoded only if it lives
+// until the commit. raw is never modified by the Pool once put.
+type pendingPut struct {
+	local, remote string
+	raw           []byte
+	at            time.Time
+}
+
+// Put implements Store.
+func (s *Store) Put(local, remote string, raw []byte, at time.Time) uint64 {
+	s.mu.Lock()
+	s.next++
+	id := s.next
+	s.puts[id] = pendingPut{local, remote, raw, at}
+	s.mu.Unlock()
+	s.signal()
+	return id
+}
+
+// Delete implements Store.
+func (s *Store) Delete(ids ...uint64) {
+	s.mu.Lock()
+	for _, id := range ids {
+		if _, ok := s.puts[id]; ok {
+			// Never written: nothing to delete on disk.
+			delete(s.puts, id)
+			continue
+		}
+		s.dels = append(s.dels, id)
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *Store) signal() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) loop() {
+	defer close(s.stopped)
+	for {
+		select {
+		case <-s.kick:
+		case <-s.done:
+			s.commit(true)
+			return
+		}
+		s.mu.Lock()
+		urgent := s.urgent
+		s.mu.Unlock()
+		if !urgent {
+			time.Sleep(s.interval)
+		}
+		s.commit(urgent)
+	}
+}
+
+// Durable returns once every stanza put so far is in the file (fsynced
+// with Sync), or ctx ends: a stanza handed over by another node of a
+// cluster is acknowledged to it only then.
+func (s *Store) Durable(ctx context.Context) error {
+	s.mu.Lock()
+	target := s.next
+	if s.written >= target {
+		s.mu.Unlock()
+		return nil
+	}
+	s.urgent = true
+	s.mu.Unlock()
+	s.signal()
+	for {
+		s.mu.Lock()
+		done, wrote := s.written >= target, s.wrote
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-wrote:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stopped:
+			return errors.New("boltstore: closed")
+		}
+	}
+}
+
+// commit writes the pending puts old enough (all of them when final) and
+// the deletes in one transaction.
+func (s *Store) commit(final bool) {
+	s.mu.Lock()
+	upTo := s.next // with final, every put up to it is in this commit
+	if final {
+		s.urgent = false
+	}
+	dels := s.dels
+	puts := make(map[uint64]pendingPut)
+	young := false
+	cutoff := time.Now().Add(-s.minAge)
+	for id, p := range s.puts {
+		if final || !p.at.After(cutoff) {
+			puts[id] = p
+			delete(s.puts, id)
+		} else {
+			young = true
+		}
+	}
+	s.dels = nil
+	s.mu.Unlock()
+	if young {
+		// Come back for them.
+		s.signal()
+	}
+	if len(puts) == 0 && len(dels) == 0 {
+		s.committed(final, upTo)
+		return
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketQueue)
+		var k [8]byte
+		for id, p := range puts {
+			binary.BigEndian.PutUint64(k[:], id)
+			if err := b.Put(k[:], encodeEntry(p.local, p.remote, p.raw, p.at)); err != nil {
+				return err
+			}
+		}
+		for _, id := range dels {
+			binary.BigEndian.PutUint64(k[:], id)
+			if err := b.Delete(k[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("queue store: commit failed; stanzas stay in memory only", "err", err)
+	}
+	s.committed(final && err == nil, upTo)
+}
+
+// committed records a commit for Durable.
+func (s *Store) committed(final bool, upTo uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if final && upTo > s.written {
+		s.written = upTo
+	}
+	close(s.wrote)
+	s.wrote = make(chan struct{})
+}
+
+// Load implements Store. It sees what is committed and what is still
+// waiting for its commit.
+func (s *Store) Load(f func(id uint64, local, remote string, raw []byte, at time.Time)) error {
+	s.mu.Lock()
+	pending := make([]uint64, 0, len(s.puts))
+	for id := range s.puts {
+		pending = append(pending, id)
+	}
+	slices.Sort(pending)
+	puts := make([]pendingPut, len(pending))
+	for i, id := range pending {
+		puts[i] = s.puts[id]
+	}
+	s.mu.Unlock()
+	defer func() {
+		for i, id := range pending {
+			p := puts[i]
+			f(id, p.local, p.remote, p.raw, p.at)
+		}
+	}()
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketQueue).ForEach(func(k, v []byte) error {
+			local, remote, raw, at, err := decodeEntry(v)
+			if err != nil {
+				s.log.Warn("queue store: skipping a corrupt entry", "key", fmt.Sprintf("%x", k))
+				return nil
+			}
+			f(binary.BigEndian.Uint64(k), local, remote, raw, at)
+			return nil
+		})
+	})
+}
+
+// Close implements Store.
+func (s *Store) Close() error {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	<-s.stopped
+	return s.db.Close()
+}
+
+func durOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
