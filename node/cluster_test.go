@@ -15,7 +15,7 @@ import (
 
 // clusterConfig is a node of the cluster serving c.test and its
 // component bot.c.test, with NATS routes to the others.
-func clusterConfig(t *testing.T, name, dns, listen string, routes []string) *node.Config {
+func clusterConfig(t testing.TB, name, dns, listen string, routes []string) *node.Config {
 	t.Helper()
 	rs := ""
 	for _, r := range routes {
@@ -53,7 +53,7 @@ partitions = 16
 
 // startCluster starts n nodes of one cluster in this process, all serving
 // c.test, and publishes them all in dns.
-func startCluster(t *testing.T, dns *s2stest.DNS, n int) []*node.Node {
+func startCluster(t testing.TB, dns *s2stest.DNS, n int) []*node.Node {
 	t.Helper()
 	ports := s2stest.FreeAddrs(t, n)
 	nodes := make([]*node.Node, n)

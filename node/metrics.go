@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +26,36 @@ type metrics struct {
 	queue    prometheus.Gauge
 	dialTime *prometheus.HistogramVec
 	comps    prometheus.Gauge
+
+	// The counters Routed, Bounced and Dropped add to, resolved from
+	// their vectors on first use and kept, so that counting a stanza is
+	// an index or a map read and an atomic add, not a hash of its label
+	// values and a lookup under the vector's lock. A child is made on
+	// first use, as WithLabelValues would: /metrics shows the same series
+	// as without the cache (none with a 0 that never counted).
+	routedBy  [len(routedKinds)][nOrigins][nOrigins]atomic.Pointer[prometheus.Counter]
+	bouncesBy labelCache[stanza.Condition]
+	droppedBy labelCache[string]
+}
+
+// routedKinds are the stanza kinds whose routed counters are cached, in
+// the order of metrics.routedBy; any other kind goes through the vector.
+var routedKinds = [...]string{"message", "presence", "iq"}
+
+// nOrigins is the number of route.Origin values (local, component,
+// remote), which index metrics.routedBy.
+const nOrigins = int(route.FromRemote) + 1
+
+func kindIndex(kind string) int {
+	switch kind {
+	case "message":
+		return 0
+	case "presence":
+		return 1
+	case "iq":
+		return 2
+	}
+	return -1
 }
 
 // newMetrics registers a node's metrics on reg; a nil reg means a new
@@ -67,16 +99,71 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			return nil, fmt.Errorf("node: metrics: %w", err)
 		}
 	}
+	m.bouncesBy.vec, m.droppedBy.vec = m.bounces, m.dropped
 	return m, nil
 }
 
 func (m *metrics) Routed(kind string, from, to route.Origin) {
-	m.routed.WithLabelValues(kind, from.String(), to.String()).Inc()
+	k := kindIndex(kind)
+	if k < 0 || int(from) >= nOrigins || int(to) >= nOrigins {
+		m.routed.WithLabelValues(kind, from.String(), to.String()).Inc()
+		return
+	}
+	p := &m.routedBy[k][from][to]
+	c := p.Load()
+	if c == nil {
+		// Two first uses at once resolve the same child: either store
+		// is right.
+		cc := m.routed.WithLabelValues(kind, from.String(), to.String())
+		c = &cc
+		p.Store(c)
+	}
+	(*c).Inc()
 }
 
-func (m *metrics) Bounced(c stanza.Condition) { m.bounces.WithLabelValues(string(c)).Inc() }
+func (m *metrics) Bounced(c stanza.Condition) { m.bouncesBy.get(c).Inc() }
 
-func (m *metrics) Dropped(reason string) { m.dropped.WithLabelValues(reason).Inc() }
+func (m *metrics) Dropped(reason string) { m.droppedBy.get(reason).Inc() }
+
+// labelCacheMax bounds a labelCache; label values beyond it are counted
+// through the vector each time. Conditions (RFC 6120 §8.3.3, 22 of them)
+// and drop reasons are fixed sets well below it.
+const labelCacheMax = 64
+
+// labelCache is the counters of a one-label vector, by label value. Reads
+// load an immutable map through an atomic pointer (no lock, no write to a
+// shared cache line); a value seen for the first time is added to a copy
+// under mu.
+type labelCache[K ~string] struct {
+	vec *prometheus.CounterVec
+	m   atomic.Pointer[map[K]prometheus.Counter]
+	mu  sync.Mutex
+}
+
+func (l *labelCache[K]) get(v K) prometheus.Counter {
+	if p := l.m.Load(); p != nil {
+		if c, ok := (*p)[v]; ok {
+			return c
+		}
+	}
+	c := l.vec.WithLabelValues(string(v))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var old map[K]prometheus.Counter
+	if p := l.m.Load(); p != nil {
+		old = *p
+	}
+	if _, ok := old[v]; ok || len(old) >= labelCacheMax {
+		return c
+	}
+	next := make(map[K]prometheus.Counter, len(old)+1)
+	for k, x := range old {
+		next[k] = x
+	}
+	next[v] = c
+	l.m.Store(&next)
+	return c
+}
 
 func (m *metrics) observe(phase string, d time.Duration) {
 	m.dialTime.WithLabelValues(phase).Observe(d.Seconds())

@@ -74,7 +74,7 @@ func startNode(t *testing.T, dns *s2stest.DNS, domain string, opts node.Options)
 	return n
 }
 
-func attach(t *testing.T, n *node.Node, domain string) *component.Conn {
+func attach(t testing.TB, n *node.Node, domain string) *component.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

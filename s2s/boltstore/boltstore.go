@@ -43,6 +43,7 @@ type Store struct {
 	// written is the highest id every put up to which is in the file,
 	// and wrote is closed (and replaced) after each commit.
 	urgent  bool
+	hurry   chan struct{} // wakes the loop from its interval for Durable
 	written uint64
 	wrote   chan struct{}
 }
@@ -77,6 +78,7 @@ func Open(path string, o Options) (*Store, error) {
 		puts:     map[uint64]pendingPut{},
 		kick:     make(chan struct{}, 1),
 		wrote:    make(chan struct{}),
+		hurry:    make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 	}
@@ -186,7 +188,17 @@ func (s *Store) loop() {
 		urgent := s.urgent
 		s.mu.Unlock()
 		if !urgent {
-			time.Sleep(s.interval)
+			// Group what comes in the next interval, unless Durable
+			// asks for a commit now.
+			t := time.NewTimer(s.interval)
+			select {
+			case <-t.C:
+			case <-s.hurry:
+				t.Stop()
+			}
+			s.mu.Lock()
+			urgent = s.urgent
+			s.mu.Unlock()
 		}
 		s.commit(urgent)
 	}
@@ -205,6 +217,10 @@ func (s *Store) Durable(ctx context.Context) error {
 	s.urgent = true
 	s.mu.Unlock()
 	s.signal()
+	select {
+	case s.hurry <- struct{}{}:
+	default:
+	}
 	for {
 		s.mu.Lock()
 		done, wrote := s.written >= target, s.wrote
