@@ -112,6 +112,14 @@ type testNode struct {
 func startNodes(t *testing.T, n int, ttl time.Duration) []*testNode {
 	t.Helper()
 	ports := s2stest.FreeAddrs(t, n)
+	return startNodesOn(t, ports, ttl, func(i, j int) string { return ports[j] })
+}
+
+// startNodesOn starts a member listening on each of ports, whose route to
+// member j is route(i, j).
+func startNodesOn(t *testing.T, ports []string, ttl time.Duration, route func(i, j int) string) []*testNode {
+	t.Helper()
+	n := len(ports)
 	nodes := make([]*testNode, n)
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -120,9 +128,9 @@ func startNodes(t *testing.T, n int, ttl time.Duration) []*testNode {
 		go func() {
 			defer wg.Done()
 			var routes []string
-			for j, p := range ports {
+			for j := range ports {
 				if j != i {
-					routes = append(routes, p)
+					routes = append(routes, route(i, j))
 				}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -364,4 +372,61 @@ func TestOneNode(t *testing.T) {
 	if ids := pool.ids("remote.example"); len(ids) != 1 {
 		t.Fatalf("pool has %v", ids)
 	}
+}
+
+// TestClusterSplit: a member cut off from the others (its NATS routes
+// refused) gives up its partitions before the others take them, so that
+// no partition has an owner on both sides beyond the lease TTL; once the
+// routes come back the three share the partitions again.
+func TestClusterSplit(t *testing.T) {
+	const ttl = 2 * time.Second
+	ports := s2stest.FreeAddrs(t, 3)
+	proxies := map[[2]int]*s2stest.Proxy{}
+	for i := range 3 {
+		for j := range 3 {
+			if i != j {
+				proxies[[2]int{i, j}] = s2stest.NewProxy(t, ports[j])
+			}
+		}
+	}
+	nodes := startNodesOn(t, ports, ttl, func(i, j int) string { return proxies[[2]int{i, j}].Addr.String() })
+	eventually(t, 30*time.Second, "three members sharing the partitions", func() bool { return settled(nodes, 3) })
+
+	split := func(on bool) {
+		for k, p := range proxies {
+			if k[0] == 2 || k[1] == 2 {
+				p.Refuse(on)
+				if on {
+					p.Cut()
+				}
+			}
+		}
+	}
+	split(true)
+	// Watch every partition: how long it has an owner on both sides.
+	both := map[int]time.Time{}
+	var worst time.Duration
+	for end := time.Now().Add(4 * ttl); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		minority := nodes[2].c.Status().Owned
+		majority := append(nodes[0].c.Status().Owned, nodes[1].c.Status().Owned...)
+		for p := range 16 {
+			if slices.Contains(minority, p) && slices.Contains(majority, p) {
+				if both[p].IsZero() {
+					both[p] = time.Now()
+				}
+				worst = max(worst, time.Since(both[p]))
+			} else {
+				delete(both, p)
+			}
+		}
+	}
+	if worst > ttl {
+		t.Errorf("a partition had an owner on both sides of the split for %v, more than the lease TTL (%v)", worst, ttl)
+	}
+	if owned := nodes[2].c.Status().Owned; len(owned) != 0 {
+		t.Errorf("the member cut off still owns %v", owned)
+	}
+	eventually(t, 10*time.Second, "the two members taking every partition", func() bool { return settled(nodes[:2], 2) })
+	split(false)
+	eventually(t, 30*time.Second, "three members sharing the partitions again", func() bool { return settled(nodes, 3) })
 }
