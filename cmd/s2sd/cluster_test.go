@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +30,9 @@ func clusterProcs(t *testing.T, dns *s2stest.DNS) []*s2sdtest.Proc {
 	return clusterProcsOn(t, dns, nil, nil)
 }
 
+// routeProxies carry the NATS routes of the last clusterProcsOn.
+var routeProxies []*s2stest.Proxy
+
 // clusterProcsOn is clusterProcs with the nodes' s2s and component
 // listeners on the addresses given (random ports when nil), so that a
 // node restarts where it was.
@@ -39,11 +44,15 @@ func clusterProcsOn(t *testing.T, dns *s2stest.DNS, s2sAddrs, compAddrs []string
 	}
 	ports := s2stest.FreeAddrs(t, 3)
 	procs := make([]*s2sdtest.Proc, 3)
+	routeProxies = nil
 	for i := range 3 {
+		// Each route goes through a proxy, so that a test can cut it.
 		var routes []string
 		for j, p := range ports {
 			if j != i {
-				routes = append(routes, fmt.Sprintf("%q", p))
+				px := s2stest.NewProxy(t, p)
+				routeProxies = append(routeProxies, px)
+				routes = append(routes, fmt.Sprintf("%q", px.Addr.String()))
 			}
 		}
 		procs[i] = s2sdtest.Launch(t, fmt.Sprintf("n%d", i+1), fmt.Sprintf(`
@@ -113,10 +122,9 @@ func TestClusterProsody(t *testing.T) {
 	dns.AddServer("bot.c.test", procs[entry].S2S)
 	p := interop.StartProsody(t, interop.ProsodyOptions{Domain: "prosody.test", DNS: dns.Addr(), Users: []string{"alice:pw"}})
 	dns.AddServer("prosody.test", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(p.S2S)))
-	// Wait for the cluster to settle: every node logs the partitions it
-	// takes; the owner must hold prosody.test's before the component
+	// The owner must hold prosody.test's partition before the component
 	// answers.
-	time.Sleep(4 * time.Second)
+	waitSettled(t, procs)
 	bot := dialComp(t, procs[home], "bot.c.test", "shared")
 	time.Sleep(500 * time.Millisecond) // the component's registration spreads
 	alice := interop.DialClient(t, p.C2SAddr(), jid.MustParse("alice@prosody.test"), "pw")
@@ -191,7 +199,7 @@ func TestClusterFaults(t *testing.T) {
 		}
 	}
 	remote := s2stest.NewServer(t, dns, "remote.test", s2stest.Options{})
-	time.Sleep(4 * time.Second) // the cluster settles
+	waitSettled(t, procs)
 	var senders []int
 	for i := range procs {
 		if i != owner {
@@ -245,6 +253,12 @@ func TestClusterFaults(t *testing.T) {
 				if k == 0 && i == 1500 {
 					procs[owner].Signal(syscall.SIGKILL)
 					go procs[owner].Restart()
+				}
+				if k == 1 && i == 3500 {
+					// Every NATS route is cut; the nodes connect again.
+					for _, px := range routeProxies {
+						px.Cut()
+					}
 				}
 				if i%250 == 0 {
 					time.Sleep(5 * time.Millisecond)
@@ -307,7 +321,7 @@ func TestClusterRollingRestart(t *testing.T) {
 		}
 	}
 	remote := s2stest.NewServer(t, dns, "remote.test", s2stest.Options{RetryFor: time.Minute})
-	time.Sleep(4 * time.Second) // the cluster settles
+	waitSettled(t, procs)
 
 	var mu sync.Mutex
 	atRemote, atBot := map[string]int{}, map[string]int{}
@@ -410,5 +424,33 @@ func TestClusterRollingRestart(t *testing.T) {
 	t.Logf("component to remote: %d sent, %d lost; remote to component: %d sent, %d lost; %d bounced, %d duplicates", len(sentOut), lostOut, len(sentIn), lostIn, b, dups)
 	if lostOut != 0 || lostIn != 0 || b != 0 {
 		t.Errorf("rolling restart lost %d and %d stanzas and bounced %d", lostOut, lostIn, b)
+	}
+}
+
+// waitSettled waits until every node, asked through its control socket
+// (s2sd status -json), sees the three members and the partitions are all
+// owned once.
+func waitSettled(t *testing.T, procs []*s2sdtest.Proc) {
+	t.Helper()
+	bin := s2sdtest.Binary(t)
+	for end := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		owned, ok := 0, true
+		for _, p := range procs {
+			out, err := exec.Command(bin, "status", "-json", "-config", p.CfgPath).Output()
+			var st struct {
+				Cluster *cluster.Status `json:"cluster"`
+			}
+			if err != nil || json.Unmarshal(out, &st) != nil || st.Cluster == nil || len(st.Cluster.Members) != len(procs) {
+				ok = false
+				break
+			}
+			owned += len(st.Cluster.Owned)
+		}
+		if ok && owned == 64 {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatal("the cluster did not settle within 60s")
+		}
 	}
 }
