@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	miekgdns "github.com/miekg/dns"
+
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/s2s"
 	"github.com/s2sd/s2sd/s2s/s2stest"
@@ -386,5 +388,44 @@ func TestNoSuchDomainBouncesAtOnce(t *testing.T) {
 	expectBounce(t, a, "nx", stanza.RemoteServerNotFound)
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("bounced after %v: retried although the domain does not exist", d)
+	}
+}
+
+// TestMultiplexRefused: when the peer refuses a second local domain on
+// the stream (its dialback cannot be verified), each stanza queued for
+// that domain bounces once and leaves the queue; the first domain's
+// stanzas go on.
+func TestMultiplexRefused(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{Also: []string{"a2.test"}, RetryFor: 5 * time.Second})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{})
+	// b cannot reach a2.test's authoritative server: its key is refused.
+	dns.Remove("a2.test", miekgdns.TypeANY)
+	dns.RemoveSRV("xmpp-server", "a2.test")
+	a.Send(t, msg("alice@a.test", "bob@b.test", "first"))
+	collect(t, b, 1, wait)
+	for i := range 5 {
+		a.Send(t, msg("x@a2.test", "bob@b.test", fmt.Sprint("r", i)))
+	}
+	a.Send(t, msg("alice@a.test", "bob@b.test", "second"))
+	collect(t, b, 1, wait)
+	bounced := map[string]int{}
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		select {
+		case s := <-a.Received:
+			if s.Type != "error" {
+				t.Fatalf("a got %s", s.El.Raw)
+			}
+			bounced[s.ID]++
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	for i := range 5 {
+		if n := bounced[fmt.Sprint("r", i)]; n != 1 {
+			t.Errorf("r%d bounced %d times, want once", i, n)
+		}
+	}
+	if q := a.Pool.Queued(); q != 0 {
+		t.Errorf("%d stanzas still queued", q)
 	}
 }

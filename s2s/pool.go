@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -303,6 +304,11 @@ func (l *link) drain() {
 		}
 		if !l.conn.Authenticated(l.remote, e.local) {
 			l.multiplex(e.local)
+			if l.refused[e.local] {
+				// refuse bounced what was queued for e.local, e
+				// included: it must not stay queued as well.
+				continue
+			}
 			kept = append(kept, e)
 			continue
 		}
@@ -315,11 +321,16 @@ func (l *link) drain() {
 		}
 		sent++
 	}
+	rest := q[i:]
+	if len(l.refused) > 0 {
+		// What the window stopped may hold entries refuse bounced.
+		rest = slices.DeleteFunc(slices.Clone(rest), func(e entry) bool { return l.refused[e.local] })
+	}
 	if len(kept) == 0 {
 		clear(q[:i]) // sent: let the collector have them
-		l.queue = q[i:]
+		l.queue = rest
 	} else {
-		l.queue = append(kept, q[i:]...)
+		l.queue = append(kept, rest...)
 	}
 	if len(l.queue) == 0 {
 		l.queue = nil
