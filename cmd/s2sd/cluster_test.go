@@ -153,6 +153,11 @@ func TestClusterProsody(t *testing.T) {
 			t.Fatalf("alice got %s, want r%d", in.Raw, i)
 		}
 	}
+	// s2sd cluster status on any node says where the component is.
+	out, err := exec.Command(s2sdtest.Binary(t), "cluster", "status", "-config", procs[entry].CfgPath).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "component bot.c.test on "+names[home]) || !strings.Contains(string(out), "members: n1 n2 n3") {
+		t.Errorf("s2sd cluster status on %s: %v\n%s", names[entry], err, out)
+	}
 	// Only the owner dialed prosody.test; the node Prosody reached
 	// verified its key (it did not issue it).
 	for i, pr := range procs {
@@ -428,7 +433,7 @@ func TestClusterRollingRestart(t *testing.T) {
 }
 
 // waitSettled waits until every node, asked through its control socket
-// (s2sd status -json), sees the three members and the partitions are all
+// (s2sd cluster status -json), sees the three members and the partitions are all
 // owned once.
 func waitSettled(t *testing.T, procs []*s2sdtest.Proc) {
 	t.Helper()
@@ -436,15 +441,13 @@ func waitSettled(t *testing.T, procs []*s2sdtest.Proc) {
 	for end := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
 		owned, ok := 0, true
 		for _, p := range procs {
-			out, err := exec.Command(bin, "status", "-json", "-config", p.CfgPath).Output()
-			var st struct {
-				Cluster *cluster.Status `json:"cluster"`
-			}
-			if err != nil || json.Unmarshal(out, &st) != nil || st.Cluster == nil || len(st.Cluster.Members) != len(procs) {
+			out, err := exec.Command(bin, "cluster", "status", "-json", "-config", p.CfgPath).Output()
+			var st cluster.Status
+			if err != nil || json.Unmarshal(out, &st) != nil || len(st.Members) != len(procs) {
 				ok = false
 				break
 			}
-			owned += len(st.Cluster.Owned)
+			owned += len(st.Owned)
 		}
 		if ok && owned == 64 {
 			return

@@ -9,7 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,6 +37,7 @@ func init() {
 		{"status", "[-json] [-config FILE | -socket PATH]", "show the streams, components and queues of the running s2sd", statusMain},
 		{"ctl", "[-config FILE | -socket PATH] close|retry|bounce DOMAIN | reload", "act on the running s2sd", ctlMain},
 		{"check", "[-config FILE] [-dns] [-json]", "check a configuration thoroughly (as -t, and the DNS with -dns)", checkMain},
+		{"cluster", "status [-json] [-config FILE | -socket PATH]", "show the running s2sd's cluster: members, partitions owned, where components are", clusterMain},
 		{"diag", "[-json] [-config FILE] [-from DOMAIN] DOMAIN", "diagnose federation with a remote DOMAIN", diagMain},
 		{"help", "", "print this help", helpMain},
 	}
@@ -446,6 +449,64 @@ func checkFile(path string, withDNS, asJSON bool) int {
 	}
 	if r.Errors() > 0 {
 		return 1
+	}
+	return 0
+}
+
+// clusterMain runs `s2sd cluster status`: the cluster part of the running
+// node's status.
+func clusterMain(args []string) int {
+	if len(args) == 0 || args[0] != "status" {
+		fmt.Fprintln(os.Stderr, "usage: s2sd cluster status [-json] [-config FILE | -socket PATH]")
+		return 2
+	}
+	fs := flag.NewFlagSet("s2sd cluster status", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the cluster's status as JSON")
+	cf := addControlFlags(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "s2sd cluster status: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cc, code := dialControl("cluster status", cf)
+	if cc == nil {
+		return code
+	}
+	defer cc.Close()
+	var st node.Status
+	if err := cc.Do(node.ControlRequest{Command: node.CmdStatus}, &st); err != nil {
+		fmt.Fprintln(os.Stderr, "s2sd cluster status:", err)
+		return 1
+	}
+	c := st.Cluster
+	if c == nil {
+		fmt.Fprintln(os.Stderr, "s2sd cluster status: this s2sd is not in a cluster (no [cluster] section)")
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(c)
+		return 0
+	}
+	fmt.Printf("node %s; members: %s\n", c.Node, strings.Join(c.Members, " "))
+	owned := make([]string, len(c.Owned))
+	for i, p := range c.Owned {
+		owned[i] = strconv.Itoa(p)
+	}
+	fmt.Printf("partitions owned: %d of %d: %s\n", len(c.Owned), c.Partitions, strings.Join(owned, " "))
+	if c.Waiting > 0 {
+		fmt.Printf("stanzas waiting for an owner: %d\n", c.Waiting)
+	}
+	domains := make([]string, 0, len(c.Components))
+	for d := range c.Components {
+		domains = append(domains, d)
+	}
+	slices.Sort(domains)
+	for _, d := range domains {
+		fmt.Printf("component %s on %s\n", d, c.Components[d])
 	}
 	return 0
 }
