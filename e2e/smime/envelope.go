@@ -595,6 +595,13 @@ func (r *recipientInfo) unwrap(key crypto.PrivateKey, keyLen int) ([]byte, error
 		return nil, fmt.Errorf("%w: key transport %v", ErrUnsupportedCipher, r.keyAlg)
 	}
 	cek, err := d.Decrypt(rand.Reader, r.encryptedKey, opts)
+	if _, v15 := opts.(*rsa.PKCS1v15DecryptOptions); err != nil && v15 {
+		// The same for a key encrypted to another modulus (one the
+		// ciphertext exceeds): a random key, failing later like any
+		// wrong key, and never an error that tells them apart.
+		cek, err = make([]byte, keyLen), nil
+		rand.Read(cek)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("smime: key transport: %w", err)
 	}
