@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,22 +83,13 @@ func (c *Cluster) ownerOf(p int) (string, bool) {
 	if _, ok := c.held[p]; ok {
 		return c.cfg.Name, true
 	}
-	if o := c.owners[p]; o != "" && o != c.cfg.Name && slices_contains(c.live, o) {
+	if o := c.owners[p]; o != "" && o != c.cfg.Name && slices.Contains(c.live, o) {
 		return o, false
 	}
 	if pref := preferred(p, c.live); pref != c.cfg.Name {
 		return pref, false
 	}
 	return "", false
-}
-
-func slices_contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // wait keeps s until an owner can take it.
@@ -174,7 +166,7 @@ func (c *Cluster) deliverComponent(ctx context.Context, domain string, s *route.
 	for {
 		c.mu.Lock()
 		at := c.compAt[domain]
-		alive := slices_contains(c.live, at)
+		alive := slices.Contains(c.live, at)
 		h := c.localComp[domain]
 		c.mu.Unlock()
 		var err error

@@ -3,10 +3,12 @@ package node
 import (
 	"cmp"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +62,24 @@ func seconds(d time.Duration) Seconds { return Seconds(d.Round(time.Millisecond)
 
 // Duration returns s as a time.Duration.
 func (s Seconds) Duration() time.Duration { return time.Duration(float64(s) * float64(time.Second)) }
+
+// Brief writes a duration the way an operator reads it: 3d4h, 5m12s,
+// 800ms (the status page and s2sd status).
+func (s Seconds) Brief() string {
+	d := s.Duration()
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	case d < 48*time.Hour:
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	}
+	days := int(d / (24 * time.Hour))
+	return fmt.Sprintf("%dd%dh", days, int((d-time.Duration(days)*24*time.Hour)/time.Hour))
+}
 
 // StreamStatus describes one server-to-server stream.
 type StreamStatus struct {

@@ -2,7 +2,6 @@ package node
 
 import (
 	"encoding/json"
-	"fmt"
 	"html/template"
 	"net/http"
 	"strconv"
@@ -56,25 +55,8 @@ func (n *Node) serveStatusPage(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// age writes a duration the way an operator reads it: 3d4h, 5m12s, 800ms.
-func age(s Seconds) string {
-	d := s.Duration()
-	switch {
-	case d <= 0:
-		return "0s"
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Hour:
-		return d.Round(time.Second).String()
-	case d < 48*time.Hour:
-		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
-	}
-	days := int(d / (24 * time.Hour))
-	return fmt.Sprintf("%dd%dh", days, int((d-time.Duration(days)*24*time.Hour)/time.Hour))
-}
-
 var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
-	"age":  age,
+	"age":  Seconds.Brief,
 	"join": strings.Join,
 	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 	"yes": func(b bool) string {

@@ -139,33 +139,43 @@ func dialControl(name string, f controlFlags) (*node.ControlClient, int) {
 }
 
 // statusMain runs `s2sd status`.
-func statusMain(args []string) int {
-	fs := flag.NewFlagSet("s2sd status", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print the status as JSON")
+// askStatus parses a status command's flags (-json and the control
+// socket's), asks the running s2sd for its status and returns it raw;
+// code is the exit code when raw is nil.
+func askStatus(name, usage string, args []string) (raw json.RawMessage, asJSON bool, code int) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	j := fs.Bool("json", false, "print the status as JSON")
 	cf := addControlFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: s2sd status [-json] [-config FILE | -socket PATH]")
+		fmt.Fprintln(fs.Output(), "usage: "+name+" "+usage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return nil, false, 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "s2sd status: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", name, fs.Arg(0))
 		fs.Usage()
-		return 2
+		return nil, false, 2
 	}
-	cc, code := dialControl("status", cf)
+	cc, code := dialControl(strings.TrimPrefix(name, "s2sd "), cf)
 	if cc == nil {
-		return code
+		return nil, false, code
 	}
 	defer cc.Close()
-	var raw json.RawMessage
 	if err := cc.Do(node.ControlRequest{Command: node.CmdStatus}, &raw); err != nil {
-		fmt.Fprintln(os.Stderr, "s2sd status:", err)
-		return 1
+		fmt.Fprintln(os.Stderr, name+":", err)
+		return nil, false, 1
 	}
-	if *asJSON {
+	return raw, *j, 0
+}
+
+func statusMain(args []string) int {
+	raw, asJSON, code := askStatus("s2sd status", "[-json] [-config FILE | -socket PATH]", args)
+	if raw == nil {
+		return code
+	}
+	if asJSON {
 		var b bytes.Buffer
 		json.Indent(&b, raw, "", "  ")
 		b.WriteByte('\n')
@@ -195,7 +205,7 @@ func writeStatus(w io.Writer, st *node.Status) {
 			reloaded += " (waiting for a restart: " + strings.Join(r.Restart, ", ") + ")"
 		}
 	}
-	fmt.Fprintf(w, "s2sd %s, pid %d, up %s since %s\n", p.Version, p.PID, dur(p.Uptime), p.Started.Local().Format(time.DateTime))
+	fmt.Fprintf(w, "s2sd %s, pid %d, up %s since %s\n", p.Version, p.PID, p.Uptime.Brief(), p.Started.Local().Format(time.DateTime))
 	fmt.Fprintf(w, "config %s, reloaded %s\n", cfg, reloaded)
 	fmt.Fprintf(w, "domains %s, state %s, %d stanzas queued\n", strings.Join(p.Domains, " "), p.StateDir, p.Queued)
 	names := make([]string, 0, len(p.Listeners))
@@ -234,7 +244,7 @@ func writeStatus(w io.Writer, st *node.Status) {
 				remote += "," + r
 				local += "," + strings.Join(l, ",")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", or(remote, "?"), or(local, "-"), s.Direction, s.Address, s.State, or(s.Auth, "-"), tlsv, or(s.TLSCipher, "-"), cert, dur(s.Age), s.StanzasIn, s.StanzasOut, unacked)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", or(remote, "?"), or(local, "-"), s.Direction, s.Address, s.State, or(s.Auth, "-"), tlsv, or(s.TLSCipher, "-"), cert, s.Age.Brief(), s.StanzasIn, s.StanzasOut, unacked)
 		}
 	}
 	fmt.Fprintf(tw, "\nCOMPONENTS (%d)\n", len(st.Components))
@@ -250,7 +260,7 @@ func writeStatus(w io.Writer, st *node.Status) {
 				connected = "yes"
 			}
 			if c.Address != "" {
-				age = dur(c.Age)
+				age = c.Age.Brief()
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d", c.Domain, connected, or(c.Address, "-"), age, c.StanzasIn, c.StanzasOut)
 			if st.Cluster != nil {
@@ -265,10 +275,10 @@ func writeStatus(w io.Writer, st *node.Status) {
 		for _, q := range st.Queues {
 			oldest, retry, stream := "-", "-", "down"
 			if !q.Oldest.IsZero() {
-				oldest = dur(q.OldestAge)
+				oldest = q.OldestAge.Brief()
 			}
 			if !q.NextRetry.IsZero() {
-				retry = "in " + dur(q.RetryIn)
+				retry = "in " + q.RetryIn.Brief()
 			}
 			switch {
 			case q.Stream:
@@ -290,23 +300,6 @@ func or(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// dur prints a duration in seconds briefly: 850ms, 42s, 5m12s, 3h4m, 2d5h.
-func dur(s node.Seconds) string {
-	d := s.Duration()
-	switch {
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(time.Second).String()
-	case d < time.Hour:
-		return d.Round(time.Second).String()
-	case d < 48*time.Hour:
-		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
-	}
-	days := int(d / (24 * time.Hour))
-	return fmt.Sprintf("%dd%dh", days, int((d-time.Duration(days)*24*time.Hour)/time.Hour))
 }
 
 // ctlMain runs `s2sd ctl`.
@@ -460,23 +453,12 @@ func clusterMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: s2sd cluster status [-json] [-config FILE | -socket PATH]")
 		return 2
 	}
-	fs := flag.NewFlagSet("s2sd cluster status", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print the cluster's status as JSON")
-	cf := addControlFlags(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "s2sd cluster status: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	cc, code := dialControl("cluster status", cf)
-	if cc == nil {
+	raw, asJSON, code := askStatus("s2sd cluster status", "[-json] [-config FILE | -socket PATH]", args[1:])
+	if raw == nil {
 		return code
 	}
-	defer cc.Close()
 	var st node.Status
-	if err := cc.Do(node.ControlRequest{Command: node.CmdStatus}, &st); err != nil {
+	if err := json.Unmarshal(raw, &st); err != nil {
 		fmt.Fprintln(os.Stderr, "s2sd cluster status:", err)
 		return 1
 	}
@@ -485,7 +467,7 @@ func clusterMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "s2sd cluster status: this s2sd is not in a cluster (no [cluster] section)")
 		return 1
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(c)
