@@ -426,7 +426,7 @@ func TestClusterSplit(t *testing.T) {
 	if owned := nodes[2].c.Status().Owned; len(owned) != 0 {
 		t.Errorf("the member cut off still owns %v", owned)
 	}
-	eventually(t, 10*time.Second, "the two members taking every partition", func() bool { return settled(nodes[:2], 2) })
+	eventually(t, 30*time.Second, "the two members taking every partition", func() bool { return settled(nodes[:2], 2) })
 	split(false)
 	eventually(t, 30*time.Second, "three members sharing the partitions again", func() bool { return settled(nodes, 3) })
 }
