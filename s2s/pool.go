@@ -549,6 +549,11 @@ func (l *link) up(c *Conn) {
 			c.abort()
 		}
 	}, func() bool { return l.tick(c) })
+	// Counted up before it carries a stanza: what it delivers is never
+	// seen before the stream is.
+	if p.OnStream != nil {
+		p.OnStream(c, true)
+	}
 	l.mu.Lock()
 	l.conn, l.acked, l.unasked, l.inflight = c, 0, 0, nil
 	l.authing, l.refused = map[string]bool{}, map[string]bool{}
@@ -558,9 +563,6 @@ func (l *link) up(c *Conn) {
 	}
 	l.dialing = false
 	l.mu.Unlock()
-	if p.OnStream != nil {
-		p.OnStream(c, true)
-	}
 	p.wg.Add(1)
 	go l.watch(c)
 }
