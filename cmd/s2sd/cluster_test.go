@@ -243,6 +243,9 @@ func TestClusterFaults(t *testing.T) {
 			}
 		}()
 	}
+	// The test waits for the restart, so that it never ends (and stops
+	// the daemon) while the restarted node is still starting.
+	restarted := make(chan struct{})
 	var wg sync.WaitGroup
 	for k, b := range bots {
 		wg.Add(1)
@@ -257,7 +260,7 @@ func TestClusterFaults(t *testing.T) {
 				}
 				if k == 0 && i == 1500 {
 					procs[owner].Signal(syscall.SIGKILL)
-					go procs[owner].Restart()
+					go func() { procs[owner].Restart(); close(restarted) }()
 				}
 				if k == 1 && i == 3500 {
 					// Every NATS route is cut; the nodes connect again.
@@ -272,6 +275,7 @@ func TestClusterFaults(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	<-restarted
 	count := func() (int, int) {
 		mu.Lock()
 		defer mu.Unlock()
