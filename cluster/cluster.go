@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -70,6 +71,8 @@ type Cluster struct {
 	closeComp  func(domain string) // closes a local component's stream (replace)
 	waiting    []waiting           // remote stanzas with no reachable owner
 	stopping   bool
+	// refollow* restart the bucket watches (follow).
+	refollowLeases, refollowComps chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -100,13 +103,15 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{
-		cfg:        cfg,
-		log:        cfg.Logger.With("node", cfg.Name),
-		owners:     make([]string, cfg.Partitions),
-		held:       map[int]*lease{},
-		compAt:     map[string]string{},
-		localComps: map[string]bool{},
-		localComp:  map[string]route.Handler{},
+		cfg:            cfg,
+		log:            cfg.Logger.With("node", cfg.Name),
+		owners:         make([]string, cfg.Partitions),
+		held:           map[int]*lease{},
+		compAt:         map[string]string{},
+		localComps:     map[string]bool{},
+		localComp:      map[string]route.Handler{},
+		refollowLeases: make(chan struct{}, 1),
+		refollowComps:  make(chan struct{}, 1),
 	}
 	if cfg.URL == "" {
 		ns, err := startServer(&c.cfg)
@@ -208,12 +213,9 @@ func (c *Cluster) Run() error {
 		return fmt.Errorf("cluster: subscribe: %w", err)
 	}
 	c.sub = sub
-	if err := c.watch(c.leases, c.leaseEvent); err != nil {
-		return err
-	}
-	if err := c.watch(c.comps, c.compEvent); err != nil {
-		return err
-	}
+	c.wg.Add(2)
+	go c.follow(c.leases, c.leasesAll, c.leaseEvent, c.refollowLeases)
+	go c.follow(c.comps, c.compsAll, c.compEvent, c.refollowComps)
 	c.tick()
 	c.wg.Add(1)
 	go c.loop()
@@ -222,55 +224,118 @@ func (c *Cluster) Run() error {
 
 func subject(node string) string { return "s2sd.node." + node }
 
-// watch follows a bucket's updates.
-func (c *Cluster) watch(kv jetstream.KeyValue, f func(jetstream.KeyValueEntry)) error {
-	w, err := kv.WatchAll(c.ctx)
-	if err != nil {
-		return fmt.Errorf("cluster: watch: %w", err)
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer w.Stop()
-		for {
+// follow keeps a view of a bucket: a watch delivers every key's value,
+// which replaces the view, then each update. NATS serves a watch from an
+// ephemeral consumer on one server; when that server leaves the cluster
+// the watch goes silent until the client misses its heartbeats, 10 s or
+// more. So the watch starts again whenever membership changes (tick
+// signals again), and every refollowEvery in any case.
+func (c *Cluster) follow(kv jetstream.KeyValue, replace func(map[string]string), update func(key, val string, put bool), again <-chan struct{}) {
+	defer c.wg.Done()
+	every := time.NewTicker(refollowEvery(c.cfg.LeaseTTL))
+	defer every.Stop()
+	for c.ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(c.ctx)
+		w, err := kv.WatchAll(wctx)
+		if err != nil {
+			cancel()
+			c.log.Warn("cluster: cannot watch a bucket", "bucket", kv.Bucket(), "err", err)
 			select {
 			case <-c.ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e != nil {
-					f(e)
-				}
+			case <-again:
+			case <-every.C:
 			}
+			continue
 		}
-	}()
-	return nil
+		c.read(w, replace, update, again, every.C)
+		w.Stop()
+		cancel()
+	}
 }
 
-func (c *Cluster) leaseEvent(e jetstream.KeyValueEntry) {
-	p, err := strconv.Atoi(e.Key())
+// read applies a watch's entries until it ends or must start again.
+func (c *Cluster) read(w jetstream.KeyWatcher, replace func(map[string]string), update func(key, val string, put bool), again <-chan struct{}, every <-chan time.Time) {
+	initial := map[string]string{}
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-again:
+			return
+		case <-every:
+			return
+		case e, ok := <-w.Updates():
+			switch {
+			case !ok:
+				return
+			case e == nil: // the end of the current values
+				replace(initial)
+				initial = nil
+			case initial != nil:
+				if e.Operation() == jetstream.KeyValuePut {
+					initial[e.Key()] = string(e.Value())
+				}
+			default:
+				update(e.Key(), string(e.Value()), e.Operation() == jetstream.KeyValuePut)
+			}
+		}
+	}
+}
+
+// refollow restarts the bucket watches.
+func (c *Cluster) refollow() {
+	for _, ch := range []chan struct{}{c.refollowLeases, c.refollowComps} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func refollowEvery(ttl time.Duration) time.Duration { return 3 * ttl }
+
+func (c *Cluster) leasesAll(all map[string]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.owners)
+	for k, v := range all {
+		if p, err := strconv.Atoi(k); err == nil && p >= 0 && p < c.cfg.Partitions {
+			c.owners[p] = v
+		}
+	}
+}
+
+func (c *Cluster) leaseEvent(key, val string, put bool) {
+	p, err := strconv.Atoi(key)
 	if err != nil || p < 0 || p >= c.cfg.Partitions {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e.Operation() == jetstream.KeyValuePut {
-		c.owners[p] = string(e.Value())
-	} else {
-		c.owners[p] = ""
+	if !put {
+		val = ""
+	}
+	c.owners[p] = val
+}
+
+func (c *Cluster) compsAll(all map[string]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.compAt)
+	maps.Copy(c.compAt, all)
+	// What is attached here is known here first.
+	for d := range c.localComps {
+		c.compAt[d] = c.cfg.Name
 	}
 }
 
-func (c *Cluster) compEvent(e jetstream.KeyValueEntry) {
-	d := e.Key()
+func (c *Cluster) compEvent(key, val string, put bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e.Operation() == jetstream.KeyValuePut {
-		c.compAt[d] = string(e.Value())
+	if put {
+		c.compAt[key] = val
 	} else {
-		delete(c.compAt, d)
+		delete(c.compAt, key)
 	}
 }
 
@@ -306,8 +371,14 @@ func (c *Cluster) tick() {
 		slices.Sort(keys)
 		c.mu.Lock()
 		c.stable = slices.Equal(keys, c.live)
+		changed := !c.stable && len(c.live) > 0
 		c.live = keys
 		c.mu.Unlock()
+		if changed {
+			// A member came or went: the watches may be on a server
+			// that left.
+			c.refollow()
+		}
 	}
 	c.mu.Lock()
 	comps := make([]string, 0, len(c.localComps))

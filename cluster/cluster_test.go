@@ -123,6 +123,11 @@ func startNodesOn(t *testing.T, ports []string, ttl time.Duration, route func(i,
 	nodes := make([]*testNode, n)
 	var wg sync.WaitGroup
 	errs := make([]error, n)
+	// NATS tells each node the route addresses its peers advertise, and
+	// it connects to those it is not connected to yet: advertising the
+	// real listeners would let routes bypass a test's proxies. Nothing
+	// listens on the address advertised.
+	dead := s2stest.FreeAddrs(t, 1)[0]
 	for i := range n {
 		wg.Add(1)
 		go func() {
@@ -136,7 +141,7 @@ func startNodesOn(t *testing.T, ports []string, ttl time.Duration, route func(i,
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			c, err := Start(ctx, Config{
-				Name: fmt.Sprintf("n%d", i+1), Listen: ports[i], Routes: routes,
+				Name: fmt.Sprintf("n%d", i+1), Listen: ports[i], Routes: routes, Advertise: dead,
 				StoreDir: t.TempDir(), LeaseTTL: ttl, Partitions: 16, ComponentGrace: time.Second, Logger: testLogger(),
 			})
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/s2sd/s2sd/internal/xmlstream"
 	"github.com/s2sd/s2sd/route"
@@ -195,7 +196,30 @@ func (c *Cluster) deliverComponent(ctx context.Context, domain string, s *route.
 			}()
 			return nil
 		}
+		// The view may lag (a watch on a server that left): ask the
+		// registry itself.
+		c.lookupComponent(ctx, domain)
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// lookupComponent reads where domain is attached from the registry.
+func (c *Cluster) lookupComponent(ctx context.Context, domain string) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
+	defer cancel()
+	e, err := c.comps.Get(ctx, compKey(domain))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.localComps[domain] {
+		return
+	}
+	if err != nil {
+		delete(c.compAt, domain)
+	} else {
+		c.compAt[domain] = string(e.Value())
 	}
 }
 

@@ -26,6 +26,11 @@ type Config struct {
 	// Routes its peers' route listeners (host:port or nats-route URLs).
 	Listen string
 	Routes []string
+	// Advertise is the route address the other nodes learn for this one
+	// from their peers (NATS gossips it, and a node connects to the
+	// nodes it learns of): set it when Listen is not how the others
+	// reach this node (NAT, containers, a proxy).
+	Advertise string
 	// Client, when set, makes the embedded server also listen for NATS
 	// clients there (tools); nodes themselves connect in-process.
 	Client string
@@ -123,6 +128,7 @@ func startServer(c *Config) (*server.Server, error) {
 			Username:  c.User,
 			Password:  c.Password,
 			TLSConfig: c.TLS,
+			Advertise: c.Advertise,
 		},
 	}
 	if len(c.Routes) == 0 {

@@ -196,6 +196,13 @@ func TestClusterFederation(t *testing.T) {
 	if s := next(t, bot2); s.ID != "after" {
 		t.Fatalf("component on n1 got %s", s.El.Raw)
 	}
+	// Every node's view follows, though NATS may have served its watch
+	// of the registry from the node that left.
+	for end := time.Now().Add(10 * time.Second); nodes[2].Cluster().Status().Components["bot.c.test"] != "n1"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("n3 still sees bot.c.test at %q", nodes[2].Cluster().Status().Components["bot.c.test"])
+		}
+	}
 	// /healthz-level health: a live member is healthy; a stopped one is not.
 	if err := nodes[0].Cluster().Healthy(); err != nil {
 		t.Errorf("n1: %v", err)

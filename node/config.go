@@ -126,6 +126,9 @@ type Config struct {
 		// the other nodes' route listeners.
 		Listen string   `toml:"listen"`
 		Routes []string `toml:"routes"`
+		// Advertise is the route address the other nodes learn for
+		// this one (default: listen): for NAT and containers.
+		Advertise string `toml:"advertise"`
 		// Client, when set, lets NATS tools connect to the embedded server.
 		Client string `toml:"client"`
 		// URL joins an external NATS cluster instead.
@@ -544,7 +547,7 @@ func (c *Config) resolveCluster() error {
 		return fmt.Errorf("cluster.durability: unknown %q (node)", k.Durability)
 	}
 	cc := &cluster.Config{
-		Name: k.Name, URL: k.URL, Listen: k.Listen, Routes: k.Routes, Client: k.Client,
+		Name: k.Name, URL: k.URL, Listen: k.Listen, Routes: k.Routes, Advertise: k.Advertise, Client: k.Client,
 		User: k.User, StoreDir: filepath.Join(c.Server.StateDir, "cluster"),
 		Partitions: k.Partitions, LeaseTTL: k.LeaseTTL.Duration, ComponentGrace: k.ComponentGrace.Duration,
 	}

@@ -180,6 +180,20 @@ func (k *clock) fire() {
 	}
 }
 
+// interrupt ends the stream from outside, as an expiry does: the owner of
+// the stream's reads wakes and ends it with e, so that what only it may
+// do (a last acknowledgement) happens before the stream error.
+func (k *clock) interrupt(e *stream.Error) {
+	k.mu.Lock()
+	if k.phase >= closing || k.err.Load() != nil {
+		k.mu.Unlock()
+		return
+	}
+	k.err.Store(e)
+	k.mu.Unlock()
+	k.nc.SetReadDeadline(aLongTimeAgo)
+}
+
 // expired tells whether the stream's deadline passed: a reader that was
 // woken by a read timeout checks it to tell an expiry from its own
 // deadlines.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,13 @@ import (
 // returns a stream from a.test to it.
 func replyWatch(t *testing.T) (a, b *s2stest.Server, c *s2s.Conn, replies chan *route.Stanza) {
 	t.Helper()
+	a, b, c, replies, _ = replyWatchServer(t)
+	return a, b, c, replies
+}
+
+// replyWatchServer is replyWatch that also returns b's s2s server.
+func replyWatchServer(t *testing.T) (a, b *s2stest.Server, c *s2s.Conn, replies chan *route.Stanza, srv *s2s.Server) {
+	t.Helper()
 	dns := s2stest.NewDNS(t)
 	a = s2stest.NewServer(t, dns, "a.test", s2stest.Options{})
 	s2stest.NewServer(t, dns, "evil.test", s2stest.Options{})
@@ -32,7 +40,7 @@ func replyWatch(t *testing.T) (a, b *s2stest.Server, c *s2s.Conn, replies chan *
 		}
 		return b.Router.Deliver(ctx, s)
 	})
-	srv := &s2s.Server{
+	srv = &s2s.Server{
 		Hosted: b.S2S.Hosted, Handler: h, GetCertificate: b.S2S.GetCertificate,
 		Policy: b.S2S.Policy, Secret: b.S2S.Secret, Dialer: b.S2S.Dialer, Logger: b.S2S.Logger,
 	}
@@ -48,7 +56,7 @@ func replyWatch(t *testing.T) (a, b *s2stest.Server, c *s2s.Conn, replies chan *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return a, b, c, replies
+	return a, b, c, replies, srv
 }
 
 func raw(from, to, typ, id string) string {
@@ -157,5 +165,37 @@ func TestMalformedFrom(t *testing.T) {
 			case <-time.After(100 * time.Millisecond):
 			}
 		})
+	}
+}
+
+// TestShutdownAcknowledges: a server that shuts down acknowledges the
+// stanzas it handled before its system-shutdown stream error, unasked
+// (XEP-0198), so that the peer does not send them again on its next
+// stream, where they would arrive twice.
+func TestShutdownAcknowledges(t *testing.T) {
+	_, b, c, _, srv := replyWatchServer(t)
+	if !c.StreamManagement() {
+		t.Fatal("stream management not enabled")
+	}
+	for i := range 5 {
+		c.SendRaw([]byte(msg("alice@a.test", "bob@b.test", fmt.Sprintf("m%d", i))))
+	}
+	for i := range 5 {
+		if s := b.Expect(t, wait); s.ID != fmt.Sprintf("m%d", i) {
+			t.Fatalf("got %s", s)
+		}
+	}
+	go srv.Shutdown(context.Background())
+	var got []string
+	for {
+		el, err := s2s.ReadNext(c)
+		if err != nil {
+			break
+		}
+		got = append(got, el.Local+" "+el.Attr("h"))
+	}
+	want := []string{"a 5", "error "}
+	if !slices.Equal(got, want) {
+		t.Fatalf("before the stream ended: %q, want %q", got, want)
 	}
 }

@@ -300,11 +300,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	// Each stream ends on its reading goroutine, which acknowledges what
+	// it handled first (XEP-0198): the peer must not send those stanzas
+	// again. A stream whose reader does not come back in time (a handler
+	// that blocks) is closed from here.
 	for _, c := range conns {
-		c.CloseWithError(stream.New(stream.SystemShutdown, ""))
+		c.clk.interrupt(stream.New(stream.SystemShutdown, ""))
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	t := time.NewTimer(closeTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	for _, c := range conns {
+		c.CloseWithError(stream.New(stream.SystemShutdown, ""))
+	}
 	select {
 	case <-done:
 		return nil
@@ -461,6 +476,7 @@ func (st *in) serve() {
 		c.close()
 	default:
 		c.log.Info("stream failed", "err", err)
+		st.lastAck(err)
 		c.fail(err)
 	}
 	s.mu.Lock()
@@ -926,6 +942,28 @@ func (st *in) streamManagement(el *xmlstream.Element) error {
 		return nil
 	}
 	return stream.New(stream.UnsupportedStanzaType, "unknown stream management element")
+}
+
+// lastAck acknowledges, before a stream error of ours, the stanzas the
+// stream handled (XEP-0198 lets a server send <a/> unasked): the peer
+// then forgets them instead of sending them again on its next stream,
+// where they would arrive twice. As for <r/>, they are written out
+// first; when that fails, the peer sends them again.
+func (st *in) lastAck(err error) {
+	s, c := st.s, st.c
+	var se *stream.Error
+	if !st.sm || !errors.As(err, &se) || se.Remote || c.raw.broken.Load() {
+		return
+	}
+	if s.Flush != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		err := s.Flush(ctx)
+		cancel()
+		if err != nil {
+			return
+		}
+	}
+	c.write(fmt.Appendf(nil, "<a xmlns='%s' h='%d'/>", nsSM, st.handled))
 }
 
 // malformed handles a stanza with an address that does not parse (err,

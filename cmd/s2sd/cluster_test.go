@@ -43,6 +43,11 @@ func clusterProcsOn(t *testing.T, dns *s2stest.DNS, s2sAddrs, compAddrs []string
 		compAddrs = s2sAddrs
 	}
 	ports := s2stest.FreeAddrs(t, 3)
+	// NATS tells each node the route addresses its peers advertise, and
+	// it connects to those it is not connected to yet: advertising the
+	// real listeners would let routes bypass the proxies that cut them.
+	// Nothing listens on the address advertised.
+	dead := s2stest.FreeAddrs(t, 1)[0]
 	procs := make([]*s2sdtest.Proc, 3)
 	routeProxies = nil
 	for i := range 3 {
@@ -83,9 +88,10 @@ grace = "3s"
 name = "n%d"
 listen = %q
 routes = [%s]
+advertise = %q
 lease_ttl = "3s"
 component_grace = "5s"
-`, s2sAddrs[i], dns.Addr(), compAddrs[i], i+1, ports[i], strings.Join(routes, ", ")))
+`, s2sAddrs[i], dns.Addr(), compAddrs[i], i+1, ports[i], strings.Join(routes, ", "), dead))
 	}
 	for _, p := range procs {
 		p.Wait()
