@@ -41,6 +41,9 @@ type Pool interface {
 	Evict(remote string) []*route.Stanza
 	// Durable returns once what the pool accepted is in its queue file.
 	Durable(ctx context.Context) error
+	// RestoreFrom queues the stanzas load gives (the replicated queue's
+	// of a partition this node takes).
+	RestoreFrom(load func(func(id uint64, local, remote string, raw []byte, at time.Time)) error) (int, error)
 }
 
 // Bouncer returns stanzas to their senders (the node's route.Router).
@@ -57,6 +60,7 @@ type Cluster struct {
 	js  jetstream.JetStream
 
 	members, leases, comps, conf jetstream.KeyValue
+	queue                        *Queue // durability "replicated"
 
 	mu         sync.Mutex
 	live       []string          // live members, sorted
@@ -133,6 +137,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := c.buckets(ctx); err != nil {
 		c.close()
 		return nil, err
+	}
+	if cfg.Durability == Replicated {
+		if err := c.openQueue(ctx); err != nil {
+			c.close()
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -484,8 +494,12 @@ func (c *Cluster) balance(ctx context.Context) {
 			c.mu.Lock()
 			c.held[p] = &lease{rev: rev, renewed: time.Now()}
 			c.owners[p] = c.cfg.Name
+			pool := c.pool
 			c.mu.Unlock()
 			c.log.Debug("cluster: partition taken", "partition", p, "live", live)
+			if c.queue != nil && pool != nil {
+				c.load(ctx, pool, p)
+			}
 		case pref != c.cfg.Name && mine && stable:
 			// Handed over only once the members have held still for a
 			// tick: a view that flickers must not move partitions.
@@ -502,13 +516,32 @@ func (c *Cluster) release(ctx context.Context, p int, to string) {
 	delete(c.held, p)
 	c.owners[p] = to
 	c.mu.Unlock()
+	// The stanzas go before the lease: with the replicated queue, the
+	// next owner loads the partition's stanzas when it takes the lease,
+	// and this node's must be in the stream by then.
+	c.handover(p)
 	if l != nil {
 		dctx, cancel := context.WithTimeout(ctx, c.cfg.LeaseTTL/4)
 		c.leases.Delete(dctx, strconv.Itoa(p), jetstream.LastRevision(l.rev))
 		cancel()
 	}
 	c.log.Debug("cluster: partition released", "partition", p, "to", to)
-	c.handover(p)
+}
+
+// load queues in the pool the stanzas of partition p that the replicated
+// queue holds: those the node before this one had accepted.
+func (c *Cluster) load(ctx context.Context, pool Pool, p int) {
+	lctx, cancel := context.WithTimeout(ctx, c.cfg.LeaseTTL/2)
+	defer cancel()
+	n, err := pool.RestoreFrom(func(f func(id uint64, local, remote string, raw []byte, at time.Time)) error {
+		_, err := c.queue.LoadPartition(lctx, p, f)
+		return err
+	})
+	if err != nil {
+		c.log.Warn("cluster: cannot load a partition's queued stanzas", "partition", p, "loaded", n, "err", err)
+	} else if n > 0 {
+		c.log.Info("cluster: took over queued stanzas", "partition", p, "count", n)
+	}
 }
 
 // drop forgets a lease this node lost.

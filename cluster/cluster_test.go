@@ -54,6 +54,10 @@ func (p *fakePool) Evict(remote string) []*route.Stanza {
 
 func (p *fakePool) Durable(context.Context) error { return nil }
 
+func (p *fakePool) RestoreFrom(func(func(id uint64, local, remote string, raw []byte, at time.Time)) error) (int, error) {
+	return 0, nil
+}
+
 func (p *fakePool) ids(remote string) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -15,6 +15,16 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// Durability modes.
+const (
+	// Node: each node's queue file keeps the stanzas of the partitions
+	// it owns.
+	Node = "node"
+	// Replicated: the queued stanzas are in a JetStream stream (Queue),
+	// and the node that takes a partition over sends them.
+	Replicated = "replicated"
+)
+
 // Config configures a node's membership of a cluster.
 type Config struct {
 	// Name names the node; unique in the cluster.
@@ -55,6 +65,9 @@ type Config struct {
 	// ComponentGrace is how long a stanza for a component attached
 	// nowhere waits for it (default 5s).
 	ComponentGrace time.Duration
+	// Durability is Node (default) or Replicated: where the stanzas
+	// queued for remote domains are kept (docs/cluster.md).
+	Durability string
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -85,6 +98,11 @@ func (c *Config) defaults() {
 func (c *Config) Check() error {
 	if c.Name == "" {
 		return errors.New("cluster: a node needs a name")
+	}
+	switch c.Durability {
+	case "", Node, Replicated:
+	default:
+		return fmt.Errorf("cluster: unknown durability %q (node, replicated)", c.Durability)
 	}
 	if c.URL != "" {
 		return nil
@@ -130,6 +148,12 @@ func startServer(c *Config) (*server.Server, error) {
 			TLSConfig: c.TLS,
 			Advertise: c.Advertise,
 		},
+	}
+	if c.Durability == Replicated {
+		// Every write to the stream is on disk before it is
+		// acknowledged, on each replica: with the default interval an
+		// acknowledged write can be lost when servers fail together.
+		o.SyncAlways = true
 	}
 	if len(c.Routes) == 0 {
 		// A node without routes is a cluster of one: NATS runs JetStream

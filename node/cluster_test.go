@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/s2sd/s2sd/cluster"
 	"github.com/s2sd/s2sd/node"
 	"github.com/s2sd/s2sd/s2s/s2stest"
 )
@@ -16,6 +18,12 @@ import (
 // clusterConfig is a node of the cluster serving c.test and its
 // component bot.c.test, with NATS routes to the others.
 func clusterConfig(t testing.TB, name, dns, listen string, routes []string) *node.Config {
+	t.Helper()
+	return clusterConfigWith(t, name, dns, listen, routes, "node")
+}
+
+// clusterConfigWith is clusterConfig with the durability given.
+func clusterConfigWith(t testing.TB, name, dns, listen string, routes []string, durability string) *node.Config {
 	t.Helper()
 	rs := ""
 	for _, r := range routes {
@@ -29,7 +37,7 @@ state_dir = %[1]q
 [s2s]
 listen = "127.0.0.1:0"
 dns = [%[2]q]
-retry_for = "10s"
+retry_for = "30s"
 
 [components]
 listen = "127.0.0.1:0"
@@ -44,7 +52,8 @@ listen = %[4]q
 routes = [%[5]s]
 lease_ttl = "2s"
 partitions = 16
-`, t.TempDir(), dns, name, listen, rs))
+durability = %[6]q
+`, t.TempDir(), dns, name, listen, rs, durability))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +63,12 @@ partitions = 16
 // startCluster starts n nodes of one cluster in this process, all serving
 // c.test, and publishes them all in dns.
 func startCluster(t testing.TB, dns *s2stest.DNS, n int) []*node.Node {
+	t.Helper()
+	return startClusterWith(t, dns, n, "node")
+}
+
+// startClusterWith is startCluster with the durability given.
+func startClusterWith(t testing.TB, dns *s2stest.DNS, n int, durability string) []*node.Node {
 	t.Helper()
 	ports := s2stest.FreeAddrs(t, n)
 	nodes := make([]*node.Node, n)
@@ -68,7 +83,7 @@ func startCluster(t testing.TB, dns *s2stest.DNS, n int) []*node.Node {
 			}
 			name := fmt.Sprintf("n%d", i+1)
 			log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", name)
-			nd, err := node.New(clusterConfig(t, name, dns.Addr(), ports[i], routes), node.Options{Logger: log})
+			nd, err := node.New(clusterConfigWith(t, name, dns.Addr(), ports[i], routes, durability), node.Options{Logger: log})
 			if err == nil {
 				err = nd.Start()
 			}
@@ -216,4 +231,56 @@ func clusterOwns(nodes []*node.Node, name, remote string) bool {
 		}
 	}
 	return false
+}
+
+// TestClusterReplicated: with durability "replicated", the stanzas the
+// owner of a remote domain had accepted and not yet sent are sent by the
+// node that takes its partition over when it dies: here the remote
+// server is unreachable until the owner is gone.
+func TestClusterReplicated(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	nodes := startClusterWith(t, dns, 3, "replicated")
+	for end := time.Now().Add(30 * time.Second); !settledNodes(nodes, 3); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the cluster did not settle in 30s")
+		}
+	}
+	remote := s2stest.NewServer(t, dns, "remote.test", s2stest.Options{NoRegister: true})
+	gate := s2stest.NewProxy(t, remote.Addr.String())
+	gate.Refuse(true)
+	dns.AddServer("remote.test", netip.MustParseAddrPort(gate.Addr.String()))
+
+	names := []string{"n1", "n2", "n3"}
+	owner := slices.Index(names, cluster.PreferredOwner("remote.test", names, 16))
+	from := (owner + 1) % 3
+	bot := attach(t, nodes[from], "bot.c.test")
+	const n = 50
+	for i := range n {
+		bot.Send(fmt.Appendf(nil, "<message from='x@bot.c.test' to='u@remote.test' id='r%d'><body>kept</body></message>", i))
+	}
+	// Each stanza is answered by the owner once it is in the stream.
+	for end := time.Now().Add(15 * time.Second); nodes[owner].Pool().Queued() < n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the owner has %d stanzas queued, want %d", nodes[owner].Pool().Queued(), n)
+		}
+	}
+	if err := nodes[from].Pool().Durable(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The owner goes without handing anything over, as if killed; the
+	// remote server becomes reachable.
+	nodes[owner].Close()
+	gate.Refuse(false)
+	seen := map[string]int{}
+	dups := 0
+	for len(seen) < n {
+		s := remote.Expect(t, 30*time.Second)
+		if s.Type == "error" {
+			t.Fatalf("bounce: %s", s.El.Raw)
+		}
+		if seen[s.ID]++; seen[s.ID] > 1 {
+			dups++
+		}
+	}
+	t.Logf("%d stanzas arrived through the new owner, %d repeated", n, dups)
 }

@@ -142,7 +142,9 @@ type Config struct {
 		TLSCert string `toml:"tls_cert"`
 		TLSKey  string `toml:"tls_key"`
 		TLSCA   string `toml:"tls_ca"`
-		// Durability: "node" (each node's queue file keeps what it owns).
+		// Durability: "node" (each node's queue file keeps what it
+		// owns) or "replicated" (a JetStream stream keeps the queued
+		// stanzas; the node that takes a partition over sends them).
 		Durability string `toml:"durability"`
 		// Partitions of the remote domains (default 64; the same on
 		// every node), LeaseTTL of leases and members (default 10s),
@@ -540,16 +542,15 @@ func (c *Config) resolveCluster() error {
 		return nil
 	}
 	switch k.Durability {
-	case "", "node":
-	case "replicated":
-		return errors.New(`cluster.durability: "replicated" is not available yet; use "node"`)
+	case "", cluster.Node, cluster.Replicated:
 	default:
-		return fmt.Errorf("cluster.durability: unknown %q (node)", k.Durability)
+		return fmt.Errorf("cluster.durability: unknown %q (node, replicated)", k.Durability)
 	}
 	cc := &cluster.Config{
 		Name: k.Name, URL: k.URL, Listen: k.Listen, Routes: k.Routes, Advertise: k.Advertise, Client: k.Client,
 		User: k.User, StoreDir: filepath.Join(c.Server.StateDir, "cluster"),
 		Partitions: k.Partitions, LeaseTTL: k.LeaseTTL.Duration, ComponentGrace: k.ComponentGrace.Duration,
+		Durability: k.Durability,
 	}
 	if k.PasswordFile != "" {
 		b, err := os.ReadFile(k.PasswordFile)

@@ -106,7 +106,7 @@ type Node struct {
 	compHandlers map[string]route.Handler
 	clu          *cluster.Cluster // nil outside a cluster
 	state        state
-	store        *boltstore.Store
+	store        s2s.Store
 	// Listener addresses, known once Start returns.
 	s2sAddr, directAddr, compAddr, metricsAddr net.Addr
 	serveWG                                    sync.WaitGroup
@@ -306,8 +306,12 @@ func (n *Node) Start() error {
 	if err := checkRunning(cfg); err != nil {
 		return err
 	}
-	var store *boltstore.Store
-	if !cfg.Queue.Memory {
+	var store s2s.Store
+	switch {
+	case n.clu != nil && n.clu.Queue() != nil:
+		// Replicated: the cluster's stream is the queue; no file.
+		store = n.clu.Queue()
+	case !cfg.Queue.Memory:
 		path := cfg.Queue.Path
 		if path == "" {
 			path = filepath.Join(cfg.Server.StateDir, "queue.db")
@@ -331,8 +335,8 @@ func (n *Node) Start() error {
 			for _, l := range ls {
 				l.Close()
 			}
-			if store != nil {
-				store.Close()
+			if st, ok := store.(*boltstore.Store); ok {
+				st.Close() // the replicated queue stays for the next Start
 			}
 			return nil, fmt.Errorf("node: %s listener: %w", what, err)
 		}

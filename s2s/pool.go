@@ -204,8 +204,16 @@ func (p *Pool) Restore() (int, error) {
 	if p.Store == nil {
 		return 0, nil
 	}
+	return p.RestoreFrom(p.Store.Load)
+}
+
+// RestoreFrom is Restore from load, which gives stanzas the Store holds
+// under ids of its own: for a Store shared by several processes, where a
+// process takes another's stanzas while it runs (package cluster's
+// replicated queue).
+func (p *Pool) RestoreFrom(load func(func(id uint64, local, remote string, raw []byte, at time.Time)) error) (int, error) {
 	var entries []entry
-	err := p.Store.Load(func(id uint64, local, remote string, raw []byte, at time.Time) {
+	err := load(func(id uint64, local, remote string, raw []byte, at time.Time) {
 		s, err := route.New(raw, nsServer)
 		if err != nil {
 			p.logger().Warn("queue store: dropping an entry that does not parse", "err", err)
@@ -785,7 +793,8 @@ func (p *Pool) Domains() []string {
 // Evict ends the stream to remote, if any, and takes out of the pool
 // (and its store) every stanza queued for remote or sent on that stream
 // without acknowledgement, in order: a cluster hands them to the node that
-// now owns remote.
+// now owns remote. With a Store that is a Releaser, the stanzas it keeps
+// stay there for the next owner to load and are not returned.
 func (p *Pool) Evict(remote string) []*route.Stanza {
 	p.mu.Lock()
 	l := p.links[remote]
@@ -807,8 +816,26 @@ func (p *Pool) Evict(remote string) []*route.Stanza {
 	if p.OnQueue != nil {
 		p.OnQueue(-len(q))
 	}
+	// A Store that can keep them for the next owner does; the others
+	// leave with the caller.
+	keep := map[uint64]bool{}
+	if r, ok := p.Store.(Releaser); ok {
+		ids := make([]uint64, 0, len(q))
+		for _, e := range q {
+			if e.id != 0 {
+				ids = append(ids, e.id)
+				keep[e.id] = true
+			}
+		}
+		for _, id := range r.Release(ids...) {
+			delete(keep, id)
+		}
+	}
 	out := make([]*route.Stanza, 0, len(q))
 	for _, e := range q {
+		if keep[e.id] {
+			continue
+		}
 		if e.id != 0 {
 			p.Store.Delete(e.id)
 		}

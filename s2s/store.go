@@ -18,5 +18,14 @@ type Store interface {
 	Close() error
 }
 
+// A Releaser is a Store shared by several processes (package cluster's
+// replicated queue): Pool.Evict releases the stanzas it takes out to it,
+// for another process to load, instead of deleting them.
+type Releaser interface {
+	// Release gives stanzas up, keeping them in the Store, and returns
+	// the ids of those it could not keep: those are the caller's.
+	Release(ids ...uint64) (notKept []uint64)
+}
+
 // The bbolt implementation is package s2s/boltstore: s2s imports no
 // storage engine.
