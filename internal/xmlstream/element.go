@@ -15,11 +15,14 @@ type Element struct {
 	Local, Space string
 
 	attrs     []attr
-	attrBuf   [6]attr
-	nameEnd   int
-	startEnd  int
 	inherited []string // prefixes bound only on the stream header
 	hdrDecls  []Decl
+	// The fields without pointers come last, so that the collector scans
+	// only the words above. Six attributes inline cover a stanza's usual
+	// from, to, type, id and xml:lang, and fill the 256-byte size class.
+	nameEnd  int32
+	startEnd int32
+	attrBuf  [6]attr
 }
 
 // Name returns the element's expanded name.
@@ -66,11 +69,11 @@ func (e *Element) AttrBytes(name string) ([]byte, bool) {
 // Inner returns the element's content: the bytes between its start and end
 // tags (nil for an empty element).
 func (e *Element) Inner() []byte {
-	if e.startEnd >= len(e.Raw) {
+	if int(e.startEnd) >= len(e.Raw) {
 		return nil
 	}
 	end := bytes.LastIndexByte(e.Raw, '<')
-	if end < e.startEnd {
+	if end < int(e.startEnd) {
 		return nil
 	}
 	return e.Raw[e.startEnd:end]

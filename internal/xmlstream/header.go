@@ -147,7 +147,7 @@ func (s *scanner) streamHeader() (Header, error) {
 	}
 	var h Header
 	for _, a := range attrs {
-		an := string(s.bytes(a.name.start, a.name.end))
+		an := string(s.span(a.name))
 		v := s.unescape(a)
 		switch {
 		case an == "xmlns":
@@ -167,7 +167,7 @@ func (s *scanner) streamHeader() (Header, error) {
 			h.Lang = v
 		}
 	}
-	qn := string(s.bytes(name.start, name.end))
+	qn := string(s.span(name))
 	prefix, local := "", qn
 	if i := strings.IndexByte(qn, ':'); i >= 0 {
 		prefix, local = qn[:i], qn[i+1:]

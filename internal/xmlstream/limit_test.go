@@ -3,9 +3,11 @@ package xmlstream
 import (
 	"errors"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unsafe"
 
 	"github.com/s2sd/s2sd/stream"
 )
@@ -54,5 +56,22 @@ func TestExactLimits(t *testing.T) {
 	r := NewReader(strings.NewReader(hdr), Limits{MaxHeader: 32})
 	if _, err := r.ReadHeader(); !errors.Is(err, stream.ErrPolicyViolation) {
 		t.Fatalf("header over MaxHeader: %v", err)
+	}
+}
+
+// TestOffsetRange: however large the configured limits, a reader's buffer
+// stays within the int32 offsets of a span.
+func TestOffsetRange(t *testing.T) {
+	lim := Limits{MaxStanza: 1 << 40, MaxHeader: math.MaxInt32}
+	if n := lim.MaxBuffered(); n > math.MaxInt32 {
+		t.Fatalf("MaxBuffered = %d, beyond a span", n)
+	}
+}
+
+// TestElementSize: an Element, allocated for every stanza, stays in the
+// 256-byte size class.
+func TestElementSize(t *testing.T) {
+	if n := unsafe.Sizeof(Element{}); n > 256 {
+		t.Fatalf("Element is %d bytes", n)
 	}
 }

@@ -18,7 +18,8 @@ import (
 // of each field means its default.
 type Limits struct {
 	// MaxStanza is the largest top-level element, in bytes, including its
-	// tags (default 512 KiB). A larger one is a policy-violation.
+	// tags (default 512 KiB, at most 1 GiB). A larger one is a
+	// policy-violation.
 	MaxStanza int
 	// MaxDepth is the deepest nesting inside a top-level element; the
 	// top-level element itself is depth 1 (default 64).
@@ -27,7 +28,7 @@ type Limits struct {
 	// one element (default 64).
 	MaxAttrs int
 	// MaxHeader is the largest stream header, XML declaration included
-	// (default 16 KiB).
+	// (default 16 KiB, at most 1 GiB).
 	MaxHeader int
 }
 
@@ -38,6 +39,10 @@ const (
 	DefaultMaxAttrs  = 64
 	DefaultMaxHeader = 16 << 10
 )
+
+// maxLimit caps MaxStanza and MaxHeader. It keeps a Reader's buffer, and so
+// every offset into an element, below 2 GiB, the range of a span.
+const maxLimit = 1 << 30
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxStanza <= 0 {
@@ -52,6 +57,8 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxHeader <= 0 {
 		l.MaxHeader = DefaultMaxHeader
 	}
+	l.MaxStanza = min(l.MaxStanza, maxLimit)
+	l.MaxHeader = min(l.MaxHeader, maxLimit)
 	return l
 }
 
@@ -105,9 +112,15 @@ type Reader struct {
 	// scratch, reused between elements
 	names []span
 	decls []decl
+	attrs []attr // of the elements below the top one
 }
 
-type span struct{ start, end int } // offsets relative to the element start
+// span is a range of an element's bytes, by offsets relative to the
+// element's start. The offsets are int32, which halves the attributes an
+// Element keeps inline; maxLimit keeps them in range.
+type span struct{ start, end int32 }
+
+func newSpan(start, end int) span { return span{int32(start), int32(end)} }
 
 type decl struct {
 	prefix string
@@ -341,6 +354,11 @@ func (r *Reader) Next() (*Element, error) {
 // caller must not change raw while it uses the Element.
 func ParseElement(raw []byte, ctx StreamContext) (*Element, error) {
 	r := NewReader(nil, Limits{})
+	if len(raw) > maxLimit {
+		// Scanned in place, it is not bounded by a buffer: refuse it before
+		// its offsets could overflow a span.
+		return nil, stream.Errorf(stream.PolicyViolation, "element larger than %d bytes", r.lim.MaxStanza)
+	}
 	r.buf, r.w, r.eof, r.alias = raw, len(raw), true, true
 	r.hdr = Header{NS: ctx.NS, Lang: ctx.Lang, Decls: ctx.Decls}
 	el, err := r.Next()
@@ -370,6 +388,8 @@ func (s *scanner) at(i int) byte { return s.r.buf[s.start+i] }
 
 func (s *scanner) bytes(a, b int) []byte { return s.r.buf[s.start+a : s.start+b] }
 
+func (s *scanner) span(sp span) []byte { return s.bytes(int(sp.start), int(sp.end)) }
+
 // more reads more data or returns the error that stops the scan.
 func (s *scanner) more() error {
 	keep, err := s.r.fill(s.start, s.limit)
@@ -397,30 +417,40 @@ var (
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
-func isNameByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		c == '_' || c == '-' || c == '.' || c == ':' || c >= 0x80
-}
+// nameBytes are the bytes a name may hold: ASCII letters and digits, '_',
+// '-', '.', ':' and, checked as UTF-8 once the name ends, non-ASCII.
+var nameBytes = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '_' || c == '-' || c == '.' || c == ':' || c >= utf8.RuneSelf
+	}
+	return t
+}()
 
 // name scans a name at pos and returns its span; the byte after it is
 // available.
 func (s *scanner) name() (span, error) {
 	a := s.pos
+	var ored byte // the name's bytes ORed together: the high bit means non-ASCII
 	for {
-		for s.pos < s.avail() {
-			if !isNameByte(s.at(s.pos)) {
+		buf := s.r.buf[s.start:s.r.w]
+		for s.pos < len(buf) {
+			c := buf[s.pos]
+			if !nameBytes[c] {
 				if s.pos == a {
 					return span{}, errSyntax("expected a name")
 				}
-				c := s.at(a)
+				c := buf[a]
 				if c >= '0' && c <= '9' || c == '-' || c == '.' || c == ':' {
 					return span{}, errSyntax("invalid name")
 				}
-				if !utf8.Valid(s.bytes(a, s.pos)) {
+				// Names are nearly always ASCII, which needs no decoding.
+				if ored >= utf8.RuneSelf && !utf8.Valid(buf[a:s.pos]) {
 					return span{}, stream.New(stream.NotWellFormed, "invalid UTF-8 in a name")
 				}
-				return span{a, s.pos}, nil
+				return newSpan(a, s.pos), nil
 			}
+			ored |= c
 			s.pos++
 		}
 		if err := s.more(); err != nil {
@@ -447,8 +477,10 @@ func (s *scanner) skipWS() (bool, error) {
 
 // text checks character data from pos up to the next '<' (or, in an
 // attribute value, the closing quote q). It allows only the predefined
-// entities and character references (RFC 6120 §11.1) and valid UTF-8.
-func (s *scanner) text(q byte) error {
+// entities and character references (RFC 6120 §11.1) and valid UTF-8. It
+// reports whether it met a reference: an attribute value with one needs
+// unescaping.
+func (s *scanner) text(q byte) (refs bool, err error) {
 	tbl := &stopText
 	qq := uint64('>') * ones // in content, '>' may end a "]]>"
 	switch q {
@@ -496,22 +528,23 @@ func (s *scanner) text(q byte) error {
 			switch {
 			case c == '<':
 				if q != 0 {
-					return errSyntax("'<' in an attribute value")
+					return refs, errSyntax("'<' in an attribute value")
 				}
-				return nil
+				return refs, nil
 			case c == q && q != 0:
-				return nil
+				return refs, nil
 			case c == '>':
 				// Content only (in attribute values '>' stops nothing):
 				// "]]>" must not appear there (XML 1.0 §2.4).
 				if s.pos >= 2 && s.r.buf[s.start+s.pos-2] == ']' && s.r.buf[s.start+s.pos-1] == ']' {
-					return errSyntax("']]>' in text")
+					return refs, errSyntax("']]>' in text")
 				}
 				s.pos++
 			case c == '&':
 				if err := s.ref(); err != nil {
-					return err
+					return refs, err
 				}
+				refs = true
 			case c >= 0x80:
 				rest := buf[i:]
 				if !utf8.FullRune(rest) {
@@ -519,15 +552,15 @@ func (s *scanner) text(q byte) error {
 				}
 				rn, n := utf8.DecodeRune(rest)
 				if rn == utf8.RuneError && n == 1 || rn == 0xFFFE || rn == 0xFFFF {
-					return stream.New(stream.NotWellFormed, "invalid UTF-8")
+					return refs, stream.New(stream.NotWellFormed, "invalid UTF-8")
 				}
 				s.pos += n
 			default:
-				return errSyntax("control character in text")
+				return refs, errSyntax("control character in text")
 			}
 		}
 		if err := s.more(); err != nil {
-			return err
+			return refs, err
 		}
 	}
 }
@@ -744,18 +777,19 @@ func (s *scanner) startTag(attrs []attr) (span, []attr, bool, error) {
 		}
 		s.pos++
 		v0 := s.pos
-		if err := s.text(q); err != nil {
+		refs, err := s.text(q)
+		if err != nil {
 			return span{}, nil, false, err
 		}
-		val := span{v0, s.pos}
+		val := newSpan(v0, s.pos)
 		s.pos++ // quote
-		nb := s.bytes(an.start, an.end)
+		nb := s.span(an)
 		for _, a := range attrs {
-			if bytes.Equal(s.bytes(a.name.start, a.name.end), nb) {
+			if bytes.Equal(s.span(a.name), nb) {
 				return span{}, nil, false, errSyntax("duplicate attribute")
 			}
 		}
-		attrs = append(attrs, attr{name: an, value: val, escaped: bytes.IndexByte(s.bytes(val.start, val.end), '&') >= 0})
+		attrs = append(attrs, attr{name: an, value: val, escaped: refs})
 	}
 }
 
@@ -764,9 +798,9 @@ func (s *scanner) element() (*Element, error) {
 	r := s.r
 	names := r.names[:0]
 	decls := r.decls[:0]
-	defer func() { r.names, r.decls = names[:0], decls[:0] }()
+	scratch := r.attrs[:0]
+	defer func() { r.names, r.decls, r.attrs = names[:0], decls[:0], scratch[:0] }()
 	var top []attr
-	var scratch []attr
 	var inherited []string
 	el := &Element{}
 	for {
@@ -777,7 +811,7 @@ func (s *scanner) element() (*Element, error) {
 			if len(names) == 0 {
 				return nil, errSyntax("text at the top level of the stream")
 			}
-			if err := s.text(0); err != nil {
+			if _, err := s.text(0); err != nil {
 				return nil, err
 			}
 			continue
@@ -804,7 +838,7 @@ func (s *scanner) element() (*Element, error) {
 			}
 			s.pos++
 			open := names[len(names)-1]
-			if !bytes.Equal(s.bytes(open.start, open.end), s.bytes(n.start, n.end)) {
+			if !bytes.Equal(s.span(open), s.span(n)) {
 				return nil, errSyntax("end tag does not match start tag")
 			}
 			names = names[:len(names)-1]
@@ -847,7 +881,7 @@ func (s *scanner) element() (*Element, error) {
 		}
 		// Namespace declarations, then prefix checks.
 		for _, a := range attrs {
-			an := s.bytes(a.name.start, a.name.end)
+			an := s.span(a.name)
 			if bytes.HasPrefix(an, []byte("xmlns")) {
 				p := ""
 				if len(an) > 5 {
@@ -863,7 +897,7 @@ func (s *scanner) element() (*Element, error) {
 				decls = append(decls, decl{prefix: p, ns: s.unescape(a), depth: depth})
 			}
 		}
-		ns, via, err := s.resolve(s.bytes(name.start, name.end), decls, true)
+		ns, via, err := s.resolve(s.span(name), decls, true)
 		if err != nil {
 			return nil, err
 		}
@@ -871,7 +905,7 @@ func (s *scanner) element() (*Element, error) {
 			inherited = append(inherited, via)
 		}
 		for _, a := range attrs {
-			an := s.bytes(a.name.start, a.name.end)
+			an := s.span(a.name)
 			if i := bytes.IndexByte(an, ':'); i > 0 {
 				p := an[:i]
 				if string(p) == "xmlns" || string(p) == "xml" {
@@ -888,8 +922,8 @@ func (s *scanner) element() (*Element, error) {
 		}
 		if depth == 1 {
 			el.nameEnd = name.end
-			el.startEnd = s.pos
-			el.Local, el.Space = localName(s.bytes(name.start, name.end)), ns
+			el.startEnd = int32(s.pos)
+			el.Local, el.Space = localName(s.span(name)), ns
 		}
 		if empty {
 			for len(decls) > 0 && decls[len(decls)-1].depth >= depth {
@@ -967,7 +1001,7 @@ func localName(q []byte) string {
 }
 
 func (s *scanner) unescape(a attr) string {
-	v := s.bytes(a.value.start, a.value.end)
+	v := s.span(a.value)
 	if !a.escaped {
 		return string(v)
 	}
@@ -988,7 +1022,7 @@ func (s *scanner) streamEnd() error {
 		return errSyntax("expected '>' in an end tag")
 	}
 	want := s.r.hdr.streamPrefix() + "stream"
-	if string(s.bytes(n.start, n.end)) != want {
+	if string(s.span(n)) != want {
 		return errSyntax("end tag does not match the stream header")
 	}
 	s.pos++
