@@ -67,6 +67,7 @@ type Cluster struct {
 	stable     bool              // live is what the tick before saw too
 	owners     []string          // partition -> lease holder, from the bucket
 	held       map[int]*lease    // partitions this node holds
+	unloaded   map[int]bool      // held partitions whose queued stanzas are still to load
 	compAt     map[string]string // component domain -> node
 	localComps map[string]bool   // components attached here
 	pool       Pool
@@ -111,6 +112,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		log:            cfg.Logger.With("node", cfg.Name),
 		owners:         make([]string, cfg.Partitions),
 		held:           map[int]*lease{},
+		unloaded:       map[int]bool{},
 		compAt:         map[string]string{},
 		localComps:     map[string]bool{},
 		localComp:      map[string]route.Handler{},
@@ -403,6 +405,9 @@ func (c *Cluster) tick() {
 	}
 	c.renew(ctx)
 	c.balance(ctx)
+	if c.queue != nil {
+		c.reload(ctx)
+	}
 	c.adopt()
 	c.retryWaiting()
 }
@@ -494,12 +499,11 @@ func (c *Cluster) balance(ctx context.Context) {
 			c.mu.Lock()
 			c.held[p] = &lease{rev: rev, renewed: time.Now()}
 			c.owners[p] = c.cfg.Name
-			pool := c.pool
+			if c.queue != nil {
+				c.unloaded[p] = true // reload, after balance
+			}
 			c.mu.Unlock()
 			c.log.Debug("cluster: partition taken", "partition", p, "live", live)
-			if c.queue != nil && pool != nil {
-				c.load(ctx, pool, p)
-			}
 		case pref != c.cfg.Name && mine && stable:
 			// Handed over only once the members have held still for a
 			// tick: a view that flickers must not move partitions.
@@ -530,17 +534,51 @@ func (c *Cluster) release(ctx context.Context, p int, to string) {
 
 // load queues in the pool the stanzas of partition p that the replicated
 // queue holds: those the node before this one had accepted.
-func (c *Cluster) load(ctx context.Context, pool Pool, p int) {
+func (c *Cluster) load(ctx context.Context, pool Pool, p int) error {
 	lctx, cancel := context.WithTimeout(ctx, c.cfg.LeaseTTL/2)
 	defer cancel()
 	n, err := pool.RestoreFrom(func(f func(id uint64, local, remote string, raw []byte, at time.Time)) error {
 		_, err := c.queue.LoadPartition(lctx, p, f)
 		return err
 	})
-	if err != nil {
-		c.log.Warn("cluster: cannot load a partition's queued stanzas", "partition", p, "loaded", n, "err", err)
-	} else if n > 0 {
+	if n > 0 {
 		c.log.Info("cluster: took over queued stanzas", "partition", p, "count", n)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		// Tried again each tick while the partition is this node's.
+		c.log.Warn("cluster: cannot load a partition's queued stanzas; trying again", "partition", p, "err", err)
+		c.unloaded[p] = true
+	} else {
+		delete(c.unloaded, p)
+	}
+	return err
+}
+
+// reload loads the stanzas of the partitions taken and not loaded yet.
+// The first failure ends it until the next tick: the stream is likely
+// unavailable, and the tick must go on to renew the leases in time.
+func (c *Cluster) reload(ctx context.Context) {
+	c.mu.Lock()
+	pool := c.pool
+	var ps []int
+	if pool == nil {
+		c.mu.Unlock()
+		return
+	}
+	for p := range c.unloaded {
+		if _, ok := c.held[p]; ok {
+			ps = append(ps, p)
+		} else {
+			delete(c.unloaded, p)
+		}
+	}
+	c.mu.Unlock()
+	for _, p := range ps {
+		if c.load(ctx, pool, p) != nil {
+			return
+		}
 	}
 }
 

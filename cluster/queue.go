@@ -1,10 +1,12 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,13 +53,25 @@ type Queue struct {
 	// id below low is stored or gone.
 	unstored map[uint64]bool
 	low      uint64
-	urgent   bool          // publish every pending entry now (Durable, Release)
-	changed  chan struct{} // closed and replaced when low moves or an entry is stored
-	dels     []uint64      // stream sequences to delete
+	// held: the stream sequences of the stored entries, so that loading
+	// a partition again skips them.
+	held    map[uint64]bool
+	urgent  bool          // publish every pending entry now (Durable, Release)
+	changed chan struct{} // closed and replaced when low moves or an entry is stored
+	dels    []qdel        // stream sequences to delete
+	// deleting counts, per partition, the deletes not done yet: a
+	// partition given up waits for them, so that its next owner does not
+	// load stanzas already sent.
+	deleting map[int]int
 	kick     chan struct{} // wakes the publisher
 	delKick  chan struct{} // wakes a deleter
 	done     chan struct{}
 	wg       sync.WaitGroup
+}
+
+type qdel struct {
+	seq  uint64
+	part int
 }
 
 type qstate uint8
@@ -78,8 +92,10 @@ type qent struct {
 	deleted       bool // while publishing: delete once the stream has it
 }
 
-// deleteWorkers bound the stream deletes in flight.
-const deleteWorkers = 8
+// maxDeletes bounds the stream deletes in flight. Each is a request
+// whose answer waits for a write to the replicas' disks: many in flight
+// are what keeps up with a busy node.
+const maxDeletes = 256
 
 // openQueue creates (or opens) the queue's stream.
 func (c *Cluster) openQueue(ctx context.Context) error {
@@ -97,14 +113,12 @@ func (c *Cluster) openQueue(ctx context.Context) error {
 		if err == nil {
 			c.queue = &Queue{
 				c: c, stream: st, inc: strconv.FormatUint(rand.Uint64(), 36), minAge: 50 * time.Millisecond,
-				ents: map[uint64]*qent{}, unstored: map[uint64]bool{}, low: 1,
+				ents: map[uint64]*qent{}, unstored: map[uint64]bool{}, held: map[uint64]bool{}, deleting: map[int]int{}, low: 1,
 				changed: make(chan struct{}), kick: make(chan struct{}, 1), delKick: make(chan struct{}, 1), done: make(chan struct{}),
 			}
-			c.queue.wg.Add(1 + deleteWorkers)
+			c.queue.wg.Add(2)
 			go c.queue.publisher()
-			for range deleteWorkers {
-				go c.queue.deleter()
-			}
+			go c.queue.deleter()
 			return nil
 		}
 		c.log.Debug("cluster: queue stream not ready", "err", err)
@@ -149,7 +163,8 @@ func (q *Queue) Delete(ids ...uint64) {
 			q.settled(id)
 		default:
 			delete(q.ents, id)
-			q.dels = append(q.dels, e.seq)
+			delete(q.held, e.seq)
+			q.deleteLocked(e.seq, e.part)
 		}
 	}
 	q.mu.Unlock()
@@ -192,7 +207,7 @@ func (q *Queue) Release(ids ...uint64) (notKept []uint64) {
 		q.mu.Lock()
 		waiting, changed := false, q.changed
 		for _, id := range ids {
-			if e := q.ents[id]; e != nil && e.state != qStored {
+			if e := q.ents[id]; e != nil && (e.state != qStored || q.deleting[e.part] > 0) {
 				waiting = true
 				break
 			}
@@ -204,6 +219,7 @@ func (q *Queue) Release(ids ...uint64) (notKept []uint64) {
 				case e == nil:
 				case e.state == qStored:
 					delete(q.ents, id)
+					delete(q.held, e.seq)
 				default:
 					// Sent on by the caller: if the stream gets it after
 					// all, it is deleted there, not sent twice.
@@ -254,7 +270,19 @@ func (q *Queue) Durable(ctx context.Context) error {
 
 // LoadPartition calls f for each stanza of partition p in the stream that
 // this process does not hold, oldest first, and holds it from then on.
+// After an error it may be called again: what it loaded is not loaded
+// twice.
 func (q *Queue) LoadPartition(ctx context.Context, p int, f func(id uint64, local, remote string, raw []byte, at time.Time)) (int, error) {
+	// Only with a leader: a consumer made while the stream has none can
+	// be served from a replica's copy that lags, and would give stanzas
+	// that the owner before had sent and deleted.
+	info, err := q.stream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if info.Cluster != nil && info.Cluster.Leader == "" {
+		return 0, errors.New("cluster: queue stream: no leader")
+	}
 	cons, err := q.c.js.OrderedConsumer(ctx, queueStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{queueSubject(p)}})
 	if err != nil {
 		return 0, err
@@ -294,7 +322,12 @@ func (q *Queue) adopt(m jetstream.Msg, f func(id uint64, local, remote string, r
 	inc, sid, _ := strings.Cut(h.Get(hdrQID), ".")
 	at, _ := strconv.ParseInt(h.Get(hdrQAt), 10, 64)
 	local, remote := h.Get(hdrQLocal), h.Get(hdrQRemote)
+	seq := md.Sequence.Stream
 	q.mu.Lock()
+	if q.held[seq] {
+		q.mu.Unlock()
+		return false
+	}
 	if inc == q.inc {
 		if old, _ := strconv.ParseUint(sid, 10, 64); q.ents[old] != nil {
 			q.mu.Unlock()
@@ -303,7 +336,8 @@ func (q *Queue) adopt(m jetstream.Msg, f func(id uint64, local, remote string, r
 	}
 	q.next++
 	id := q.next
-	q.ents[id] = &qent{state: qStored, seq: md.Sequence.Stream, part: partition(remote, q.c.cfg.Partitions), local: local, remote: remote, raw: m.Data(), at: time.Unix(0, at), put: time.Now()}
+	q.held[seq] = true
+	q.ents[id] = &qent{state: qStored, seq: seq, part: partition(remote, q.c.cfg.Partitions), local: local, remote: remote, raw: m.Data(), at: time.Unix(0, at), put: time.Now()}
 	q.settled(id)
 	q.mu.Unlock()
 	f(id, local, remote, m.Data(), time.Unix(0, at))
@@ -362,6 +396,8 @@ func (q *Queue) publish() (waiting bool) {
 		}
 	}
 	q.mu.Unlock()
+	// In order: a partition's stanzas load in the order they were put.
+	slices.SortFunc(ds, func(a, b due) int { return cmp.Compare(a.id, b.id) })
 	for _, d := range ds {
 		mid := q.inc + "." + strconv.FormatUint(d.id, 10)
 		m := nats.NewMsg(queueSubject(d.e.part))
@@ -390,7 +426,9 @@ func (q *Queue) await(id uint64, f jetstream.PubAckFuture) {
 			e.state, e.seq = qStored, ack.Sequence
 			if e.deleted {
 				delete(q.ents, id)
-				q.dels = append(q.dels, ack.Sequence)
+				q.deleteLocked(ack.Sequence, e.part)
+			} else {
+				q.held[ack.Sequence] = true
 			}
 			q.settled(id)
 		}
@@ -425,6 +463,12 @@ func (q *Queue) broadcast() {
 	q.changed = make(chan struct{})
 }
 
+// deleteLocked queues the delete of seq. q.mu is held.
+func (q *Queue) deleteLocked(seq uint64, part int) {
+	q.dels = append(q.dels, qdel{seq, part})
+	q.deleting[part]++
+}
+
 func (q *Queue) signalDelete() {
 	select {
 	case q.delKick <- struct{}{}:
@@ -432,16 +476,20 @@ func (q *Queue) signalDelete() {
 	}
 }
 
-// deleter deletes sent stanzas from the stream.
+// deleter deletes sent stanzas from the stream, up to maxDeletes at a
+// time.
 func (q *Queue) deleter() {
 	defer q.wg.Done()
+	sem := make(chan struct{}, maxDeletes)
+	var running sync.WaitGroup
+	defer running.Wait()
 	for {
 		q.mu.Lock()
-		var seq uint64
+		var d qdel
 		n := len(q.dels)
 		if n > 0 {
-			seq = q.dels[n-1]
-			q.dels = q.dels[:n-1]
+			d = q.dels[0]
+			q.dels = q.dels[1:]
 		}
 		q.mu.Unlock()
 		if n == 0 {
@@ -452,18 +500,30 @@ func (q *Queue) deleter() {
 				return
 			}
 		}
-		if n > 1 {
-			q.signalDelete() // more for another worker
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), q.c.cfg.ForwardTimeout)
-		err := q.stream.DeleteMsg(ctx, seq)
-		cancel()
-		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			// Left in the stream: the next owner of its partition
-			// sends it again.
-			q.c.log.Warn("cluster: cannot delete a sent stanza from the replicated queue", "seq", seq, "err", err)
-		}
+		sem <- struct{}{}
+		running.Add(1)
+		go func() {
+			defer func() { <-sem; running.Done() }()
+			q.deleteMsg(d)
+		}()
 	}
+}
+
+func (q *Queue) deleteMsg(d qdel) {
+	ctx, cancel := context.WithTimeout(context.Background(), q.c.cfg.ForwardTimeout)
+	err := q.stream.DeleteMsg(ctx, d.seq)
+	cancel()
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		// Left in the stream: the next owner of its partition sends it
+		// again.
+		q.c.log.Warn("cluster: cannot delete a sent stanza from the replicated queue", "seq", d.seq, "err", err)
+	}
+	q.mu.Lock()
+	if q.deleting[d.part]--; q.deleting[d.part] <= 0 {
+		delete(q.deleting, d.part)
+		q.broadcast()
+	}
+	q.mu.Unlock()
 }
 
 // Close implements s2s.Store: what is only in memory is published, and the

@@ -222,16 +222,15 @@ func (p *Pool) RestoreFrom(load func(func(id uint64, local, remote string, raw [
 		}
 		entries = append(entries, entry{id: id, local: local, s: s, raw: raw, at: at})
 	})
-	if err != nil {
-		return 0, err
-	}
+	// What load gave before an error is queued all the same: the Store
+	// counts it as taken.
 	for _, e := range entries {
 		p.deliver(e.s.To.Domainpart(), e, false)
 	}
 	if len(entries) > 0 {
 		p.logger().Info("restored queued stanzas", "count", len(entries))
 	}
-	return len(entries), nil
+	return len(entries), err
 }
 
 func (l *link) deliver(e entry, persist bool) error {

@@ -27,7 +27,7 @@ import (
 // bot.c.test.
 func clusterProcs(t *testing.T, dns *s2stest.DNS) []*s2sdtest.Proc {
 	t.Helper()
-	return clusterProcsOn(t, dns, nil, nil)
+	return clusterProcsOn(t, dns, nil, nil, "node")
 }
 
 // routeProxies carry the NATS routes of the last clusterProcsOn.
@@ -36,7 +36,7 @@ var routeProxies []*s2stest.Proxy
 // clusterProcsOn is clusterProcs with the nodes' s2s and component
 // listeners on the addresses given (random ports when nil), so that a
 // node restarts where it was.
-func clusterProcsOn(t *testing.T, dns *s2stest.DNS, s2sAddrs, compAddrs []string) []*s2sdtest.Proc {
+func clusterProcsOn(t *testing.T, dns *s2stest.DNS, s2sAddrs, compAddrs []string, durability string) []*s2sdtest.Proc {
 	t.Helper()
 	if s2sAddrs == nil {
 		s2sAddrs = []string{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"}
@@ -91,7 +91,8 @@ routes = [%s]
 advertise = %q
 lease_ttl = "3s"
 component_grace = "5s"
-`, s2sAddrs[i], dns.Addr(), compAddrs[i], i+1, ports[i], strings.Join(routes, ", "), dead))
+durability = %q
+`, s2sAddrs[i], dns.Addr(), compAddrs[i], i+1, ports[i], strings.Join(routes, ", "), dead, durability))
 	}
 	for _, p := range procs {
 		p.Wait()
@@ -198,8 +199,22 @@ func TestClusterFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long fault run")
 	}
+	testClusterFaults(t, "node")
+}
+
+// TestClusterFaultsReplicated is TestClusterFaults with durability
+// "replicated", where the killed owner does not start again: the node
+// that takes its partition sends what it had accepted, and none bounces.
+func TestClusterFaultsReplicated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long fault run")
+	}
+	testClusterFaults(t, "replicated")
+}
+
+func testClusterFaults(t *testing.T, durability string) {
 	dns := s2stest.NewDNS(t)
-	procs := clusterProcs(t, dns)
+	procs := clusterProcsOn(t, dns, nil, nil, durability)
 	names := []string{"n1", "n2", "n3"}
 	owner := indexOf(names, cluster.PreferredOwner("remote.test", names, 64))
 	for i, p := range procs {
@@ -266,7 +281,11 @@ func TestClusterFaults(t *testing.T) {
 				}
 				if k == 0 && i == 1500 {
 					procs[owner].Signal(syscall.SIGKILL)
-					go func() { procs[owner].Restart(); close(restarted) }()
+					if durability == "replicated" {
+						close(restarted) // it stays dead
+					} else {
+						go func() { defer close(restarted); procs[owner].Restart() }()
+					}
 				}
 				if k == 1 && i == 3500 {
 					// Every NATS route is cut; the nodes connect again.
@@ -309,7 +328,29 @@ func TestClusterFaults(t *testing.T) {
 	mu.Unlock()
 	t.Logf("%d of %d stanzas arrived or bounced (%d bounced), %d duplicates", done, n, nb, dups)
 	if done != n {
-		t.Errorf("%d stanzas lost", n-done)
+		mu.Lock()
+		var missing []string
+		for k := range 2 {
+			for i := range n / 2 {
+				if id := fmt.Sprintf("k%d-%d", k, i); arrived[id] == 0 && !bounced[id] && len(missing) < 20 {
+					missing = append(missing, id)
+				}
+			}
+		}
+		mu.Unlock()
+		t.Errorf("%d stanzas lost, among them %v", n-done, missing)
+	}
+	if durability == "replicated" {
+		if nb != 0 {
+			t.Errorf("%d stanzas bounced", nb)
+		}
+		for i, p := range procs {
+			for l := range strings.Lines(p.Log()) {
+				if i != owner && strings.Contains(l, "took over queued stanzas") {
+					t.Logf("%s: %s", names[i], strings.TrimSpace(l))
+				}
+			}
+		}
 	}
 	if dups > 2*512 {
 		t.Errorf("%d duplicates: more than two lost streams' worth of unacknowledged stanzas", dups)
@@ -327,7 +368,7 @@ func TestClusterRollingRestart(t *testing.T) {
 	dns := s2stest.NewDNS(t)
 	addrs := s2stest.FreeAddrs(t, 6)
 	s2sAddrs, compAddrs := addrs[:3], addrs[3:]
-	procs := clusterProcsOn(t, dns, s2sAddrs, compAddrs)
+	procs := clusterProcsOn(t, dns, s2sAddrs, compAddrs, "node")
 	for i, p := range procs {
 		host := fmt.Sprintf("n%d.c.test", i+1)
 		dns.AddA(host, "127.0.0.1")
