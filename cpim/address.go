@@ -107,6 +107,11 @@ func uriToXMPP(scheme, uri string) (string, error) {
 	if !ok || enc == "" {
 		return "", fmt.Errorf("%w: %q has no localpart", ErrAddress, uri)
 	}
+	if strings.ContainsAny(domain, "/?#") {
+		// A URI's host ends there: what follows would be a path (a JID
+		// resource, once parsed), which an address of a person has not.
+		return "", fmt.Errorf("%w: %q: the domain is followed by a path", ErrAddress, uri)
+	}
 	local, err := percentDecode(enc)
 	if err != nil {
 		return "", fmt.Errorf("%w: %q: %v", ErrAddress, uri, err)

@@ -59,6 +59,8 @@ func TestAddressMapping(t *testing.T) {
 		4: "im:a%3Cb@example.com", // '<' cannot be in a localpart
 		5: "im:juliet@",
 		6: "im:juliet%4",
+		7: "im:romeo@example.net/orchard", // a path: IMToXMPP gives bare JIDs
+		8: "im:romeo@example.net?x",
 	} {
 		if _, err := IMToXMPP(bad); !errors.Is(err, ErrAddress) {
 			t.Errorf("%d: IMToXMPP(%q) error %v", i, bad, err)
