@@ -305,11 +305,16 @@ func (c *Cluster) receive(m *nats.Msg) {
 		p := c.pool
 		c.mu.Unlock()
 		// Answered once queued and in the queue file: the forwarding
-		// node forgets the stanza when it has the answer.
+		// node forgets the stanza when it has the answer. Queued here, in
+		// the order the stanzas came; the answers wait for the queue
+		// file off this goroutine, so that many share one write.
 		if err = p.Deliver(ctx, s); err == nil {
-			dctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
-			err = p.Durable(dctx)
-			cancel()
+			go func() {
+				dctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
+				defer cancel()
+				answerErr(answer, p.Durable(dctx))
+			}()
+			return
 		}
 	case kindComponent:
 		c.mu.Lock()
@@ -323,6 +328,11 @@ func (c *Cluster) receive(m *nats.Msg) {
 	default:
 		err = stanza.New(stanza.BadRequest, "unknown kind")
 	}
+	answerErr(answer, err)
+}
+
+// answerErr answers a forwarded stanza with what err says of it.
+func answerErr(answer func(string), err error) {
 	var se *stanza.Error
 	switch {
 	case err == nil:

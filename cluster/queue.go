@@ -57,6 +57,7 @@ type Queue struct {
 	// a partition again skips them.
 	held    map[uint64]bool
 	urgent  bool          // publish every pending entry now (Durable, Release)
+	pubs    int           // publishes waiting for the stream's answer
 	changed chan struct{} // closed and replaced when low moves or an entry is stored
 	dels    []qdel        // stream sequences to delete
 	// deleting counts, per partition, the deletes not done yet: a
@@ -364,6 +365,7 @@ func (q *Queue) publisher() {
 		for q.publish() {
 			select {
 			case <-time.After(10 * time.Millisecond):
+			case <-q.kick: // a Durable does not wait for the age
 			case <-q.done:
 				return
 			}
@@ -375,6 +377,13 @@ func (q *Queue) publisher() {
 // urgent), and reports whether some are left to wait.
 func (q *Queue) publish() (waiting bool) {
 	q.mu.Lock()
+	if q.pubs > 0 {
+		// One batch at a time: what comes meanwhile goes in the next,
+		// written to the replicas' disks together (a group commit), and
+		// the last answer of this one wakes the publisher.
+		q.mu.Unlock()
+		return true
+	}
 	all := q.urgent
 	q.urgent = false
 	cutoff := time.Now().Add(-q.minAge)
@@ -390,6 +399,7 @@ func (q *Queue) publish() (waiting bool) {
 		}
 		if all || e.put.Before(cutoff) {
 			e.state = qPublishing
+			q.pubs++
 			ds = append(ds, due{id, *e})
 		} else {
 			waiting = true
@@ -409,6 +419,7 @@ func (q *Queue) publish() (waiting bool) {
 		f, err := q.c.js.PublishMsgAsync(m, jetstream.WithMsgID(mid))
 		if err != nil {
 			q.failed(d.id, err)
+			q.published()
 			waiting = true
 			continue
 		}
@@ -419,6 +430,7 @@ func (q *Queue) publish() (waiting bool) {
 
 // await records the stream's answer to a publish.
 func (q *Queue) await(id uint64, f jetstream.PubAckFuture) {
+	defer q.published()
 	select {
 	case ack := <-f.Ok():
 		q.mu.Lock()
@@ -437,6 +449,18 @@ func (q *Queue) await(id uint64, f jetstream.PubAckFuture) {
 		q.signalDelete()
 	case err := <-f.Err():
 		q.failed(id, err)
+	}
+}
+
+// published counts a publish answered (or failed); after the batch's
+// last, the publisher goes on.
+func (q *Queue) published() {
+	q.mu.Lock()
+	q.pubs--
+	last := q.pubs == 0
+	q.mu.Unlock()
+	if last {
+		q.signal()
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/s2sd/s2sd/cluster"
+	"github.com/s2sd/s2sd/node"
 	"github.com/s2sd/s2sd/s2s/s2stest"
 )
 
@@ -14,20 +15,33 @@ import (
 // to a remote server through a cluster of three nodes in this process: on
 // the node that owns the remote domain ("owner", the single-node path
 // plus the cluster's wrappers), and on another node, so that each stanza
-// crosses nodes over NATS ("cross"). It reports p50 and p99 latency.
+// crosses nodes over NATS ("cross"). It reports p50 and p99 latency, with
+// each durability.
 //
 //	go test -run '^$' -bench ClusterWindow1 -benchtime 2000x ./node
 func BenchmarkClusterWindow1(b *testing.B) {
+	for _, d := range []string{"node", "replicated"} {
+		b.Run(d, func(b *testing.B) { benchWindow1(b, d) })
+	}
+}
+
+// benchCluster starts three nodes with the durability given and a remote
+// server, and returns them with the owner of remote.test's partition.
+func benchCluster(b *testing.B, durability string) (nodes []*node.Node, remote *s2stest.Server, owner int) {
 	dns := s2stest.NewDNS(b)
-	nodes := startCluster(b, dns, 3)
+	nodes = startClusterWith(b, dns, 3, durability)
 	for end := time.Now().Add(30 * time.Second); !settledNodes(nodes, 3); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(end) {
 			b.Fatal("the cluster did not settle in 30s")
 		}
 	}
-	remote := s2stest.NewServer(b, dns, "remote.test", s2stest.Options{})
+	remote = s2stest.NewServer(b, dns, "remote.test", s2stest.Options{})
 	names := []string{"n1", "n2", "n3"}
-	owner := slices.Index(names, cluster.PreferredOwner("remote.test", names, 16))
+	return nodes, remote, slices.Index(names, cluster.PreferredOwner("remote.test", names, 16))
+}
+
+func benchWindow1(b *testing.B, durability string) {
+	nodes, remote, owner := benchCluster(b, durability)
 	other := (owner + 1) % 3
 	for _, c := range []struct {
 		name string
@@ -59,6 +73,60 @@ func BenchmarkClusterWindow1(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 			bot.Close()
+		})
+	}
+}
+
+// BenchmarkClusterCross measures throughput across nodes: a component on
+// a node that does not own remote.test sends b.N stanzas, at most 500
+// unanswered, and the remote server counts them. It reports msg/s and the
+// stanzas repeated, with each durability.
+//
+//	go test -run '^$' -bench ClusterCross -benchtime 20000x ./node
+func BenchmarkClusterCross(b *testing.B) {
+	for _, d := range []string{"node", "replicated"} {
+		b.Run(d, func(b *testing.B) {
+			nodes, remote, owner := benchCluster(b, d)
+			bot := attach(b, nodes[(owner+1)%3], "bot.c.test")
+			time.Sleep(200 * time.Millisecond) // the registration spreads
+			const window = 500
+			seen := map[int]int{}
+			got := make(chan int, window)
+			go func() {
+				for s := range remote.Received {
+					var i int
+					if _, err := fmt.Sscanf(s.ID, "t%d", &i); err == nil {
+						got <- i
+					}
+				}
+			}()
+			// Warm up: the owner's stream to remote.test up.
+			bot.Send([]byte("<message from='x@bot.c.test' to='u@remote.test' id='t-1'/>"))
+			select {
+			case <-got:
+			case <-time.After(15 * time.Second):
+				b.Fatal("the warm-up stanza did not arrive")
+			}
+			b.ResetTimer()
+			t0 := time.Now()
+			sent, dups := 0, 0
+			for len(seen) < b.N {
+				for sent < b.N && sent-len(seen) < window {
+					bot.Send(fmt.Appendf(nil, "<message from='x@bot.c.test' to='u@remote.test' id='t%d'><body>0123456789</body></message>", sent))
+					sent++
+				}
+				select {
+				case i := <-got:
+					if seen[i]++; seen[i] > 1 {
+						dups++
+					}
+				case <-time.After(15 * time.Second):
+					b.Fatalf("%d of %d arrived", len(seen), b.N)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msg/s")
+			b.ReportMetric(float64(dups), "repeated")
 		})
 	}
 }
