@@ -296,12 +296,8 @@ func (c *Cluster) read(w jetstream.KeyWatcher, replace func(map[string]string), 
 
 // refollow restarts the bucket watches.
 func (c *Cluster) refollow() {
-	for _, ch := range []chan struct{}{c.refollowLeases, c.refollowComps} {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
+	poke(c.refollowLeases)
+	poke(c.refollowComps)
 }
 
 func refollowEvery(ttl time.Duration) time.Duration { return 3 * ttl }

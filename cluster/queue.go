@@ -345,9 +345,12 @@ func (q *Queue) adopt(m jetstream.Msg, f func(id uint64, local, remote string, r
 	return true
 }
 
-func (q *Queue) signal() {
+func (q *Queue) signal() { poke(q.kick) }
+
+// poke wakes the goroutine waiting on ch, if it is not awake already.
+func poke(ch chan struct{}) {
 	select {
-	case q.kick <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -493,12 +496,7 @@ func (q *Queue) deleteLocked(seq uint64, part int) {
 	q.deleting[part]++
 }
 
-func (q *Queue) signalDelete() {
-	select {
-	case q.delKick <- struct{}{}:
-	default:
-	}
-}
+func (q *Queue) signalDelete() { poke(q.delKick) }
 
 // deleter deletes sent stanzas from the stream, up to maxDeletes at a
 // time.
