@@ -216,7 +216,12 @@ func ParseError(raw []byte) (*Error, error) {
 		case c.XMLName.Space == NS && c.XMLName.Local == "text":
 			e.Text, e.Lang = c.Text, c.Lang
 		case c.XMLName.Space == NS && !found:
-			e.Condition, found = Condition(c.XMLName.Local), true
+			// A name that could not be written back ("A:", which
+			// encoding/xml lets through) is no condition: undefined.
+			if cond := Condition(c.XMLName.Local); cond.name() == c.XMLName.Local {
+				e.Condition = cond
+			}
+			found = true
 		case c.XMLName.Space != NS && e.App == nil:
 			var buf bytes.Buffer
 			buf.WriteString("<" + c.XMLName.Local + " xmlns='")
@@ -229,7 +234,12 @@ func ParseError(raw []byte) (*Error, error) {
 				buf.Write(c.Inner)
 				buf.WriteString("</" + c.XMLName.Local + ">")
 			}
-			e.App = buf.Bytes()
+			// encoding/xml lets a prefixed name with a bad local part
+			// through ("A0:0"); such an element would not parse once
+			// written, so it is left out.
+			if xml.Unmarshal(buf.Bytes(), new(struct{})) == nil {
+				e.App = buf.Bytes()
+			}
 		}
 	}
 	if !strings.Contains(string(raw), NS) {
