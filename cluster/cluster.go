@@ -141,6 +141,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	if cfg.Durability == Replicated {
+		if cfg.URL != "" {
+			c.log.Warn("cluster: durability replicated on an external NATS cluster: its servers must write with sync_interval: always, or a write a majority acknowledged can be lost when servers fail together")
+		}
 		if err := c.openQueue(ctx); err != nil {
 			c.close()
 			return nil, err
@@ -726,13 +729,17 @@ type Status struct {
 	Partitions int               `json:"partitions"`
 	Components map[string]string `json:"components"` // domain -> node
 	Waiting    int               `json:"waiting"`
+	Durability string            `json:"durability"` // node or replicated
 }
 
 // Status returns the node's view of the cluster.
 func (c *Cluster) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := Status{Node: c.cfg.Name, Members: slices.Clone(c.live), Partitions: c.cfg.Partitions, Components: map[string]string{}, Waiting: len(c.waiting)}
+	st := Status{Node: c.cfg.Name, Members: slices.Clone(c.live), Partitions: c.cfg.Partitions, Components: map[string]string{}, Waiting: len(c.waiting), Durability: Node}
+	if c.queue != nil {
+		st.Durability = Replicated
+	}
 	for p := range c.held {
 		st.Owned = append(st.Owned, p)
 	}

@@ -245,6 +245,9 @@ func TestClusterReplicated(t *testing.T) {
 			t.Fatal("the cluster did not settle in 30s")
 		}
 	}
+	if d := nodes[0].Cluster().Status().Durability; d != "replicated" {
+		t.Fatalf("status says durability %q", d)
+	}
 	remote := s2stest.NewServer(t, dns, "remote.test", s2stest.Options{NoRegister: true})
 	gate := s2stest.NewProxy(t, remote.Addr.String())
 	gate.Refuse(true)

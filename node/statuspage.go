@@ -152,6 +152,7 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 <tr><th>This node</th><td>{{.Node}}</td></tr>
 <tr><th>Members</th><td>{{join .Members ", "}}</td></tr>
 <tr><th>Partitions owned</th><td>{{len .Owned}} of {{.Partitions}}</td></tr>
+<tr><th>Durability</th><td>{{.Durability}}</td></tr>
 <tr><th>Stanzas waiting for an owner</th><td>{{.Waiting}}</td></tr>
 </table>
 {{end}}

@@ -473,7 +473,7 @@ func clusterMain(args []string) int {
 		enc.Encode(c)
 		return 0
 	}
-	fmt.Printf("node %s; members: %s\n", c.Node, strings.Join(c.Members, " "))
+	fmt.Printf("node %s; members: %s; durability %s\n", c.Node, strings.Join(c.Members, " "), c.Durability)
 	owned := make([]string, len(c.Owned))
 	for i, p := range c.Owned {
 		owned[i] = strconv.Itoa(p)
