@@ -132,7 +132,10 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c.nc = nc
-	if c.js, err = jetstream.New(nc); err != nil {
+	// An answer to an asynchronous publish (the replicated queue's) may
+	// never come, when the stream's leader dies with it: without a
+	// timeout it would be waited for forever.
+	if c.js, err = jetstream.New(nc, jetstream.WithPublishAsyncTimeout(cfg.ForwardTimeout)); err != nil {
 		c.close()
 		return nil, err
 	}

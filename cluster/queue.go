@@ -434,7 +434,13 @@ func (q *Queue) publish() (waiting bool) {
 // await records the stream's answer to a publish.
 func (q *Queue) await(id uint64, f jetstream.PubAckFuture) {
 	defer q.published()
+	// The client's publish timeout ends the wait; this one is in case it
+	// does not: a publish never answered must be tried again.
+	t := time.NewTimer(2 * q.c.cfg.ForwardTimeout)
+	defer t.Stop()
 	select {
+	case <-t.C:
+		q.failed(id, errors.New("no answer from the stream"))
 	case ack := <-f.Ok():
 		q.mu.Lock()
 		if e := q.ents[id]; e != nil {

