@@ -565,12 +565,19 @@ func (q *Queue) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), q.c.cfg.ForwardTimeout)
 	defer cancel()
 	err := q.Durable(ctx)
-	for end := time.Now().Add(q.c.cfg.ForwardTimeout); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+	// The deletes queued and under way, counted by deleting.
+	dctx, dcancel := context.WithTimeout(context.Background(), q.c.cfg.ForwardTimeout)
+	defer dcancel()
+	for dctx.Err() == nil {
 		q.mu.Lock()
-		n := len(q.dels)
+		n, changed := len(q.deleting), q.changed
 		q.mu.Unlock()
 		if n == 0 {
 			break
+		}
+		select {
+		case <-changed:
+		case <-dctx.Done():
 		}
 	}
 	close(q.done)
