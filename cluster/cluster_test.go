@@ -439,3 +439,43 @@ func TestClusterSplit(t *testing.T) {
 	split(false)
 	eventually(t, 30*time.Second, "three members sharing the partitions again", func() bool { return settled(nodes, 3) })
 }
+
+// TestForwardToStoppingNode: a node that is leaving refuses the stanzas
+// other nodes still forward to it (their view lags), and they go to the
+// partition's next owner instead of leaving with the node's pool.
+func TestForwardToStoppingNode(t *testing.T) {
+	nodes := startNodes(t, 3, 2*time.Second)
+	eventually(t, 20*time.Second, "three members sharing the partitions", func() bool { return settled(nodes, 3) })
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	// A domain n2 owns and that goes to n3 when n2 leaves, so that n1
+	// forwards it in both views.
+	var domain string
+	var p int
+	for i := 0; domain == ""; i++ {
+		d := fmt.Sprintf("r%d.example", i)
+		p = partition(d, 16)
+		if o, _ := n1.c.ownerOf(p); o == "n2" && preferred(p, []string{"n1", "n3"}) == "n3" {
+			domain = d
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n2.c.Handover(ctx)
+	// n1 has not seen n2 leave yet.
+	n1.c.mu.Lock()
+	n1.c.live = []string{"n1", "n2", "n3"}
+	n1.c.owners[p] = "n2"
+	n1.c.mu.Unlock()
+	if err := n1.remote.Deliver(ctx, msg(t, "bot@bot.example", "u@"+domain, "late", route.FromComponent)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the stanza at the next owner", func() bool { return slices.Contains(n3.pool.ids(domain), "late") })
+	if ids := n2.pool.ids(domain); len(ids) != 0 {
+		t.Errorf("the stopping node queued %v", ids)
+	}
+	n1.bounces.mu.Lock()
+	defer n1.bounces.mu.Unlock()
+	if len(n1.bounces.got) != 0 {
+		t.Errorf("bounced: %v", n1.bounces.got)
+	}
+}

@@ -32,7 +32,13 @@ const (
 	hdrDomain     = "S2S-Domain"
 
 	answerNotConnected = "not-connected"
+	// answerStopping: the node is leaving the cluster and takes no more
+	// stanzas for remote domains; the sender asks the next owner.
+	answerStopping = "stopping"
 )
+
+// errStopping is a forward answered with answerStopping.
+var errStopping = errors.New("cluster: the node is stopping")
 
 var serverCtx = xmlstream.StreamContext{NS: xmlstream.NSServer}
 
@@ -59,16 +65,41 @@ func (c *Cluster) deliverRemote(ctx context.Context, s *route.Stanza) error {
 			return c.pool.Deliver(ctx, s)
 		}
 		if owner == "" {
+			if c.isStopping() {
+				// Every other node is leaving too (the whole cluster
+				// stops): this node's pool keeps the stanza in its
+				// queue for its next start, or bounces it.
+				return c.pool.Deliver(ctx, s)
+			}
 			break
 		}
 		err := c.forward(ctx, owner, kindRemote, s)
 		if err == nil || isStanzaError(err) {
 			return err
 		}
+		if errors.Is(err, errStopping) {
+			// It left the members already; this view had not seen it.
+			c.leaving(owner)
+			continue
+		}
 		c.log.Info("cluster: forward failed", "to", owner, "remote", s.To.Domainpart(), "err", err)
 		time.Sleep(time.Duration(try+1) * 50 * time.Millisecond)
 	}
 	return c.wait(s)
+}
+
+func (c *Cluster) isStopping() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopping
+}
+
+// leaving takes node out of this node's view of the live members until
+// the next tick reads them again: node said it is stopping.
+func (c *Cluster) leaving(node string) {
+	c.mu.Lock()
+	c.live = slices.DeleteFunc(slices.Clone(c.live), func(m string) bool { return m == node })
+	c.mu.Unlock()
 }
 
 // owner returns the node that owns remote's partition, and whether it is
@@ -123,7 +154,9 @@ func (c *Cluster) retry(last bool) {
 		case local:
 			err = c.pool.Deliver(context.Background(), w.s)
 		case owner != "":
-			err = c.forward(context.Background(), owner, kindRemote, w.s)
+			if err = c.forward(context.Background(), owner, kindRemote, w.s); errors.Is(err, errStopping) {
+				c.leaving(owner)
+			}
 		default:
 			err = errors.New("no owner")
 		}
@@ -259,6 +292,8 @@ func (c *Cluster) forward(ctx context.Context, node, kind string, s *route.Stanz
 		return nil
 	case a == answerNotConnected:
 		return route.ErrNotConnected
+	case a == answerStopping:
+		return errStopping
 	default:
 		cond, text, _ := strings.Cut(a, " ")
 		return stanza.New(stanza.Condition(cond), text)
@@ -302,8 +337,14 @@ func (c *Cluster) receive(m *nats.Msg) {
 			return
 		}
 		c.mu.Lock()
-		p := c.pool
+		p, stopping := c.pool, c.stopping
 		c.mu.Unlock()
+		if stopping {
+			// Its partitions are moving to the other nodes: queued here,
+			// the stanza would leave with this node's pool or bounce.
+			answer(answerStopping)
+			return
+		}
 		// Answered once queued and in the queue file: the forwarding
 		// node forgets the stanza when it has the answer. Queued here, in
 		// the order the stanzas came; the answers wait for the queue

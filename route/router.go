@@ -204,7 +204,7 @@ func (r *Router) Bounce(ctx context.Context, s *Stanza, e *stanza.Error) {
 	if r.Counter != nil {
 		r.Counter.Bounced(e.Condition)
 	}
-	r.logger().Debug("bounce", "stanza", s.String(), "condition", e.Condition)
+	r.logger().Debug("bounce", "stanza", s.String(), "condition", e.Condition, "text", e.Text)
 	// The reply comes from the recipient's domain: ours, a component's or a
 	// remote one that failed. Route it like any stanza of ours.
 	dest, h := r.Lookup(reply.To.Domain().String())

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -223,17 +226,73 @@ func logLevel() slog.Level {
 
 // FreeAddrs returns n loopback addresses (127.0.0.1:port) that were free
 // a moment ago: for servers that must know each other's addresses before
-// they listen (NATS routes between cluster nodes).
+// they listen (NATS routes between cluster nodes), and for a process that
+// restarts on the address it had.
+//
+// The ports lie below the kernel's ephemeral range when it leaves room:
+// a port from that range, free while a node is down, can be taken by any
+// outgoing connection's local end, and the node's listener then fails to
+// bind when it restarts. No port is handed out twice in one process.
 func FreeAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	out := make([]string, 0, n)
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		addr, err := freeAddr()
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, l.Addr().String())
-		l.Close()
+		out = append(out, addr)
 	}
 	return out
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// fixedPorts is the range FreeAddrs draws from: [10000, start of the
+// ephemeral range), or nothing when the range starts too low to leave
+// room.
+func fixedPorts() (lo, hi int) {
+	lo, hi = 10000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var a, z int
+		if _, err := fmt.Sscan(string(b), &a, &z); err == nil {
+			hi = a
+		}
+	}
+	if hi-lo < 1000 {
+		return 0, 0
+	}
+	return lo, hi
+}
+
+func freeAddr() (string, error) {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	lo, hi := fixedPorts()
+	for range 200 {
+		if hi == 0 {
+			break
+		}
+		port := lo + rand.IntN(hi-lo)
+		if portsGiven[port] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[port] = true
+		return addr, nil
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
