@@ -726,9 +726,13 @@ func (c *Cluster) ComponentDown(domain string) {
 
 // Status is what a node knows of the cluster.
 type Status struct {
-	Node       string            `json:"node"`
-	Members    []string          `json:"members"`
-	Owned      []int             `json:"partitions_owned"`
+	Node    string   `json:"node"`
+	Members []string `json:"members"`
+	Owned   []int    `json:"partitions_owned"`
+	// Moving are the partitions owned here whose preferred owner is
+	// another member: they move to it within a lease TTL (after a member
+	// joined). Empty when the cluster is balanced.
+	Moving     []int             `json:"partitions_moving,omitempty"`
 	Partitions int               `json:"partitions"`
 	Components map[string]string `json:"components"` // domain -> node
 	Waiting    int               `json:"waiting"`
@@ -745,8 +749,12 @@ func (c *Cluster) Status() Status {
 	}
 	for p := range c.held {
 		st.Owned = append(st.Owned, p)
+		if preferred(p, c.live) != c.cfg.Name {
+			st.Moving = append(st.Moving, p)
+		}
 	}
 	slices.Sort(st.Owned)
+	slices.Sort(st.Moving)
 	for d, n := range c.compAt {
 		st.Components[d] = n
 	}

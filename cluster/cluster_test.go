@@ -191,7 +191,7 @@ func settled(nodes []*testNode, live int) bool {
 			continue
 		}
 		st := n.c.Status()
-		if len(st.Members) != live {
+		if len(st.Members) != live || len(st.Moving) > 0 {
 			return false
 		}
 		for _, p := range st.Owned {

@@ -108,12 +108,12 @@ func startClusterWith(t testing.TB, dns *s2stest.DNS, n int, durability string) 
 }
 
 // settledNodes reports whether every live node sees the same members and
-// the partitions are all owned once.
+// the partitions are all owned once, each by its preferred owner.
 func settledNodes(nodes []*node.Node, live int) bool {
 	owned := 0
 	for _, n := range nodes {
 		st := n.Cluster().Status()
-		if len(st.Members) != live {
+		if len(st.Members) != live || len(st.Moving) > 0 {
 			return false
 		}
 		owned += len(st.Owned)

@@ -151,7 +151,7 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 <table id="cluster">
 <tr><th>This node</th><td>{{.Node}}</td></tr>
 <tr><th>Members</th><td>{{join .Members ", "}}</td></tr>
-<tr><th>Partitions owned</th><td>{{len .Owned}} of {{.Partitions}}</td></tr>
+<tr><th>Partitions owned</th><td>{{len .Owned}} of {{.Partitions}}{{if .Moving}}, {{len .Moving}} moving to their preferred owner{{end}}</td></tr>
 <tr><th>Durability</th><td>{{.Durability}}</td></tr>
 <tr><th>Stanzas waiting for an owner</th><td>{{.Waiting}}</td></tr>
 </table>

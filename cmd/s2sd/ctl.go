@@ -479,6 +479,9 @@ func clusterMain(args []string) int {
 		owned[i] = strconv.Itoa(p)
 	}
 	fmt.Printf("partitions owned: %d of %d: %s\n", len(c.Owned), c.Partitions, strings.Join(owned, " "))
+	if len(c.Moving) > 0 {
+		fmt.Printf("partitions moving to their preferred owner: %d\n", len(c.Moving))
+	}
 	if c.Waiting > 0 {
 		fmt.Printf("stanzas waiting for an owner: %d\n", c.Waiting)
 	}
