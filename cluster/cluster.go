@@ -194,13 +194,22 @@ func (c *Cluster) buckets(ctx context.Context) error {
 // first, or candidate if there was none.
 func (c *Cluster) Secret(ctx context.Context, candidate []byte) ([]byte, error) {
 	for {
-		if _, err := c.conf.Create(ctx, keySecret, candidate); err == nil {
+		// Each try has its own time: a request whose answer is lost (a
+		// route that drops while this node catches up after a restart)
+		// must not use up the caller's whole budget.
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := c.conf.Create(actx, keySecret, candidate)
+		cancel()
+		if err == nil {
 			return candidate, nil
 		}
-		e, err := c.conf.Get(ctx, keySecret)
+		actx, cancel = context.WithTimeout(ctx, 2*time.Second)
+		e, err := c.conf.Get(actx, keySecret)
+		cancel()
 		if err == nil {
 			return e.Value(), nil
 		}
+		c.log.Debug("cluster: dialback secret not readable yet", "err", err)
 		// Neither created nor found: another node's Create is under way,
 		// or the bucket has no leader yet.
 		select {
