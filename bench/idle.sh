@@ -89,17 +89,16 @@ log "== (a) $M idle s2s streams"
 start_s2sd s2s "$(s2sd_config 1)" "$s2s_port" "$comp_port" "$metrics_port"
 pid=$s2sd_pid
 "$work/bin/idle" s2s -pid "$pid" -m "$M" -target a.test -listen "127.0.0.1:$idle_port" \
-  -dns "127.0.0.1:$dns" -metrics "http://127.0.0.1:$metrics_port/metrics" >"$work/s2s.json" ||
+  -dns "127.0.0.1:$dns" -metrics "http://127.0.0.1:$metrics_port/metrics" -heapprofile "$work/s2s-heap.prof" >"$work/s2s.json" ||
   log "bench: idle s2s failed"
 results+=("$(cat "$work/s2s.json")")
-curl -s -o "$work/s2s-heap.prof" "http://127.0.0.1:$metrics_port/debug/pprof/heap" || true
 stop "$pid"
 
 log "== (b) $M idle components"
 start_s2sd comp "$(s2sd_config "$M")" "$s2s_port" "$comp_port" "$metrics_port"
 pid=$s2sd_pid
 "$work/bin/idle" comp -pid "$pid" -m "$M" -addr "127.0.0.1:$comp_port" -domain 'c%d.a.test' \
-  -secret secret -metrics "http://127.0.0.1:$metrics_port/metrics" >"$work/comp.json" ||
+  -secret secret -metrics "http://127.0.0.1:$metrics_port/metrics" -heapprofile "$work/comp-heap.prof" >"$work/comp.json" ||
   log "bench: idle comp failed"
 results+=("$(cat "$work/comp.json")")
 stop "$pid"

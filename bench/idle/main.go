@@ -69,6 +69,17 @@ type Result struct {
 	HeapAfter     float64 `json:"heap_inuse_after_kib,omitempty"`
 	HeapKiBPer    float64 `json:"heap_kib_per_stream,omitempty"`
 	GoroutinesPer float64 `json:"goroutines_per_stream,omitempty"`
+	// Where the resident memory is, per stream: goroutine stacks, and heap
+	// the runtime holds free but has not returned to the system yet.
+	StackKiBPer    float64 `json:"stack_kib_per_stream,omitempty"`
+	HeapFreeKiBPer float64 `json:"heap_free_kib_per_stream,omitempty"`
+	// After one garbage collection (what the runtime does by itself
+	// within two minutes on an idle daemon) and the settle time, in which
+	// the runtime returns freed pages: what the streams keep.
+	RSSCollected    int     `json:"rss_collected_kib,omitempty"`
+	KiBPerCollected float64 `json:"rss_collected_kib_per_stream,omitempty"`
+	HeapLiveKiBPer  float64 `json:"heap_live_kib_per_stream,omitempty"`
+	HeapObjKiBPer   float64 `json:"heap_objects_kib_per_stream,omitempty"`
 }
 
 type common struct {
@@ -91,6 +102,7 @@ func main() {
 	fs.IntVar(&c.pid, "pid", 0, "`pid` of the s2sd to measure")
 	fs.IntVar(&c.m, "m", 1000, "streams to open")
 	fs.IntVar(&c.parallel, "parallel", 16, "streams opened at a time")
+	fs.StringVar(&heapProfile, "heapprofile", "", "save s2sd's heap profile, taken after the collection with the streams open, to `FILE`")
 	fs.DurationVar(&c.settle, "settle", 3*time.Second, "wait before each measurement")
 	fs.DurationVar(&c.hold, "hold", 0, "keep the streams open this long after measuring")
 	fs.StringVar(&c.metrics, "metrics", "", "s2sd's metrics `URL` (http://127.0.0.1:PORT/metrics), for heap and goroutines")
@@ -135,8 +147,12 @@ func main() {
 	fmt.Fprintf(os.Stderr, "idle %s: %d of %d streams in %.1fs; s2sd VmRSS %d -> %d KiB = %.1f KiB per stream",
 		mode, res.Opened, res.Wanted, res.Seconds, res.RSSBefore, res.RSSAfter, res.KiBPer)
 	if res.HeapKiBPer != 0 {
-		fmt.Fprintf(os.Stderr, "; Go heap in use %.0f -> %.0f KiB = %.1f KiB per stream; %.1f goroutines per stream",
-			res.HeapBefore, res.HeapAfter, res.HeapKiBPer, res.GoroutinesPer)
+		fmt.Fprintf(os.Stderr, "; Go heap in use %.0f -> %.0f KiB = %.1f KiB per stream; %.1f goroutines per stream; stacks %.1f KiB and free heap not yet returned %.1f KiB per stream",
+			res.HeapBefore, res.HeapAfter, res.HeapKiBPer, res.GoroutinesPer, res.StackKiBPer, res.HeapFreeKiBPer)
+	}
+	if res.RSSCollected != 0 {
+		fmt.Fprintf(os.Stderr, "; after a collection: VmRSS %d KiB = %.1f KiB per stream, Go heap in use %.1f KiB per stream (objects %.1f KiB)",
+			res.RSSCollected, res.KiBPerCollected, res.HeapLiveKiBPer, res.HeapObjKiBPer)
 	}
 	if res.Failed > 0 {
 		fmt.Fprintf(os.Stderr, "; %d failed (first: %s)", res.Failed, res.FirstError)
@@ -171,7 +187,8 @@ func measure(c common, mode string, open func(context.Context, int) (io.Closer, 
 	res := Result{Mode: mode, Wanted: c.m}
 	time.Sleep(c.settle)
 	res.RSSBefore = rss(c.pid)
-	heap0, gor0 := scrape(c.metrics)
+	m0 := scrape(c.metrics)
+	heap0, gor0 := m0["go_memstats_heap_inuse_bytes"], m0["go_goroutines"]
 	res.HeapBefore = heap0 / 1024
 
 	var (
@@ -216,13 +233,31 @@ func measure(c common, mode string, open func(context.Context, int) (io.Closer, 
 
 	time.Sleep(c.settle)
 	res.RSSAfter = rss(c.pid)
-	heap1, gor1 := scrape(c.metrics)
+	m1 := scrape(c.metrics)
+	heap1, gor1 := m1["go_memstats_heap_inuse_bytes"], m1["go_goroutines"]
 	if res.Opened > 0 {
 		res.KiBPer = float64(res.RSSAfter-res.RSSBefore) / float64(res.Opened)
 		if heap1 > 0 {
 			res.HeapAfter = heap1 / 1024
 			res.HeapKiBPer = (heap1 - heap0) / 1024 / float64(res.Opened)
 			res.GoroutinesPer = (gor1 - gor0) / float64(res.Opened)
+			per := func(name string) float64 {
+				return (m1[name] - m0[name]) / 1024 / float64(res.Opened)
+			}
+			res.StackKiBPer = per("go_memstats_stack_inuse_bytes")
+			free := func(m map[string]float64) float64 {
+				return m["go_memstats_heap_idle_bytes"] - m["go_memstats_heap_released_bytes"]
+			}
+			res.HeapFreeKiBPer = (free(m1) - free(m0)) / 1024 / float64(res.Opened)
+			if collect(c.metrics) {
+				time.Sleep(c.settle)
+				res.RSSCollected = rss(c.pid)
+				res.KiBPerCollected = float64(res.RSSCollected-res.RSSBefore) / float64(res.Opened)
+				m2 := scrape(c.metrics)
+				res.HeapLiveKiBPer = (m2["go_memstats_heap_inuse_bytes"] - heap0) / 1024 / float64(res.Opened)
+				res.HeapObjKiBPer = (m2["go_memstats_heap_alloc_bytes"] - m0["go_memstats_heap_alloc_bytes"]) / 1024 / float64(res.Opened)
+				res.HeapObjKiBPer = (m2["go_memstats_heap_alloc_bytes"] - m0["go_memstats_heap_alloc_bytes"]) / 1024 / float64(res.Opened)
+			}
 		}
 	}
 	return res, conns
@@ -243,35 +278,56 @@ func rss(pid int) int {
 	return -1
 }
 
-// scrape returns go_memstats_heap_inuse_bytes and go_goroutines from a
-// Prometheus text endpoint, or zeros.
-func scrape(url string) (heap, goroutines float64) {
+// heapProfile is where collect saves s2sd's heap profile, taken while the
+// streams are open (-heapprofile).
+var heapProfile string
+
+// collect makes s2sd run a garbage collection, through its profiling
+// endpoint beside the metrics (metrics.pprof): the heap profile with gc=1.
+func collect(metrics string) bool {
+	u, ok := strings.CutSuffix(metrics, "/metrics")
+	if !ok {
+		return false
+	}
+	resp, err := http.Get(u + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var w io.Writer = io.Discard
+	if heapProfile != "" {
+		if f, err := os.Create(heapProfile); err == nil {
+			defer f.Close()
+			w = f
+		}
+	}
+	io.Copy(w, resp.Body)
+	return resp.StatusCode == http.StatusOK
+}
+
+// scrape returns the Go runtime's gauges (go_*) from a Prometheus text
+// endpoint, or none.
+func scrape(url string) map[string]float64 {
+	out := map[string]float64{}
 	if url == "" {
-		return 0, 0
+		return out
 	}
 	resp, err := http.Get(url)
 	if err != nil {
-		return 0, 0
+		return out
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		name, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
+		if !ok || !strings.HasPrefix(name, "go_") {
 			continue
 		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			continue
-		}
-		switch name {
-		case "go_memstats_heap_inuse_bytes":
-			heap = f
-		case "go_goroutines":
-			goroutines = f
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			out[name] = f
 		}
 	}
-	return heap, goroutines
+	return out
 }
 
 // remotes is M remote servers in one: an s2s.Server that hosts every
