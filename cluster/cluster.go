@@ -83,6 +83,7 @@ type Cluster struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	sub    *nats.Subscription
+	pipe   *pipeline // stanzas sent to their owners, not answered yet
 }
 
 type lease struct {
@@ -240,6 +241,9 @@ func (c *Cluster) Run() error {
 		return fmt.Errorf("cluster: subscribe: %w", err)
 	}
 	c.sub = sub
+	if err := c.startPipeline(); err != nil {
+		return fmt.Errorf("cluster: subscribe: %w", err)
+	}
 	c.wg.Add(2)
 	go c.follow(c.leases, c.leasesAll, c.leaseEvent, c.refollowLeases)
 	go c.follow(c.comps, c.compsAll, c.compEvent, c.refollowComps)
@@ -442,7 +446,7 @@ func (c *Cluster) adopt() {
 			c.log.Info("cluster: handing queued stanzas to the owner", "remote", d, "count", len(q))
 		}
 		for _, s := range q {
-			c.deliverRemote(context.Background(), s)
+			c.redeliver(s)
 		}
 	}
 }
@@ -622,7 +626,7 @@ func (c *Cluster) handover(p int) {
 			c.log.Info("cluster: handing over queued stanzas", "remote", d, "count", len(q))
 		}
 		for _, s := range q {
-			c.deliverRemote(context.Background(), s)
+			c.redeliver(s)
 		}
 	}
 }
@@ -819,7 +823,13 @@ func (c *Cluster) Handover(ctx context.Context) {
 // first for a graceful stop.
 func (c *Cluster) Shutdown(ctx context.Context) error {
 	if c.cancel != nil {
-		// What waits for an owner gets a last try, then bounces.
+		// Stanzas sent get their answers; those without one, and what
+		// waits for an owner, get a last try, then bounce.
+		for _, s := range c.unanswered(c.cfg.ForwardTimeout) {
+			c.mu.Lock()
+			c.waiting = append(c.waiting, waiting{s: s, since: time.Now()})
+			c.mu.Unlock()
+		}
 		c.retry(true)
 		c.cancel()
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -17,14 +18,18 @@ import (
 
 // fakePool stands for a node's s2s pool: it queues what it is given.
 type fakePool struct {
-	mu    sync.Mutex
-	queue map[string][]*route.Stanza
-	got   int
+	mu     sync.Mutex
+	queue  map[string][]*route.Stanza
+	got    int
+	refuse string // a stanza id answered with service-unavailable
 }
 
 func (p *fakePool) Deliver(ctx context.Context, s *route.Stanza) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.refuse != "" && s.ID == p.refuse {
+		return stanza.New(stanza.ServiceUnavailable, "refused")
+	}
 	if p.queue == nil {
 		p.queue = map[string][]*route.Stanza{}
 	}
@@ -263,6 +268,15 @@ func TestCluster(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// Sent to the owner without waiting for its answer: they
+			// arrive within a moment.
+			eventually(t, 5*time.Second, "the stanzas for "+d, func() bool {
+				n := 0
+				for _, tn := range nodes {
+					n += len(tn.pool.ids(d))
+				}
+				return n == 3
+			})
 			holders := 0
 			for _, n := range nodes {
 				if ids := n.pool.ids(d); len(ids) > 0 {
@@ -478,4 +492,45 @@ func TestForwardToStoppingNode(t *testing.T) {
 	if len(n1.bounces.got) != 0 {
 		t.Errorf("bounced: %v", n1.bounces.got)
 	}
+}
+
+// TestPipelineOrder: a node sends one stream's stanzas to the owner
+// without waiting for each answer; they arrive in the order sent, and one
+// the owner refuses returns to its sender as an error while the others
+// go on.
+func TestPipelineOrder(t *testing.T) {
+	nodes := startNodes(t, 3, 2*time.Second)
+	eventually(t, 20*time.Second, "three members sharing the partitions", func() bool { return settled(nodes, 3) })
+	from, to := nodes[0], nodes[1]
+	var domain string
+	for i := 0; domain == ""; i++ {
+		if d := fmt.Sprintf("r%d.example", i); to.c.Owns(d) {
+			domain = d
+		}
+	}
+	const n = 3 * forwardWindow
+	to.pool.mu.Lock()
+	to.pool.refuse = "100"
+	to.pool.mu.Unlock()
+	ctx := context.Background()
+	for i := range n {
+		if err := from.remote.Deliver(ctx, msg(t, "bot@bot.example", "u@"+domain, strconv.Itoa(i), route.FromComponent)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "every stanza at the owner", func() bool { return len(to.pool.ids(domain)) == n-1 })
+	for i, id := range to.pool.ids(domain) {
+		want := i
+		if i >= 100 {
+			want = i + 1
+		}
+		if id != strconv.Itoa(want) {
+			t.Fatalf("stanza %d at the owner is %s, want %d", i, id, want)
+		}
+	}
+	eventually(t, 5*time.Second, "the refused stanza back at its sender", func() bool {
+		from.bounces.mu.Lock()
+		defer from.bounces.mu.Unlock()
+		return slices.Equal(from.bounces.got, []string{"100:service-unavailable"})
+	})
 }

@@ -49,13 +49,22 @@ func (c *Cluster) WrapRemote(p Pool) route.Handler {
 	c.mu.Lock()
 	c.pool = p
 	c.mu.Unlock()
-	return route.HandlerFunc(c.deliverRemote)
+	return route.HandlerFunc(func(ctx context.Context, s *route.Stanza) error {
+		return c.deliverRemote(ctx, s, true)
+	})
 }
 
 // deliverRemote sends s to its remote domain's owner. When no owner can
 // be reached it waits (retried every tick) rather than open a second
-// stream for the pair.
-func (c *Cluster) deliverRemote(ctx context.Context, s *route.Stanza) error {
+// stream for the pair. With pipelined, a stanza for another node is sent
+// without waiting for that node's answer (send), so that one stream's
+// stanzas follow each other without a round trip each; otherwise it
+// returns once the owner has taken s (a handover).
+func (c *Cluster) deliverRemote(ctx context.Context, s *route.Stanza, pipelined bool) error {
+	if s.Origin == route.FromRemote {
+		// RFC 6120 §13.7.1.1, here as on the node it would go to.
+		return stanza.New(stanza.ServiceUnavailable, "this server does not relay between remote domains")
+	}
 	// Once taken, the stanza is delivered even if the stream it came on
 	// ends meanwhile (a component whose node is stopping).
 	ctx = context.WithoutCancel(ctx)
@@ -73,7 +82,12 @@ func (c *Cluster) deliverRemote(ctx context.Context, s *route.Stanza) error {
 			}
 			break
 		}
-		err := c.forward(ctx, owner, kindRemote, s)
+		var err error
+		if pipelined {
+			err = c.send(owner, s)
+		} else {
+			err = c.forward(ctx, owner, kindRemote, s)
+		}
 		if err == nil || isStanzaError(err) {
 			return err
 		}
@@ -384,5 +398,25 @@ func answerErr(answer func(string), err error) {
 		answer(string(se.Condition) + " " + se.Text)
 	default:
 		answer(string(stanza.InternalServerError) + " ")
+	}
+}
+
+// redeliver gives s to its owner, waiting for the owner's answer, and
+// bounces it when that fails for good: stanzas a node hands over, and
+// forwarded stanzas whose answer said to try again.
+func (c *Cluster) redeliver(s *route.Stanza) {
+	err := c.deliverRemote(context.Background(), s, false)
+	if err == nil {
+		return
+	}
+	var se *stanza.Error
+	if !errors.As(err, &se) {
+		se = stanza.New(stanza.RemoteServerTimeout, "no cluster node could take the stanza")
+	}
+	c.mu.Lock()
+	b := c.bouncer
+	c.mu.Unlock()
+	if b != nil {
+		b.Bounce(context.Background(), s, se)
 	}
 }

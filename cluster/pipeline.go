@@ -1,0 +1,236 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/s2sd/s2sd/route"
+	"github.com/s2sd/s2sd/stanza"
+)
+
+// forwardWindow bounds the stanzas sent to one node and not answered yet.
+// A sender whose window is full waits (up to ForwardTimeout) for an
+// answer: the stream it reads from slows down instead of this node
+// buffering without bound.
+const forwardWindow = 256
+
+var (
+	errWindowFull = errors.New("cluster: too many stanzas waiting for the owner's answer")
+	errNoAnswer   = errors.New("cluster: the owner did not answer")
+	errNoNode     = errors.New("cluster: nothing listens for the owner")
+)
+
+// pipeline sends stanzas for remote domains to their owners without
+// waiting for each answer. NATS keeps the order of one connection's
+// messages, and the owner takes them in that order, so a stream's stanzas
+// stay in order while one answer is on its way. Answers come to one
+// subscription; a stanza the owner refused bounces, and one it did not
+// take (no answer, stopping, nothing listening) is given again to
+// whichever node owns it then, waiting for the answer: only then may it
+// arrive after stanzas sent later.
+type pipeline struct {
+	inbox string // answers come to inbox.<seq>
+	sub   *nats.Subscription
+
+	mu      sync.Mutex
+	seq     uint64
+	pending map[uint64]*sent
+	windows map[string]chan struct{} // per node: one token per stanza sent
+	redo    sync.WaitGroup           // stanzas being given again (failed)
+}
+
+type sent struct {
+	s    *route.Stanza
+	node string
+	at   time.Time
+}
+
+// startPipeline subscribes to the answers.
+func (c *Cluster) startPipeline() error {
+	p := &pipeline{inbox: c.nc.NewRespInbox(), pending: map[uint64]*sent{}, windows: map[string]chan struct{}{}}
+	p.inbox = p.inbox[:strings.LastIndexByte(p.inbox, '.')]
+	sub, err := c.nc.Subscribe(p.inbox+".*", c.answered)
+	if err != nil {
+		return err
+	}
+	p.sub = sub
+	c.pipe = p
+	c.wg.Add(1)
+	go c.expire()
+	return nil
+}
+
+// send hands s to node without waiting for its answer. An error means
+// it was not sent.
+func (c *Cluster) send(node string, s *route.Stanza) error {
+	p := c.pipe
+	p.mu.Lock()
+	w := p.windows[node]
+	if w == nil {
+		w = make(chan struct{}, forwardWindow)
+		p.windows[node] = w
+	}
+	p.mu.Unlock()
+	select {
+	case w <- struct{}{}:
+	default:
+		t := time.NewTimer(c.cfg.ForwardTimeout)
+		select {
+		case w <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			return errWindowFull
+		}
+	}
+	m := nats.NewMsg(subject(node))
+	m.Header.Set(hdrKind, kindRemote)
+	m.Header.Set(hdrOrigin, strconv.Itoa(int(s.Origin)))
+	m.Data = s.Reframe(serverCtx)
+	p.mu.Lock()
+	p.seq++
+	seq := p.seq
+	// The stream s was read from moves on: nothing may write through it.
+	s.Source = nil
+	p.pending[seq] = &sent{s: s, node: node, at: time.Now()}
+	p.mu.Unlock()
+	m.Reply = p.inbox + "." + strconv.FormatUint(seq, 36)
+	if err := c.nc.PublishMsg(m); err != nil {
+		c.settle(seq)
+		return err
+	}
+	return nil
+}
+
+// settle forgets the stanza sent as seq and frees its place in the
+// window; it returns it, or nil when it was settled already.
+func (c *Cluster) settle(seq uint64) *sent {
+	p := c.pipe
+	p.mu.Lock()
+	e := p.pending[seq]
+	delete(p.pending, seq)
+	var w chan struct{}
+	if e != nil {
+		w = p.windows[e.node]
+	}
+	p.mu.Unlock()
+	if w != nil {
+		<-w
+	}
+	return e
+}
+
+// answered takes an owner's answer to a stanza sent.
+func (c *Cluster) answered(m *nats.Msg) {
+	seq, err := strconv.ParseUint(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:], 36, 64)
+	if err != nil {
+		return
+	}
+	e := c.settle(seq)
+	if e == nil {
+		return // too late: given again already
+	}
+	switch a := m.Header.Get(hdrError); {
+	case m.Header.Get("Status") == "503":
+		c.failed(e, errNoNode)
+	case a == "":
+	case a == answerStopping:
+		c.leaving(e.node)
+		c.failed(e, errStopping)
+	case a == answerNotConnected:
+		c.failed(e, route.ErrNotConnected)
+	default:
+		cond, text, _ := strings.Cut(a, " ")
+		c.mu.Lock()
+		b := c.bouncer
+		c.mu.Unlock()
+		if b != nil {
+			b.Bounce(context.Background(), e.s, stanza.New(stanza.Condition(cond), text))
+		}
+	}
+}
+
+// failed gives a stanza its owner did not take to the owner now, off the
+// goroutine that reads the answers.
+func (c *Cluster) failed(e *sent, err error) {
+	if !errors.Is(err, errStopping) {
+		c.log.Info("cluster: forward failed", "to", e.node, "remote", e.s.To.Domainpart(), "err", err)
+	}
+	c.pipe.redo.Add(1)
+	go func() {
+		defer c.pipe.redo.Done()
+		c.redeliver(e.s)
+	}()
+}
+
+// expire gives again the stanzas whose answer did not come within
+// ForwardTimeout.
+func (c *Cluster) expire() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.ForwardTimeout / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		p := c.pipe
+		var late []uint64
+		p.mu.Lock()
+		for seq, e := range p.pending {
+			if time.Since(e.at) > c.cfg.ForwardTimeout {
+				late = append(late, seq)
+			}
+		}
+		p.mu.Unlock()
+		for _, seq := range late {
+			if e := c.settle(seq); e != nil {
+				c.failed(e, errNoAnswer)
+			}
+		}
+	}
+}
+
+// unanswered waits up to d for the answers to the stanzas sent, then
+// returns those still without one, and up to d more for the stanzas
+// being given again (a node that stops).
+func (c *Cluster) unanswered(d time.Duration) []*route.Stanza {
+	p := c.pipe
+	if p == nil {
+		return nil
+	}
+	for end := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
+		p.mu.Lock()
+		n := len(p.pending)
+		p.mu.Unlock()
+		if n == 0 || time.Now().After(end) {
+			break
+		}
+	}
+	p.mu.Lock()
+	var seqs []uint64
+	for seq := range p.pending {
+		seqs = append(seqs, seq)
+	}
+	p.mu.Unlock()
+	var out []*route.Stanza
+	for _, seq := range seqs {
+		if e := c.settle(seq); e != nil {
+			out = append(out, e.s)
+		}
+	}
+	// And those given again: they end delivered, bounced, or waiting.
+	done := make(chan struct{})
+	go func() { p.redo.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+	return out
+}
