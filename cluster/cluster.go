@@ -75,6 +75,9 @@ type Cluster struct {
 	bouncer    Bouncer
 	closeComp  func(domain string) // closes a local component's stream (replace)
 	waiting    []waiting           // remote stanzas with no reachable owner
+	waitCount  map[string]int      // waiting stanzas per remote domain
+	retryMu    sync.Mutex          // one retry round at a time
+	retryKick  chan struct{}
 	stopping   bool
 	// refollow* restart the bucket watches (follow).
 	refollowLeases, refollowComps chan struct{}
@@ -118,6 +121,8 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		localComps:     map[string]bool{},
 		localComp:      map[string]route.Handler{},
 		refollowLeases: make(chan struct{}, 1),
+		waitCount:      map[string]int{},
+		retryKick:      make(chan struct{}, 1),
 		refollowComps:  make(chan struct{}, 1),
 	}
 	if cfg.URL == "" {
@@ -244,7 +249,8 @@ func (c *Cluster) Run() error {
 	if err := c.startPipeline(); err != nil {
 		return fmt.Errorf("cluster: subscribe: %w", err)
 	}
-	c.wg.Add(2)
+	c.wg.Add(3)
+	go c.retryLoop()
 	go c.follow(c.leases, c.leasesAll, c.leaseEvent, c.refollowLeases)
 	go c.follow(c.comps, c.compsAll, c.compEvent, c.refollowComps)
 	c.tick()

@@ -84,6 +84,10 @@ func (c *Cluster) deliverRemote(ctx context.Context, s *route.Stanza, pipelined 
 		}
 		var err error
 		if pipelined {
+			if c.isSuspect(owner) || c.waitingFor(s.To.Domainpart()) {
+				// Behind the domain's stanzas that wait, in order.
+				return c.wait(s)
+			}
 			err = c.send(owner, s)
 		} else {
 			err = c.forward(ctx, owner, kindRemote, s)
@@ -146,50 +150,110 @@ func (c *Cluster) wait(s *route.Stanza) error {
 		return stanza.New(stanza.ResourceConstraint, "no cluster node can take stanzas for "+s.To.Domainpart()+" now")
 	}
 	c.waiting = append(c.waiting, waiting{s: s, since: time.Now()})
+	c.waitCount[s.To.Domainpart()]++
 	return nil
 }
 
-// retryWaiting gives waiting stanzas to their owners; those that waited
-// longer than a minute bounce with remote-server-timeout.
-func (c *Cluster) retryWaiting() { c.retry(false) }
+// waitingFor reports whether stanzas for domain wait for an owner: the
+// next ones wait behind them.
+func (c *Cluster) waitingFor(domain string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.waitCount[domain] > 0
+}
 
-// retry gives waiting stanzas to their owners; with last (the node stops)
-// those that cannot go bounce rather than vanish with the node.
+// retryLoop runs retry when the tick asks, off the tick's goroutine: a
+// slow owner must not delay the leases.
+func (c *Cluster) retryLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.retryKick:
+			c.retry(false)
+		}
+	}
+}
+
+// retryWaiting asks retryLoop for a round.
+func (c *Cluster) retryWaiting() {
+	select {
+	case c.retryKick <- struct{}{}:
+	default:
+	}
+}
+
+var errBlocked = errors.New("cluster: the owner did not take the stanza before this one")
+
+// retry gives waiting stanzas to their owners, in the order they came;
+// those that waited longer than a minute bounce with
+// remote-server-timeout. A node that failed is asked one stanza at a
+// time until it answers; once a node fails in a round, its other stanzas
+// keep waiting for the next. With last (the node stops) those that cannot
+// go bounce rather than vanish with the node.
 func (c *Cluster) retry(last bool) {
+	c.retryMu.Lock()
+	defer c.retryMu.Unlock()
 	c.mu.Lock()
 	q := c.waiting
 	c.waiting = nil
-	b := c.bouncer
 	c.mu.Unlock()
-	for i, w := range q {
+	blocked := map[string]bool{}
+	var keep []waiting
+	for _, w := range q {
 		owner, local := c.owner(w.s.To.Domainpart())
 		var err error
 		switch {
 		case local:
 			err = c.pool.Deliver(context.Background(), w.s)
-		case owner != "":
-			if err = c.forward(context.Background(), owner, kindRemote, w.s); errors.Is(err, errStopping) {
+		case owner == "":
+			err = errors.New("no owner")
+		case blocked[owner]:
+			err = errBlocked
+		case last || c.isSuspect(owner) || c.pipe == nil:
+			err = c.forward(context.Background(), owner, kindRemote, w.s)
+			if errors.Is(err, errStopping) {
 				c.leaving(owner)
+			} else if err == nil || isStanzaError(err) {
+				c.trust(owner)
 			}
 		default:
-			err = errors.New("no owner")
+			err = c.send(owner, w.s)
 		}
 		if err == nil {
 			continue
 		}
-		var se *stanza.Error
-		if errors.As(err, &se) || last || time.Since(w.since) > time.Minute {
-			if se == nil {
-				se = stanza.New(stanza.RemoteServerTimeout, "no cluster node could take the stanza")
-			}
-			if b != nil {
-				b.Bounce(context.Background(), w.s, se)
-			}
+		if owner != "" && !isStanzaError(err) {
+			blocked[owner] = true
+		}
+		if isStanzaError(err) || last || time.Since(w.since) > time.Minute {
+			c.bounce(w.s, err)
 			continue
 		}
-		c.mu.Lock()
-		c.waiting = append(c.waiting, q[i])
-		c.mu.Unlock()
+		keep = append(keep, w)
+	}
+	c.mu.Lock()
+	c.waiting = append(keep, c.waiting...)
+	clear(c.waitCount)
+	for _, w := range c.waiting {
+		c.waitCount[w.s.To.Domainpart()]++
+	}
+	c.mu.Unlock()
+}
+
+// bounce returns s to its sender with err, a stanza error, or
+// remote-server-timeout.
+func (c *Cluster) bounce(s *route.Stanza, err error) {
+	var se *stanza.Error
+	if !errors.As(err, &se) {
+		se = stanza.New(stanza.RemoteServerTimeout, "no cluster node could take the stanza")
+	}
+	c.mu.Lock()
+	b := c.bouncer
+	c.mu.Unlock()
+	if b != nil {
+		b.Bounce(context.Background(), s, se)
 	}
 }
 
@@ -402,21 +466,9 @@ func answerErr(answer func(string), err error) {
 }
 
 // redeliver gives s to its owner, waiting for the owner's answer, and
-// bounces it when that fails for good: stanzas a node hands over, and
-// forwarded stanzas whose answer said to try again.
+// bounces it when that fails for good: stanzas a node hands over.
 func (c *Cluster) redeliver(s *route.Stanza) {
-	err := c.deliverRemote(context.Background(), s, false)
-	if err == nil {
-		return
-	}
-	var se *stanza.Error
-	if !errors.As(err, &se) {
-		se = stanza.New(stanza.RemoteServerTimeout, "no cluster node could take the stanza")
-	}
-	c.mu.Lock()
-	b := c.bouncer
-	c.mu.Unlock()
-	if b != nil {
-		b.Bounce(context.Background(), s, se)
+	if err := c.deliverRemote(context.Background(), s, false); err != nil {
+		c.bounce(s, err)
 	}
 }

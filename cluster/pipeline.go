@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"strings"
@@ -31,9 +30,9 @@ var (
 // messages, and the owner takes them in that order, so a stream's stanzas
 // stay in order while one answer is on its way. Answers come to one
 // subscription; a stanza the owner refused bounces, and one it did not
-// take (no answer, stopping, nothing listening) is given again to
-// whichever node owns it then, waiting for the answer: only then may it
-// arrive after stanzas sent later.
+// take (no answer, stopping, nothing listening) waits with the others
+// that cannot go (retry) for whichever node owns it then: only then may
+// it arrive after stanzas sent later.
 type pipeline struct {
 	inbox string // answers come to inbox.<seq>
 	sub   *nats.Subscription
@@ -42,7 +41,10 @@ type pipeline struct {
 	seq     uint64
 	pending map[uint64]*sent
 	windows map[string]chan struct{} // per node: one token per stanza sent
-	redo    sync.WaitGroup           // stanzas being given again (failed)
+	// suspect are the nodes whose last answer was missing or said to try
+	// again: stanzas for them wait (retry probes them one at a time)
+	// until one answers.
+	suspect map[string]bool
 }
 
 type sent struct {
@@ -53,7 +55,7 @@ type sent struct {
 
 // startPipeline subscribes to the answers.
 func (c *Cluster) startPipeline() error {
-	p := &pipeline{inbox: c.nc.NewRespInbox(), pending: map[uint64]*sent{}, windows: map[string]chan struct{}{}}
+	p := &pipeline{inbox: c.nc.NewRespInbox(), pending: map[uint64]*sent{}, windows: map[string]chan struct{}{}, suspect: map[string]bool{}}
 	p.inbox = p.inbox[:strings.LastIndexByte(p.inbox, '.')]
 	sub, err := c.nc.Subscribe(p.inbox+".*", c.answered)
 	if err != nil {
@@ -139,6 +141,7 @@ func (c *Cluster) answered(m *nats.Msg) {
 	case m.Header.Get("Status") == "503":
 		c.failed(e, errNoNode)
 	case a == "":
+		c.trust(e.node)
 	case a == answerStopping:
 		c.leaving(e.node)
 		c.failed(e, errStopping)
@@ -146,29 +149,49 @@ func (c *Cluster) answered(m *nats.Msg) {
 		c.failed(e, route.ErrNotConnected)
 	default:
 		cond, text, _ := strings.Cut(a, " ")
-		c.mu.Lock()
-		b := c.bouncer
-		c.mu.Unlock()
-		if b != nil {
-			b.Bounce(context.Background(), e.s, stanza.New(stanza.Condition(cond), text))
-		}
+		c.bounce(e.s, stanza.New(stanza.Condition(cond), text))
 	}
 }
 
-// failed gives a stanza its owner did not take to the owner now, off the
-// goroutine that reads the answers.
+// failed keeps a stanza its owner did not take waiting for an owner
+// (retry), and stanzas for that node wait too until it answers again.
 func (c *Cluster) failed(e *sent, err error) {
-	if !errors.Is(err, errStopping) {
-		c.log.Info("cluster: forward failed", "to", e.node, "remote", e.s.To.Domainpart(), "err", err)
+	p := c.pipe
+	p.mu.Lock()
+	first := !p.suspect[e.node]
+	p.suspect[e.node] = true
+	p.mu.Unlock()
+	if first && !errors.Is(err, errStopping) {
+		c.log.Info("cluster: forward failed; stanzas for the node wait until it answers again", "to", e.node, "remote", e.s.To.Domainpart(), "err", err)
 	}
-	c.pipe.redo.Add(1)
-	go func() {
-		defer c.pipe.redo.Done()
-		c.redeliver(e.s)
-	}()
+	if werr := c.wait(e.s); werr != nil {
+		c.bounce(e.s, werr)
+	}
 }
 
-// expire gives again the stanzas whose answer did not come within
+// isSuspect reports whether stanzas for node wait (failed).
+func (c *Cluster) isSuspect(node string) bool {
+	p := c.pipe
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.suspect[node]
+}
+
+// trust ends what failed started: node answered.
+func (c *Cluster) trust(node string) {
+	p := c.pipe
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	delete(p.suspect, node)
+	p.mu.Unlock()
+}
+
+// expire keeps waiting the stanzas whose answer did not come within
 // ForwardTimeout.
 func (c *Cluster) expire() {
 	defer c.wg.Done()
@@ -198,8 +221,7 @@ func (c *Cluster) expire() {
 }
 
 // unanswered waits up to d for the answers to the stanzas sent, then
-// returns those still without one, and up to d more for the stanzas
-// being given again (a node that stops).
+// returns those still without one (a node that stops).
 func (c *Cluster) unanswered(d time.Duration) []*route.Stanza {
 	p := c.pipe
 	if p == nil {
@@ -224,13 +246,6 @@ func (c *Cluster) unanswered(d time.Duration) []*route.Stanza {
 		if e := c.settle(seq); e != nil {
 			out = append(out, e.s)
 		}
-	}
-	// And those given again: they end delivered, bounced, or waiting.
-	done := make(chan struct{})
-	go func() { p.redo.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d):
 	}
 	return out
 }
