@@ -395,8 +395,12 @@ func (c *Cluster) tick() {
 	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, c.cfg.LeaseTTL/4) }
 	sctx, cancel := step()
 	defer cancel()
-	if _, err := c.members.Put(sctx, c.cfg.Name, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
-		c.log.Warn("cluster: cannot refresh membership", "err", err)
+	// A node that left (Handover) stays out: the others must not send it
+	// stanzas while it stops.
+	if !c.isStopping() {
+		if _, err := c.members.Put(sctx, c.cfg.Name, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+			c.log.Warn("cluster: cannot refresh membership", "err", err)
+		}
 	}
 	kctx, kcancel := step()
 	defer kcancel()
