@@ -255,7 +255,7 @@ func (c *Cluster) Run() error {
 	go c.follow(c.comps, c.compsAll, c.compEvent, c.refollowComps)
 	c.tick()
 	c.wg.Add(1)
-	go c.loop()
+	go c.every(c.cfg.LeaseTTL/4, c.tick)
 	return nil
 }
 
@@ -372,16 +372,17 @@ func (c *Cluster) compEvent(key, val string, put bool) {
 	}
 }
 
-func (c *Cluster) loop() {
+// every runs f every d until the cluster stops (a c.wg goroutine).
+func (c *Cluster) every(d time.Duration, f func()) {
 	defer c.wg.Done()
-	t := time.NewTicker(c.cfg.LeaseTTL / 4)
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-t.C:
-			c.tick()
+			f()
 		}
 	}
 }

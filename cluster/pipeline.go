@@ -64,7 +64,7 @@ func (c *Cluster) startPipeline() error {
 	p.sub = sub
 	c.pipe = p
 	c.wg.Add(1)
-	go c.expire()
+	go c.every(c.cfg.ForwardTimeout/4, c.expire)
 	return nil
 }
 
@@ -194,28 +194,18 @@ func (c *Cluster) trust(node string) {
 // expire keeps waiting the stanzas whose answer did not come within
 // ForwardTimeout.
 func (c *Cluster) expire() {
-	defer c.wg.Done()
-	t := time.NewTicker(c.cfg.ForwardTimeout / 4)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
+	p := c.pipe
+	var late []uint64
+	p.mu.Lock()
+	for seq, e := range p.pending {
+		if time.Since(e.at) > c.cfg.ForwardTimeout {
+			late = append(late, seq)
 		}
-		p := c.pipe
-		var late []uint64
-		p.mu.Lock()
-		for seq, e := range p.pending {
-			if time.Since(e.at) > c.cfg.ForwardTimeout {
-				late = append(late, seq)
-			}
-		}
-		p.mu.Unlock()
-		for _, seq := range late {
-			if e := c.settle(seq); e != nil {
-				c.failed(e, errNoAnswer)
-			}
+	}
+	p.mu.Unlock()
+	for _, seq := range late {
+		if e := c.settle(seq); e != nil {
+			c.failed(e, errNoAnswer)
 		}
 	}
 }
