@@ -55,8 +55,9 @@ type sent struct {
 
 // startPipeline subscribes to the answers.
 func (c *Cluster) startPipeline() error {
-	p := &pipeline{inbox: c.nc.NewRespInbox(), pending: map[uint64]*sent{}, windows: map[string]chan struct{}{}, suspect: map[string]bool{}}
-	p.inbox = p.inbox[:strings.LastIndexByte(p.inbox, '.')]
+	// An inbox of its own: the client's request inbox (NewRespInbox)
+	// shares its prefix with every request this connection makes.
+	p := &pipeline{inbox: c.nc.NewInbox(), pending: map[uint64]*sent{}, windows: map[string]chan struct{}{}, suspect: map[string]bool{}}
 	sub, err := c.nc.Subscribe(p.inbox+".*", c.answered)
 	if err != nil {
 		return err
