@@ -836,11 +836,7 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 	if c.cancel != nil {
 		// Stanzas sent get their answers; those without one, and what
 		// waits for an owner, get a last try, then bounce.
-		for _, s := range c.unanswered(c.cfg.ForwardTimeout) {
-			c.mu.Lock()
-			c.waiting = append(c.waiting, waiting{s: s, since: time.Now()})
-			c.mu.Unlock()
-		}
+		c.unanswered(c.cfg.ForwardTimeout)
 		c.retry(true)
 		c.cancel()
 	}

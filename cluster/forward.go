@@ -177,12 +177,7 @@ func (c *Cluster) retryLoop() {
 }
 
 // retryWaiting asks retryLoop for a round.
-func (c *Cluster) retryWaiting() {
-	select {
-	case c.retryKick <- struct{}{}:
-	default:
-	}
-}
+func (c *Cluster) retryWaiting() { poke(c.retryKick) }
 
 var errBlocked = errors.New("cluster: the owner did not take the stanza before this one")
 
@@ -355,16 +350,27 @@ func isStanzaError(err error) bool {
 
 // forward sends s to node and waits for its answer.
 func (c *Cluster) forward(ctx context.Context, node, kind string, s *route.Stanza) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
+	defer cancel()
+	r, err := c.nc.RequestMsgWithContext(ctx, forwardMsg(node, kind, s))
+	if err != nil {
+		return err
+	}
+	return answerError(r)
+}
+
+// forwardMsg is the request that forwards s to node.
+func forwardMsg(node, kind string, s *route.Stanza) *nats.Msg {
 	m := nats.NewMsg(subject(node))
 	m.Header.Set(hdrKind, kind)
 	m.Header.Set(hdrOrigin, strconv.Itoa(int(s.Origin)))
 	m.Data = s.Reframe(serverCtx)
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
-	defer cancel()
-	r, err := c.nc.RequestMsgWithContext(ctx, m)
-	if err != nil {
-		return err
-	}
+	return m
+}
+
+// answerError is what a node's answer to a forwarded stanza says of it:
+// nil when the node took it.
+func answerError(r *nats.Msg) error {
 	switch a := r.Header.Get(hdrError); {
 	case a == "":
 		return nil

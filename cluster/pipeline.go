@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/s2sd/s2sd/route"
-	"github.com/s2sd/s2sd/stanza"
 )
 
 // forwardWindow bounds the stanzas sent to one node and not answered yet.
@@ -91,10 +90,7 @@ func (c *Cluster) send(node string, s *route.Stanza) error {
 			return errWindowFull
 		}
 	}
-	m := nats.NewMsg(subject(node))
-	m.Header.Set(hdrKind, kindRemote)
-	m.Header.Set(hdrOrigin, strconv.Itoa(int(s.Origin)))
-	m.Data = s.Reframe(serverCtx)
+	m := forwardMsg(node, kindRemote, s)
 	p.mu.Lock()
 	p.seq++
 	seq := p.seq
@@ -136,21 +132,22 @@ func (c *Cluster) answered(m *nats.Msg) {
 	}
 	e := c.settle(seq)
 	if e == nil {
-		return // too late: given again already
+		return // too late: waiting already (expire)
 	}
-	switch a := m.Header.Get(hdrError); {
-	case m.Header.Get("Status") == "503":
-		c.failed(e, errNoNode)
-	case a == "":
+	err = answerError(m)
+	if m.Header.Get("Status") == "503" {
+		err = errNoNode
+	}
+	switch {
+	case err == nil:
 		c.trust(e.node)
-	case a == answerStopping:
-		c.leaving(e.node)
-		c.failed(e, errStopping)
-	case a == answerNotConnected:
-		c.failed(e, route.ErrNotConnected)
+	case isStanzaError(err):
+		c.bounce(e.s, err)
 	default:
-		cond, text, _ := strings.Cut(a, " ")
-		c.bounce(e.s, stanza.New(stanza.Condition(cond), text))
+		if errors.Is(err, errStopping) {
+			c.leaving(e.node)
+		}
+		c.failed(e, err)
 	}
 }
 
@@ -195,28 +192,35 @@ func (c *Cluster) trust(node string) {
 // expire keeps waiting the stanzas whose answer did not come within
 // ForwardTimeout.
 func (c *Cluster) expire() {
+	c.expireOlder(c.cfg.ForwardTimeout, func(e *sent) { c.failed(e, errNoAnswer) })
+}
+
+// expireOlder settles the stanzas sent more than age ago and not
+// answered, and gives each to then.
+func (c *Cluster) expireOlder(age time.Duration, then func(*sent)) {
 	p := c.pipe
 	var late []uint64
 	p.mu.Lock()
 	for seq, e := range p.pending {
-		if time.Since(e.at) > c.cfg.ForwardTimeout {
+		if time.Since(e.at) > age {
 			late = append(late, seq)
 		}
 	}
 	p.mu.Unlock()
 	for _, seq := range late {
 		if e := c.settle(seq); e != nil {
-			c.failed(e, errNoAnswer)
+			then(e)
 		}
 	}
 }
 
 // unanswered waits up to d for the answers to the stanzas sent, then
-// returns those still without one (a node that stops).
-func (c *Cluster) unanswered(d time.Duration) []*route.Stanza {
+// keeps waiting those still without one (a node that stops: retry gives
+// them a last try).
+func (c *Cluster) unanswered(d time.Duration) {
 	p := c.pipe
 	if p == nil {
-		return nil
+		return
 	}
 	for end := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
 		p.mu.Lock()
@@ -226,17 +230,10 @@ func (c *Cluster) unanswered(d time.Duration) []*route.Stanza {
 			break
 		}
 	}
-	p.mu.Lock()
-	var seqs []uint64
-	for seq := range p.pending {
-		seqs = append(seqs, seq)
-	}
-	p.mu.Unlock()
-	var out []*route.Stanza
-	for _, seq := range seqs {
-		if e := c.settle(seq); e != nil {
-			out = append(out, e.s)
-		}
-	}
-	return out
+	// Waiting even past maxWaiting: retry bounces what cannot go.
+	c.expireOlder(0, func(e *sent) {
+		c.mu.Lock()
+		c.waiting = append(c.waiting, waiting{s: e.s, since: time.Now()})
+		c.mu.Unlock()
+	})
 }
