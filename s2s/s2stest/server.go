@@ -253,8 +253,8 @@ var (
 
 // fixedPorts is the range FreeAddrs draws from: [10000, start of the
 // ephemeral range), or nothing when the range starts too low to leave
-// room.
-func fixedPorts() (lo, hi int) {
+// room. Read once.
+var fixedPorts = sync.OnceValues(func() (lo, hi int) {
 	lo, hi = 10000, 32768
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		var a, z int
@@ -266,7 +266,7 @@ func fixedPorts() (lo, hi int) {
 		return 0, 0
 	}
 	return lo, hi
-}
+})
 
 func freeAddr() (string, error) {
 	portsMu.Lock()
