@@ -79,6 +79,14 @@ type Cluster struct {
 	retryMu    sync.Mutex          // one retry round at a time
 	retryKick  chan struct{}
 	stopping   bool
+	// compWaits counts the stanzas that wait, off their stream, for their
+	// component to attach somewhere; Shutdown waits for them (they were
+	// acknowledged to their sender), and closing compGiveUp makes them
+	// bounce now. compClosed: Shutdown began, new ones wait on the caller.
+	compWaits  sync.WaitGroup
+	compGiveUp chan struct{}
+	giveUpOnce sync.Once
+	compClosed bool
 	// refollow* restart the bucket watches (follow).
 	refollowLeases, refollowComps chan struct{}
 
@@ -123,6 +131,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		refollowLeases: make(chan struct{}, 1),
 		waitCount:      map[string]int{},
 		retryKick:      make(chan struct{}, 1),
+		compGiveUp:     make(chan struct{}),
 		refollowComps:  make(chan struct{}, 1),
 	}
 	if cfg.URL == "" {
@@ -834,6 +843,19 @@ func (c *Cluster) Handover(ctx context.Context) {
 // first for a graceful stop.
 func (c *Cluster) Shutdown(ctx context.Context) error {
 	if c.cancel != nil {
+		// Stanzas waiting for their component get it (it attaches to
+		// another node when this one stops), or bounce when ctx ends.
+		c.mu.Lock()
+		c.compClosed = true
+		c.mu.Unlock()
+		done := make(chan struct{})
+		go func() { c.compWaits.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			c.giveUpOnce.Do(func() { close(c.compGiveUp) })
+			<-done
+		}
 		// Stanzas sent get their answers; those without one, and what
 		// waits for an owner, get a last try, then bounce.
 		c.unanswered(c.cfg.ForwardTimeout)

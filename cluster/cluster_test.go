@@ -534,3 +534,75 @@ func TestPipelineOrder(t *testing.T) {
 		return slices.Equal(from.bounces.got, []string{"100:service-unavailable"})
 	})
 }
+
+// drained stands for the stream a stanza was read from.
+type drained struct{}
+
+func (drained) Drained() bool { return true }
+
+// TestComponentWaitAcrossStop: a stanza for a component attached nowhere
+// is taken (its stream acknowledges it) and waits for the component; the
+// node that holds it stops meanwhile, and the component attaches to
+// another node: the stanza reaches it there, instead of vanishing with
+// the stopped node.
+func TestComponentWaitAcrossStop(t *testing.T) {
+	nodes := startNodes(t, 2, 2*time.Second)
+	n1, n2 := nodes[0], nodes[1]
+	eventually(t, 20*time.Second, "two members", func() bool {
+		return len(n1.c.Status().Members) == 2 && len(n2.c.Status().Members) == 2
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s := msg(t, "u@remote.example", "bot@bot.example", "waits", route.FromRemote)
+	s.Source = drained{}
+	if err := n1.compH.Deliver(ctx, s); err != nil {
+		t.Fatalf("stanza for a component attached nowhere: %v, want it taken", err)
+	}
+	n1.c.Handover(ctx)
+	stopped := make(chan struct{})
+	go func() {
+		n1.c.Shutdown(ctx)
+		close(stopped)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	n2.comp.mu.Lock()
+	n2.comp.connected = true
+	n2.comp.mu.Unlock()
+	n2.c.ComponentUp("bot.example", false)
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		t.Fatal("the stopping node did not stop")
+	}
+	if got := n2.comp.ids(); !slices.Equal(got, []string{"waits"}) {
+		t.Errorf("component on the other node got %v, want the stanza", got)
+	}
+	n1.bounces.mu.Lock()
+	defer n1.bounces.mu.Unlock()
+	if len(n1.bounces.got) != 0 {
+		t.Errorf("bounced: %v", n1.bounces.got)
+	}
+}
+
+// TestComponentWaitGivesUp: a node that stops while a stanza waits for a
+// component that attaches nowhere bounces it when its stop's time ends,
+// before it leaves the cluster.
+func TestComponentWaitGivesUp(t *testing.T) {
+	nodes := startNodes(t, 1, 2*time.Second)
+	n1 := nodes[0]
+	n1.c.cfg.ComponentGrace = time.Minute
+	s := msg(t, "u@remote.example", "bot@bot.example", "waits", route.FromRemote)
+	s.Source = drained{}
+	if err := n1.compH.Deliver(context.Background(), s); err != nil {
+		t.Fatalf("stanza for a component attached nowhere: %v, want it taken", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	n1.c.Handover(ctx)
+	n1.c.Shutdown(ctx)
+	n1.bounces.mu.Lock()
+	defer n1.bounces.mu.Unlock()
+	if !slices.Equal(n1.bounces.got, []string{"waits:service-unavailable"}) {
+		t.Errorf("bounced %v, want the waiting stanza", n1.bounces.got)
+	}
+}

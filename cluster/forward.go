@@ -288,14 +288,16 @@ func (c *Cluster) deliverComponent(ctx context.Context, domain string, s *route.
 		if err == nil || isStanzaError(err) {
 			return err
 		}
-		if time.Now().After(until) {
+		if time.Now().After(until) || c.gaveUp() {
 			return route.ErrNotConnected
 		}
 		// Attached nowhere, or moving: wait for it a little, off the
-		// reading goroutine when there is one to free.
-		if s.Source != nil {
+		// reading goroutine when there is one to free. The stream
+		// acknowledges the stanza then: Shutdown waits for it.
+		if s.Source != nil && c.waitComponent() {
 			s.Source = nil
 			go func() {
+				defer c.compWaits.Done()
 				if err := c.deliverComponent(context.Background(), domain, s, until); err != nil {
 					c.bounceComponent(s, err)
 				}
@@ -305,7 +307,33 @@ func (c *Cluster) deliverComponent(ctx context.Context, domain string, s *route.
 		// The view may lag (a watch on a server that left): ask the
 		// registry itself.
 		c.lookupComponent(ctx, domain)
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-c.compGiveUp:
+		}
+	}
+}
+
+// waitComponent counts one more stanza waiting for its component off
+// its stream, unless Shutdown has begun.
+func (c *Cluster) waitComponent() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.compClosed {
+		return false
+	}
+	c.compWaits.Add(1)
+	return true
+}
+
+// gaveUp reports whether Shutdown ran out of time for the stanzas that
+// wait for their component.
+func (c *Cluster) gaveUp() bool {
+	select {
+	case <-c.compGiveUp:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -460,18 +460,22 @@ func TestClusterRollingRestart(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+	var lostIDs []string
 	check := func() (lostOut, lostIn, dups int) {
 		mu.Lock()
 		defer mu.Unlock()
+		lostIDs = lostIDs[:0]
 		for _, id := range sentOut {
 			if atRemote[id] == 0 {
 				lostOut++
+				lostIDs = append(lostIDs, id)
 			}
 			dups += max(0, atRemote[id]-1)
 		}
 		for _, id := range sentIn {
 			if atBot[id] == 0 {
 				lostIn++
+				lostIDs = append(lostIDs, id)
 			}
 			dups += max(0, atBot[id]-1)
 		}
@@ -488,7 +492,7 @@ func TestClusterRollingRestart(t *testing.T) {
 	mu.Unlock()
 	t.Logf("component to remote: %d sent, %d lost; remote to component: %d sent, %d lost; %d bounced, %d duplicates", len(sentOut), lostOut, len(sentIn), lostIn, b, dups)
 	if lostOut != 0 || lostIn != 0 || b != 0 {
-		t.Errorf("rolling restart lost %d and %d stanzas and bounced %d", lostOut, lostIn, b)
+		t.Errorf("rolling restart lost %d and %d stanzas and bounced %d; lost: %q", lostOut, lostIn, b, lostIDs[:min(len(lostIDs), 20)])
 	}
 }
 
