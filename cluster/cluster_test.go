@@ -8,8 +8,11 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/s2s/s2stest"
@@ -604,5 +607,67 @@ func TestComponentWaitGivesUp(t *testing.T) {
 	defer n1.bounces.mu.Unlock()
 	if !slices.Equal(n1.bounces.got, []string{"waits:service-unavailable"}) {
 		t.Errorf("bounced %v, want the waiting stanza", n1.bounces.got)
+	}
+}
+
+// TestSilentOwner: the owner of a domain takes the forwarded stanzas off
+// the wire but answers nothing for longer than ForwardTimeout. The
+// sender keeps them waiting, in order (a later one waits behind them),
+// neither bounced nor lost, and gives them to the owner once it answers
+// again.
+func TestSilentOwner(t *testing.T) {
+	nodes := startNodes(t, 2, 2*time.Second)
+	eventually(t, 20*time.Second, "two members sharing the partitions", func() bool { return settled(nodes, 2) })
+	n1, n2 := nodes[0], nodes[1]
+	var domain string
+	for i := 0; domain == ""; i++ {
+		d := fmt.Sprintf("r%d.example", i)
+		if o, _ := n1.c.owner(d); o == "n2" {
+			domain = d
+		}
+	}
+	// n2 stops answering: what reaches it is swallowed.
+	var swallowed atomic.Int32
+	if err := n2.c.sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	silent, err := n2.c.nc.Subscribe(subject("n2"), func(*nats.Msg) { swallowed.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(id string) {
+		t.Helper()
+		if err := n1.remote.Deliver(context.Background(), msg(t, "bot@bot.example", "u@"+domain, id, route.FromComponent)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("s1")
+	// Past the forward timeout, and the retries' probes after it.
+	time.Sleep(2*n1.c.cfg.ForwardTimeout + 500*time.Millisecond)
+	send("s2")
+	if got := n1.c.Status().Waiting; got != 2 {
+		t.Errorf("%d stanzas wait at the sender, want 2", got)
+	}
+	if swallowed.Load() == 0 {
+		t.Error("the owner was never asked")
+	}
+	if ids := n2.pool.ids(domain); len(ids) != 0 {
+		t.Fatalf("the silent owner queued %v", ids)
+	}
+	// n2 answers again.
+	silent.Unsubscribe()
+	if n2.c.sub, err = n2.c.nc.Subscribe(subject("n2"), n2.c.receive); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "both stanzas at the owner", func() bool { return len(n2.pool.ids(domain)) >= 2 })
+	send("s3")
+	eventually(t, 10*time.Second, "the next stanza at the owner", func() bool { return len(n2.pool.ids(domain)) >= 3 })
+	if ids := n2.pool.ids(domain); !slices.Equal(ids, []string{"s1", "s2", "s3"}) {
+		t.Errorf("owner queued %v, want [s1 s2 s3]", ids)
+	}
+	n1.bounces.mu.Lock()
+	defer n1.bounces.mu.Unlock()
+	if len(n1.bounces.got) != 0 {
+		t.Errorf("bounced: %v", n1.bounces.got)
 	}
 }
