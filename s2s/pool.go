@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/s2sd/s2sd/internal/fifo"
 	"github.com/s2sd/s2sd/internal/xmlstream"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/stanza"
@@ -95,7 +96,7 @@ type link struct {
 	mu       sync.Mutex
 	queue    []entry
 	inflight []entry   // sent on conn, not yet acknowledged (XEP-0198)
-	flights  []entry   // the array inflight lives in, whole (see pushEntry)
+	flights  []entry   // the array inflight lives in, whole (see fifo.Push)
 	acked    uint32    // h of the last acknowledgement on conn
 	unasked  int       // sent since the last <r/>
 	progress time.Time // last acknowledgement, or when inflight became non-empty
@@ -374,7 +375,7 @@ func (l *link) send(e entry, src xmlstream.Source) error {
 			l.progress = time.Now()
 			c.clk.armAck()
 		}
-		l.inflight = pushEntry(l.inflight, &l.flights, e)
+		l.inflight = fifo.Push(l.inflight, &l.flights, e)
 		l.unasked++
 		if l.unasked >= durInt(l.p.AckEvery, 64) {
 			l.askAck()
@@ -383,31 +384,6 @@ func (l *link) send(e entry, src xmlstream.Source) error {
 		l.p.Store.Delete(e.id)
 	}
 	return nil
-}
-
-// pushEntry appends e to q, a queue consumed from its front that lives
-// in the array arr (whole: len(arr) == cap(arr)). When q reaches the
-// end of arr and at least half of arr before it was consumed, q moves to
-// the start of arr instead of into a new array: a busy stream then
-// allocates only while its window grows.
-func pushEntry(q []entry, arr *[]entry, e entry) []entry {
-	a := *arr
-	switch {
-	case len(a) == 0:
-	case len(q) == 0:
-		q = a[:0]
-	case len(q) == cap(q) && 2*len(q) <= len(a) && &q[:cap(q)][cap(q)-1] == &a[len(a)-1]:
-		n := copy(a, q)
-		clear(a[n:]) // what moved, and what was consumed
-		q = a[:n]
-	}
-	if len(q) == cap(q) {
-		// Twice what is queued, so that the queue moves back to the
-		// start once half of it was consumed, rather than grow again.
-		q = slices.Grow(q, len(q)+1)
-		*arr = q[:cap(q)]
-	}
-	return append(q, e)
 }
 
 func (l *link) askAck() {
@@ -441,7 +417,7 @@ func (l *link) ack(c *Conn, h uint32) {
 	}
 	// Consume the acknowledged entries in place: clear them, so that
 	// the collector may free their stanzas, and move the start.
-	// pushEntry moves what is still in flight back to the start of the
+	// fifo.Push moves what is still in flight back to the start of the
 	// array when the end is reached; copying the window at every
 	// acknowledgement was 4% of a sending daemon's CPU, and a new array
 	// each time the end was reached a fifth of its allocated bytes.

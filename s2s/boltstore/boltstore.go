@@ -14,6 +14,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/s2sd/s2sd/internal/fifo"
 	"github.com/s2sd/s2sd/s2s"
 )
 
@@ -32,9 +33,15 @@ type Store struct {
 	minAge   time.Duration
 	log      *slog.Logger
 
-	mu      sync.Mutex
-	next    uint64
-	puts    map[uint64]pendingPut
+	mu   sync.Mutex
+	next uint64
+	// puts are the puts not committed yet, in id order: puts[i] has id
+	// first+i (ids are consecutive). A deleted one stays, marked, until
+	// it reaches the front; the slice is consumed from its front and
+	// reuses its array (no hashing, no copy per stanza).
+	puts    []pendingPut
+	arr     []pendingPut // the array puts lives in, whole (fifo.Push)
+	first   uint64
 	dels    []uint64
 	kick    chan struct{}
 	done    chan struct{}
@@ -55,8 +62,10 @@ type Options struct {
 	Interval time.Duration
 	// MinAge keeps a stanza in memory until it has waited this long
 	// (default 50ms): on a healthy stream its acknowledgement usually comes
-	// first and it never touches the disk. A process that is killed loses
-	// at most MinAge+Interval of stanzas.
+	// first and it never touches the disk. Stanzas are written in the
+	// order they were put: one put after a younger one (its time is
+	// Put's at) waits for it. A process that is killed loses at most
+	// MinAge+Interval of stanzas.
 	MinAge time.Duration
 	// Sync makes every commit fsync the file, so that stanzas also survive a
 	// power loss; without it they survive a crash of the process.
@@ -75,7 +84,6 @@ func Open(path string, o Options) (*Store, error) {
 		interval: durOr(o.Interval, 10*time.Millisecond),
 		minAge:   durOr(o.MinAge, 50*time.Millisecond),
 		log:      o.Logger,
-		puts:     map[uint64]pendingPut{},
 		kick:     make(chan struct{}, 1),
 		wrote:    make(chan struct{}),
 		hurry:    make(chan struct{}, 1),
@@ -93,6 +101,7 @@ func Open(path string, o Options) (*Store, error) {
 		if k, _ := b.Cursor().Last(); k != nil {
 			s.next = binary.BigEndian.Uint64(k)
 		}
+		s.first = s.next + 1
 		return nil
 	})
 	if err != nil {
@@ -140,6 +149,7 @@ type pendingPut struct {
 	local, remote string
 	raw           []byte
 	at            time.Time
+	deleted       bool
 }
 
 // Put implements Store.
@@ -147,7 +157,7 @@ func (s *Store) Put(local, remote string, raw []byte, at time.Time) uint64 {
 	s.mu.Lock()
 	s.next++
 	id := s.next
-	s.puts[id] = pendingPut{local, remote, raw, at}
+	s.puts = fifo.Push(s.puts, &s.arr, pendingPut{local: local, remote: remote, raw: raw, at: at})
 	s.mu.Unlock()
 	s.signal()
 	return id
@@ -157,15 +167,33 @@ func (s *Store) Put(local, remote string, raw []byte, at time.Time) uint64 {
 func (s *Store) Delete(ids ...uint64) {
 	s.mu.Lock()
 	for _, id := range ids {
-		if _, ok := s.puts[id]; ok {
+		if id >= s.first && id-s.first < uint64(len(s.puts)) {
 			// Never written: nothing to delete on disk.
-			delete(s.puts, id)
+			p := &s.puts[id-s.first]
+			*p = pendingPut{deleted: true}
 			continue
 		}
 		s.dels = append(s.dels, id)
 	}
+	s.trim()
 	s.mu.Unlock()
 	s.signal()
+}
+
+// trim drops the deleted puts at the front; s.mu is held.
+func (s *Store) trim() {
+	i := 0
+	for i < len(s.puts) && s.puts[i].deleted {
+		i++
+	}
+	s.consume(i)
+}
+
+// consume drops the first n puts; s.mu is held.
+func (s *Store) consume(n int) {
+	clear(s.puts[:n]) // let the collector have their stanzas
+	s.puts = s.puts[n:]
+	s.first += uint64(n)
 }
 
 func (s *Store) signal() {
@@ -195,6 +223,11 @@ func (s *Store) loop() {
 			case <-t.C:
 			case <-s.hurry:
 				t.Stop()
+			case <-s.done:
+				// Close: everything now.
+				t.Stop()
+				s.commit(true)
+				return
 			}
 			s.mu.Lock()
 			urgent = s.urgent
@@ -247,32 +280,38 @@ func (s *Store) commit(final bool) {
 		s.urgent = false
 	}
 	dels := s.dels
-	puts := make(map[uint64]pendingPut)
-	young := false
-	cutoff := time.Now().Add(-s.minAge)
-	for id, p := range s.puts {
-		if final || !p.at.After(cutoff) {
-			puts[id] = p
-			delete(s.puts, id)
-		} else {
-			young = true
+	// The puts old enough, from the front: one put after a younger one
+	// waits for it, at most MinAge.
+	first := s.first
+	n := len(s.puts)
+	if !final {
+		cutoff := time.Now().Add(-s.minAge)
+		n = 0
+		for n < len(s.puts) && (s.puts[n].deleted || !s.puts[n].at.After(cutoff)) {
+			n++
 		}
 	}
+	puts := slices.Clone(s.puts[:n])
+	s.consume(n)
+	young := len(s.puts) > 0
 	s.dels = nil
 	s.mu.Unlock()
 	if young {
 		// Come back for them.
 		s.signal()
 	}
-	if len(puts) == 0 && len(dels) == 0 {
+	if n == 0 && len(dels) == 0 {
 		s.committed(final, upTo)
 		return
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketQueue)
 		var k [8]byte
-		for id, p := range puts {
-			binary.BigEndian.PutUint64(k[:], id)
+		for i, p := range puts {
+			if p.deleted {
+				continue
+			}
+			binary.BigEndian.PutUint64(k[:], first+uint64(i))
 			if err := b.Put(k[:], encodeEntry(p.local, p.remote, p.raw, p.at)); err != nil {
 				return err
 			}
@@ -306,20 +345,13 @@ func (s *Store) committed(final bool, upTo uint64) {
 // waiting for its commit.
 func (s *Store) Load(f func(id uint64, local, remote string, raw []byte, at time.Time)) error {
 	s.mu.Lock()
-	pending := make([]uint64, 0, len(s.puts))
-	for id := range s.puts {
-		pending = append(pending, id)
-	}
-	slices.Sort(pending)
-	puts := make([]pendingPut, len(pending))
-	for i, id := range pending {
-		puts[i] = s.puts[id]
-	}
+	first, puts := s.first, slices.Clone(s.puts)
 	s.mu.Unlock()
 	defer func() {
-		for i, id := range pending {
-			p := puts[i]
-			f(id, p.local, p.remote, p.raw, p.at)
+		for i, p := range puts {
+			if !p.deleted {
+				f(first+uint64(i), p.local, p.remote, p.raw, p.at)
+			}
 		}
 	}()
 	return s.db.View(func(tx *bolt.Tx) error {

@@ -1,17 +1,19 @@
-package s2s
+package fifo
 
 import "testing"
 
-// TestPushEntry: the in-flight window is a queue consumed from its front;
-// pushEntry keeps its order, moves it back to the start of its array
+// TestPush: a queue consumed from its front (an s2s stream's in-flight
+// window, the queue store's pending puts); Push keeps its order, moves it back to the start of its array
 // instead of making a new one, and leaves no consumed entry behind for
 // the collector to keep.
-func TestPushEntry(t *testing.T) {
+type entry struct{ id uint64 }
+
+func TestPush(t *testing.T) {
 	var q, arr []entry
 	next, first := uint64(1), uint64(1) // the next entry pushed, the oldest not consumed
 	push := func(n int) {
 		for range n {
-			q = pushEntry(q, &arr, entry{id: next})
+			q = Push(q, &arr, entry{id: next})
 			next++
 		}
 	}
@@ -21,7 +23,7 @@ func TestPushEntry(t *testing.T) {
 				t.Fatalf("entry %d is %d", want, e.id)
 			}
 		}
-		clear(q[:n]) // as link.ack does
+		clear(q[:n]) // as the callers do
 		q = q[n:]
 		first += uint64(n)
 		if len(q) == 0 {
