@@ -64,11 +64,12 @@ type Conn struct {
 	mu    sync.Mutex
 	state State
 	// authenticated domain pairs: usually one, rarely more than a few (a
-	// slice costs an idle stream far less than maps).
-	pairs []pair
+	// slice costs an idle stream far less than maps). Replaced, never
+	// changed in place (under mu): every stanza reads it without a lock.
+	pairs atomic.Pointer[[]pair]
 
-	method string // how the stream authenticated: "sasl-external" or "dialback"
-	sm     bool   // XEP-0198 acknowledgements are enabled
+	method string      // how the stream authenticated: "sasl-external" or "dialback"
+	sm     atomic.Bool // XEP-0198 acknowledgements are enabled (read per stanza)
 
 	hdrSent     bool // we have sent a stream header (inbound streams)
 	canDialback bool // the peer offers dialback (outbound streams)
@@ -187,8 +188,9 @@ func (c *Conn) authenticate(remote, local, method string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.method = method
-	if !slices.Contains(c.pairs, pair{remote, local}) {
-		c.pairs = append(c.pairs, pair{remote, local})
+	if p := c.pairList(); !slices.Contains(p, pair{remote, local}) {
+		p = append(slices.Clip(p), pair{remote, local})
+		c.pairs.Store(&p)
 	}
 	c.state |= Authn | Ready
 	if c.state&Received != 0 {
@@ -209,11 +211,7 @@ func (c *Conn) AuthMethod() string {
 
 // StreamManagement reports whether XEP-0198 acknowledgements are enabled on
 // the stream.
-func (c *Conn) StreamManagement() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sm
-}
+func (c *Conn) StreamManagement() bool { return c.sm.Load() }
 
 // SendRaw queues raw bytes, which must be complete elements, on a ready
 // stream (tools and tests).
@@ -227,17 +225,23 @@ func (c *Conn) SendRaw(b []byte) error {
 // Authenticated reports whether the pair (remote, local) is authenticated on
 // the stream.
 func (c *Conn) Authenticated(remote, local string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Contains(c.pairs, pair{remote, local})
+	return slices.Contains(c.pairList(), pair{remote, local})
+}
+
+// pairList returns the authenticated pairs; the caller must not change
+// the slice.
+func (c *Conn) pairList() []pair {
+	if p := c.pairs.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Pairs returns the authenticated pairs as remote -> locals.
 func (c *Conn) Pairs() map[string][]string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string][]string, len(c.pairs))
-	for _, p := range c.pairs {
+	pairs := c.pairList()
+	out := make(map[string][]string, len(pairs))
+	for _, p := range pairs {
 		out[p.remote] = append(out[p.remote], p.local)
 	}
 	return out

@@ -589,9 +589,7 @@ func (d *Dialer) enableSM(ctx context.Context, c *Conn, f features) error {
 		return err
 	}
 	if el.Space == nsSM && el.Local == "enabled" {
-		c.mu.Lock()
-		c.sm = true
-		c.mu.Unlock()
+		c.sm.Store(true)
 	}
 	return nil
 }
