@@ -855,8 +855,7 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 		c.mu.Lock()
 		c.compClosed = true
 		c.mu.Unlock()
-		done := make(chan struct{})
-		go func() { c.compWaits.Wait(); close(done) }()
+		done := doneChan(&c.compWaits)
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -872,14 +871,19 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 	if c.sub != nil {
 		c.sub.Drain()
 	}
-	done := make(chan struct{})
-	go func() { c.wg.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-doneChan(&c.wg):
 	case <-ctx.Done():
 	}
 	c.close()
 	return nil
+}
+
+// doneChan returns a channel closed when wg is done.
+func doneChan(wg *sync.WaitGroup) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	return done
 }
 
 func (c *Cluster) close() {

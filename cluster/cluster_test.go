@@ -104,6 +104,25 @@ type bounces struct {
 	got []string
 }
 
+// ownedBy returns a remote domain whose partition n holds.
+func ownedBy(n *testNode) string {
+	for i := 0; ; i++ {
+		if d := fmt.Sprintf("r%d.example", i); n.c.Owns(d) {
+			return d
+		}
+	}
+}
+
+// none fails t if anything bounced.
+func (b *bounces) none(t *testing.T) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.got) != 0 {
+		t.Errorf("bounced: %v", b.got)
+	}
+}
+
 func (b *bounces) Bounce(ctx context.Context, s *route.Stanza, e *stanza.Error) {
 	b.mu.Lock()
 	b.got = append(b.got, s.ID+":"+string(e.Condition))
@@ -490,11 +509,7 @@ func TestForwardToStoppingNode(t *testing.T) {
 	if ids := n2.pool.ids(domain); len(ids) != 0 {
 		t.Errorf("the stopping node queued %v", ids)
 	}
-	n1.bounces.mu.Lock()
-	defer n1.bounces.mu.Unlock()
-	if len(n1.bounces.got) != 0 {
-		t.Errorf("bounced: %v", n1.bounces.got)
-	}
+	n1.bounces.none(t)
 }
 
 // TestPipelineOrder: a node sends one stream's stanzas to the owner
@@ -505,12 +520,7 @@ func TestPipelineOrder(t *testing.T) {
 	nodes := startNodes(t, 3, 2*time.Second)
 	eventually(t, 20*time.Second, "three members sharing the partitions", func() bool { return settled(nodes, 3) })
 	from, to := nodes[0], nodes[1]
-	var domain string
-	for i := 0; domain == ""; i++ {
-		if d := fmt.Sprintf("r%d.example", i); to.c.Owns(d) {
-			domain = d
-		}
-	}
+	domain := ownedBy(to)
 	const n = 3 * forwardWindow
 	to.pool.mu.Lock()
 	to.pool.refuse = "100"
@@ -580,11 +590,7 @@ func TestComponentWaitAcrossStop(t *testing.T) {
 	if got := n2.comp.ids(); !slices.Equal(got, []string{"waits"}) {
 		t.Errorf("component on the other node got %v, want the stanza", got)
 	}
-	n1.bounces.mu.Lock()
-	defer n1.bounces.mu.Unlock()
-	if len(n1.bounces.got) != 0 {
-		t.Errorf("bounced: %v", n1.bounces.got)
-	}
+	n1.bounces.none(t)
 }
 
 // TestComponentWaitGivesUp: a node that stops while a stanza waits for a
@@ -619,13 +625,7 @@ func TestSilentOwner(t *testing.T) {
 	nodes := startNodes(t, 2, 2*time.Second)
 	eventually(t, 20*time.Second, "two members sharing the partitions", func() bool { return settled(nodes, 2) })
 	n1, n2 := nodes[0], nodes[1]
-	var domain string
-	for i := 0; domain == ""; i++ {
-		d := fmt.Sprintf("r%d.example", i)
-		if o, _ := n1.c.owner(d); o == "n2" {
-			domain = d
-		}
-	}
+	domain := ownedBy(n2)
 	// n2 stops answering: what reaches it is swallowed.
 	var swallowed atomic.Int32
 	if err := n2.c.sub.Unsubscribe(); err != nil {
@@ -665,9 +665,5 @@ func TestSilentOwner(t *testing.T) {
 	if ids := n2.pool.ids(domain); !slices.Equal(ids, []string{"s1", "s2", "s3"}) {
 		t.Errorf("owner queued %v, want [s1 s2 s3]", ids)
 	}
-	n1.bounces.mu.Lock()
-	defer n1.bounces.mu.Unlock()
-	if len(n1.bounces.got) != 0 {
-		t.Errorf("bounced: %v", n1.bounces.got)
-	}
+	n1.bounces.none(t)
 }
