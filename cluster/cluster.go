@@ -776,14 +776,12 @@ type Status struct {
 func (c *Cluster) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := Status{Node: c.cfg.Name, Members: slices.Clone(c.live), Partitions: c.cfg.Partitions, Components: map[string]string{}, Waiting: len(c.waiting), Durability: Node}
-	// A retry round holds its stanzas outside c.waiting; waitCount still
-	// counts them.
-	n := 0
+	st := Status{Node: c.cfg.Name, Members: slices.Clone(c.live), Partitions: c.cfg.Partitions, Components: map[string]string{}, Durability: Node}
+	// waitCount, not len(c.waiting): a retry round holds its stanzas
+	// outside c.waiting, and waitCount still counts them.
 	for _, k := range c.waitCount {
-		n += k
+		st.Waiting += k
 	}
-	st.Waiting = max(st.Waiting, n)
 	if c.queue != nil {
 		st.Durability = Replicated
 	}

@@ -234,6 +234,7 @@ func (c *Cluster) unanswered(d time.Duration) {
 	c.expireOlder(0, func(e *sent) {
 		c.mu.Lock()
 		c.waiting = append(c.waiting, waiting{s: e.s, since: time.Now()})
+		c.waitCount[e.s.To.Domainpart()]++
 		c.mu.Unlock()
 	})
 }
