@@ -239,12 +239,14 @@ func measure(c common, mode string, open func(context.Context, int) (io.Closer, 
 		res.KiBPer = float64(res.RSSAfter-res.RSSBefore) / float64(res.Opened)
 		if heap1 > 0 {
 			res.HeapAfter = heap1 / 1024
-			res.HeapKiBPer = (heap1 - heap0) / 1024 / float64(res.Opened)
 			res.GoroutinesPer = (gor1 - gor0) / float64(res.Opened)
-			per := func(name string) float64 {
-				return (m1[name] - m0[name]) / 1024 / float64(res.Opened)
+			// per: KiB per stream of a gauge, from before the streams
+			// to the scrape m.
+			per := func(m map[string]float64, name string) float64 {
+				return (m[name] - m0[name]) / 1024 / float64(res.Opened)
 			}
-			res.StackKiBPer = per("go_memstats_stack_inuse_bytes")
+			res.HeapKiBPer = per(m1, "go_memstats_heap_inuse_bytes")
+			res.StackKiBPer = per(m1, "go_memstats_stack_inuse_bytes")
 			free := func(m map[string]float64) float64 {
 				return m["go_memstats_heap_idle_bytes"] - m["go_memstats_heap_released_bytes"]
 			}
@@ -254,9 +256,8 @@ func measure(c common, mode string, open func(context.Context, int) (io.Closer, 
 				res.RSSCollected = rss(c.pid)
 				res.KiBPerCollected = float64(res.RSSCollected-res.RSSBefore) / float64(res.Opened)
 				m2 := scrape(c.metrics)
-				res.HeapLiveKiBPer = (m2["go_memstats_heap_inuse_bytes"] - heap0) / 1024 / float64(res.Opened)
-				res.HeapObjKiBPer = (m2["go_memstats_heap_alloc_bytes"] - m0["go_memstats_heap_alloc_bytes"]) / 1024 / float64(res.Opened)
-				res.HeapObjKiBPer = (m2["go_memstats_heap_alloc_bytes"] - m0["go_memstats_heap_alloc_bytes"]) / 1024 / float64(res.Opened)
+				res.HeapLiveKiBPer = per(m2, "go_memstats_heap_inuse_bytes")
+				res.HeapObjKiBPer = per(m2, "go_memstats_heap_alloc_bytes")
 			}
 		}
 	}
