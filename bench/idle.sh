@@ -58,6 +58,7 @@ s2sd_config() {
 domains = ["a.test"]
 state_dir = "$work/state"
 log_level = "warn"
+gc_heap_floor_mib = ${GC_FLOOR:-0}
 
 [s2s]
 listen = "127.0.0.1:$s2s_port"

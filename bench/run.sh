@@ -88,6 +88,7 @@ s2sd_config() {
 domains = ["$1"]
 state_dir = "$work/${cfg_dir:-$1}/state"
 log_level = "${cfg_log:-warn}"
+${GC_FLOOR:+gc_heap_floor_mib = $GC_FLOOR}
 
 [s2s]
 listen = "127.0.0.1:$2"

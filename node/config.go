@@ -48,6 +48,12 @@ type Config struct {
 		// fifth of the peak throughput. The GOGC environment variable
 		// overrides it.
 		GCPercent int `toml:"gc_percent"`
+		// GCHeapFloorMiB is a floor under the collector's heap goal, in
+		// MiB (default 16, 0 for none): while the live heap is small,
+		// the heap grows to this before a collection, instead of to
+		// twice the live heap (internal/gcfloor). The GOGC environment
+		// variable turns it off.
+		GCHeapFloorMiB *int `toml:"gc_heap_floor_mib"`
 	} `toml:"server"`
 	S2S struct {
 		Listen          string            `toml:"listen"`
@@ -246,6 +252,14 @@ func (c *Config) IsDefault() bool { return c.isDefault }
 // LogLevel returns server.log_level.
 func (c *Config) LogLevel() slog.Level { return c.logLevel }
 
+// GCHeapFloor returns server.gc_heap_floor_mib in bytes (default 16 MiB).
+func (c *Config) GCHeapFloor() uint64 {
+	if c.Server.GCHeapFloorMiB == nil {
+		return 16 << 20
+	}
+	return uint64(*c.Server.GCHeapFloorMiB) << 20
+}
+
 // ShutdownGrace returns shutdown.grace, the time queued stanzas get to go
 // out at shutdown (default 10s).
 func (c *Config) ShutdownGrace() time.Duration {
@@ -291,6 +305,9 @@ func checkAddr(what, a string) error {
 func (c *Config) resolve() error {
 	if len(c.Server.Domains) == 0 && len(c.Component) == 0 {
 		return errors.New("server.domains: at least one domain (or one [[component]]) is needed")
+	}
+	if p := c.Server.GCHeapFloorMiB; p != nil && (*p < 0 || *p > 1<<20) {
+		return fmt.Errorf("server.gc_heap_floor_mib: %d is not between 0 and %d", *p, 1<<20)
 	}
 	for _, d := range c.Server.Domains {
 		if err := checkDomain(d); err != nil {

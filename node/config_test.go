@@ -71,3 +71,30 @@ func TestParseConfig(t *testing.T) {
 		t.Errorf("self-signed certificates for %v, want a.test and bot.a.test", got)
 	}
 }
+
+func TestGCHeapFloor(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want uint64
+		bad  bool
+	}{
+		{"", 16 << 20, false},
+		{"gc_heap_floor_mib = 0", 0, false},
+		{"gc_heap_floor_mib = 64", 64 << 20, false},
+		{"gc_heap_floor_mib = -1", 0, true},
+	} {
+		c, err := ParseConfig([]byte("[server]\ndomains = [\"a.test\"]\n" + tc.line + "\n"))
+		if tc.bad {
+			if err == nil || !strings.Contains(err.Error(), "server.gc_heap_floor_mib") {
+				t.Errorf("%q: error %v, want one naming server.gc_heap_floor_mib", tc.line, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tc.line, err)
+		}
+		if got := c.GCHeapFloor(); got != tc.want {
+			t.Errorf("%q: floor %d, want %d", tc.line, got, tc.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/s2sd/s2sd/internal/gcfloor"
 	"github.com/s2sd/s2sd/node"
 )
 
@@ -56,8 +57,13 @@ func main() {
 // run serves until SIGTERM or SIGINT; SIGHUP reloads the file cfg came
 // from. A bad file keeps the running configuration.
 func run(cfg *node.Config) error {
-	if os.Getenv("GOGC") == "" && cfg.Server.GCPercent > 0 {
-		debug.SetGCPercent(cfg.Server.GCPercent)
+	if os.Getenv("GOGC") == "" {
+		switch floor := cfg.GCHeapFloor(); {
+		case floor > 0:
+			defer gcfloor.Start(floor, cfg.Server.GCPercent).Stop()
+		case cfg.Server.GCPercent > 0:
+			debug.SetGCPercent(cfg.Server.GCPercent)
+		}
 	}
 	level := new(slog.LevelVar)
 	log := newLogger(cfg, level)
