@@ -306,6 +306,7 @@ func (c *Cluster) deliverComponent(ctx context.Context, domain string, s *route.
 		}
 		// The view may lag (a watch on a server that left): ask the
 		// registry itself.
+		xmlstream.Wake(s.Source)
 		c.lookupComponent(ctx, domain)
 		select {
 		case <-time.After(100 * time.Millisecond):

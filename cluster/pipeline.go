@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/s2sd/s2sd/internal/xmlstream"
 	"github.com/s2sd/s2sd/route"
 )
 
@@ -82,6 +83,9 @@ func (c *Cluster) send(node string, s *route.Stanza) error {
 	select {
 	case w <- struct{}{}:
 	default:
+		// About to wait on the reading goroutine: what it handled
+		// before goes out meanwhile.
+		xmlstream.Wake(s.Source)
 		t := time.NewTimer(c.cfg.ForwardTimeout)
 		select {
 		case w <- struct{}{}:

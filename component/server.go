@@ -386,25 +386,40 @@ func (s *Server) Deliver(_ context.Context, st *route.Stanza) error {
 	return c.send(st)
 }
 
-// Flush waits until every stanza delivered so far to a connected
-// component has been written to its connection (or ctx ends). s2s uses it
-// before acknowledging stanzas to a remote server (XEP-0198), so that an
-// acknowledged stanza is not only in this process's memory.
-func (s *Server) Flush(ctx context.Context) error {
+// AfterWritten calls done once every stanza delivered so far to a
+// connected component has been written to its connection, or with the
+// error of the first connection that fails before. It never blocks: done
+// runs on a connection's writer goroutine, or at once. s2s uses it to
+// acknowledge stanzas to a remote server (XEP-0198) without stopping
+// its stream, so that an acknowledged stanza is not only in this
+// process's memory.
+func (s *Server) AfterWritten(done func(error)) {
 	s.mu.Lock()
-	conns := make([]*serverConn, 0, len(s.domains))
+	ws := make([]*xmlstream.Writer, 0, len(s.domains))
 	for _, c := range s.domains {
-		conns = append(conns, c)
+		ws = append(ws, c.w)
 	}
 	s.mu.Unlock()
-	for _, c := range conns {
-		if err := c.w.Flush(ctx); err != nil {
-			// Lost with the component's connection, or not written in
-			// time: the caller must not acknowledge.
-			return err
-		}
+	if len(ws) == 0 {
+		done(nil)
+		return
 	}
-	return nil
+	var left atomic.Int32
+	var failed atomic.Bool
+	left.Store(int32(len(ws)))
+	for _, w := range ws {
+		w.AfterWritten(func(err error) {
+			if err != nil {
+				if !failed.Swap(true) {
+					done(err)
+				}
+				return
+			}
+			if left.Add(-1) == 0 && !failed.Load() {
+				done(nil)
+			}
+		})
+	}
 }
 
 func (s *Server) newConn(nc net.Conn) *serverConn {
@@ -666,6 +681,8 @@ func (c *serverConn) writeHeader(domain string) error {
 // readLoop reads stanzas until the stream ends.
 func (c *serverConn) readLoop() error {
 	lim := xmlstream.NewLimiter(c.rate, c.burst)
+	// Whatever ends the loop, elements handled here go out.
+	defer c.r.Wake()
 	for {
 		if c.s.IdleTimeout > 0 {
 			c.setReadDeadline(time.Now().Add(c.s.IdleTimeout))
@@ -691,7 +708,7 @@ func (c *serverConn) readLoop() error {
 		st.Source = c.r // handled here, on the reading goroutine
 		c.in.Add(1)
 		c.handle(st)
-		lim.Wait()
+		lim.Wait(c.r)
 	}
 }
 

@@ -649,3 +649,50 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("stream ended with %v, want policy-violation", err)
 	}
 }
+
+// TestAfterWrittenSlowComponent: AfterWritten calls back only once what
+// was delivered before it has been written to the component's socket: not
+// while a component that does not read leaves it queued, and once it
+// reads, with no error.
+func TestAfterWrittenSlowComponent(t *testing.T) {
+	s := &Server{MaxPending: 64 << 20}
+	addr := startServer(t, s)
+	c := mustDial(t, addr)
+	body := strings.Repeat("x", 8<<10)
+	st, err := route.New([]byte(`<message from='a@example.net' to='gw.example'><body>`+body+`</body></message>`), xmlstream.NSServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// More than the socket buffers of both ends take.
+	const n = 3000
+	for i := range n {
+		if err := s.Deliver(context.Background(), st); err != nil {
+			t.Fatalf("Deliver %d: %v", i, err)
+		}
+	}
+	done := make(chan error, 1)
+	s.AfterWritten(func(err error) { done <- err })
+	select {
+	case err := <-done:
+		t.Fatalf("called back (%v) while the component reads nothing", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	for i := range n {
+		if _, err := c.Next(); err != nil {
+			t.Fatalf("stanza %d: %v", i, err)
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("not called back after the component read everything")
+	}
+	// Nothing queued: at once.
+	s.AfterWritten(func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -219,7 +219,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		IdleTimeout:        c.S2S.IdleTimeout.Duration,
 		MaxConns:           c.S2S.MaxConns,
 		MaxConnsPerIP:      c.S2S.MaxConnsPerIP,
-		Flush:              n.comps.Flush,
+		AfterWritten:       n.comps.AfterWritten,
 		RateLimit:          c.Limits.Rate,
 		RateBurst:          c.Limits.RateBurst,
 		NegotiationTimeout: c.S2S.Negotiation.Duration,

@@ -26,8 +26,9 @@ func replyWatch(t *testing.T) (a, b *s2stest.Server, c *s2s.Conn, replies chan *
 	return a, b, c, replies
 }
 
-// replyWatchServer is replyWatch that also returns b's s2s server.
-func replyWatchServer(t *testing.T) (a, b *s2stest.Server, c *s2s.Conn, replies chan *route.Stanza, srv *s2s.Server) {
+// replyWatchServer is replyWatch that also returns b's s2s server, to
+// which it applies opts before it serves.
+func replyWatchServer(t *testing.T, opts ...func(*s2s.Server)) (a, b *s2stest.Server, c *s2s.Conn, replies chan *route.Stanza, srv *s2s.Server) {
 	t.Helper()
 	dns := s2stest.NewDNS(t)
 	a = s2stest.NewServer(t, dns, "a.test", s2stest.Options{})
@@ -43,6 +44,9 @@ func replyWatchServer(t *testing.T) (a, b *s2stest.Server, c *s2s.Conn, replies 
 	srv = &s2s.Server{
 		Hosted: b.S2S.Hosted, Handler: h, GetCertificate: b.S2S.GetCertificate,
 		Policy: b.S2S.Policy, Secret: b.S2S.Secret, Dialer: b.S2S.Dialer, Logger: b.S2S.Logger,
+	}
+	for _, o := range opts {
+		o(srv)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -83,9 +83,11 @@ type Server struct {
 	RateBurst int
 	// DisableSM turns off XEP-0198 acknowledgements on inbound streams.
 	DisableSM bool
-	// Flush, when set, is called before acknowledging stanzas (XEP-0198):
-	// it returns once what was delivered so far is written out.
-	Flush func(ctx context.Context) error
+	// AfterWritten, when set, is called to acknowledge stanzas (XEP-0198):
+	// it calls done once what was delivered so far is written out, or
+	// with an error when it cannot be. It must not block, and done may
+	// run on any goroutine: the stream reads on while it waits.
+	AfterWritten func(done func(error))
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -375,6 +377,11 @@ type in struct {
 	sm        bool
 	addr      string
 	handled   uint32 // stanzas handled, for XEP-0198 acknowledgements
+	// ackMu orders the acknowledgements, which AfterWritten may call
+	// back from several goroutines; acked is the last h sent.
+	ackMu  sync.Mutex
+	acked  uint32
+	ackSet bool
 
 	// Reading state, kept across parks (serve).
 	lim      *xmlstream.Limiter
@@ -493,6 +500,8 @@ func (st *in) serve() {
 // (its clock wakes the read with a deadline in the past) or parks.
 func (st *in) run() error {
 	c := st.c
+	// Whatever ends the loop, elements handled here go out.
+	defer c.r.Wake()
 	for {
 		if e := c.clk.expired(); e != nil {
 			return e
@@ -543,7 +552,7 @@ func (st *in) run() error {
 			return err
 		}
 		if el.Space == xmlstream.NSServer {
-			st.lim.Wait()
+			st.lim.Wait(c.r)
 		}
 		if restart {
 			st.inStream = false
@@ -927,17 +936,23 @@ func (st *in) streamManagement(el *xmlstream.Element) error {
 		if !st.sm {
 			return stream.New(stream.UnsupportedStanzaType, "stream management is not enabled")
 		}
-		if s.Flush != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err := s.Flush(ctx)
-			cancel()
+		h := st.handled
+		if s.AfterWritten == nil {
+			return st.ack(h)
+		}
+		// The answer waits for the stanzas to be written out; reading
+		// goes on meanwhile.
+		s.AfterWritten(func(err error) {
 			if err != nil {
 				// Not written out: do not acknowledge; the peer sends
 				// them again on its next stream.
-				return stream.New(stream.ResourceConstraint, "cannot write out what was received")
+				c.log.Warn("stanzas not written out: not acknowledged", "err", err)
+				c.CloseWithError(stream.New(stream.ResourceConstraint, "cannot write out what was received"))
+				return
 			}
-		}
-		return c.write([]byte(fmt.Sprintf("<a xmlns='%s' h='%d'/>", nsSM, st.handled)))
+			st.ack(h)
+		})
+		return nil
 	case "a":
 		return nil
 	}
@@ -955,15 +970,34 @@ func (st *in) lastAck(err error) {
 	if !st.sm || !errors.As(err, &se) || se.Remote || c.raw.broken.Load() {
 		return
 	}
-	if s.Flush != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-		err := s.Flush(ctx)
-		cancel()
-		if err != nil {
+	if s.AfterWritten != nil {
+		done := make(chan error, 1)
+		s.AfterWritten(func(err error) { done <- err })
+		t := time.NewTimer(closeTimeout)
+		defer t.Stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				return
+			}
+		case <-t.C:
 			return
 		}
 	}
-	c.write(fmt.Appendf(nil, "<a xmlns='%s' h='%d'/>", nsSM, st.handled))
+	st.ack(st.handled)
+}
+
+// ack sends <a h='h'/>, unless a later count went out already: answers
+// whose stanzas were written out later than those of a later <r/> are
+// covered by that one's.
+func (st *in) ack(h uint32) error {
+	st.ackMu.Lock()
+	defer st.ackMu.Unlock()
+	if st.ackSet && int32(h-st.acked) < 0 {
+		return nil
+	}
+	st.acked, st.ackSet = h, true
+	return st.c.write(fmt.Appendf(nil, "<a xmlns='%s' h='%d'/>", nsSM, h))
 }
 
 // malformed handles a stanza with an address that does not parse (err,

@@ -23,8 +23,10 @@ func NewLimiter(rate float64, burst int) *Limiter {
 	return &Limiter{rate: rate, burst: b, tokens: b, last: time.Now()}
 }
 
-// Wait takes one token, sleeping until one is available.
-func (l *Limiter) Wait() {
+// Wait takes one token, sleeping until one is available. Before it
+// sleeps, it wakes the writers holding elements read by r (Reader.Wake),
+// when r is not nil: r's goroutine is the one that sleeps.
+func (l *Limiter) Wait(r *Reader) {
 	if l == nil {
 		return
 	}
@@ -34,6 +36,9 @@ func (l *Limiter) Wait() {
 	l.tokens--
 	if l.tokens < 0 {
 		d := time.Duration(-l.tokens / l.rate * float64(time.Second))
+		if r != nil {
+			r.Wake()
+		}
 		time.Sleep(d)
 	}
 }

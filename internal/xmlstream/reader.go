@@ -109,6 +109,9 @@ type Reader struct {
 	// (or the last read full) after the last element
 	rc   syscall.RawConn
 	more atomic.Bool
+	// writers that queued elements read here without waking their
+	// goroutine, because more was buffered: Wake wakes them
+	held []*Writer
 	// scratch, reused between elements
 	names []span
 	decls []decl
@@ -188,6 +191,7 @@ func (r *Reader) fill(keep, limit int) (int, error) {
 		copy(nb, r.buf[:r.w])
 		r.buf = nb
 	}
+	r.Wake()
 	end := min(len(r.buf), keep+limit+1)
 	if end <= r.w {
 		end = min(len(r.buf), r.w+readSize)
@@ -267,6 +271,7 @@ func (r *Reader) idleRead() error {
 		bufPool.Put(r.buf[:initialBuf]) //nolint:staticcheck // a slice header is fine here
 	}
 	r.buf = nil
+	r.Wake()
 	n, err := r.src.Read(r.idle[:])
 	r.full = n == len(r.idle)
 	if n > 0 {
@@ -284,10 +289,46 @@ func (r *Reader) idleRead() error {
 	return err
 }
 
+// hold records that w queued an element read here and did not wake its
+// goroutine.
+func (r *Reader) hold(w *Writer) {
+	for _, h := range r.held {
+		if h == w {
+			return
+		}
+	}
+	r.held = append(r.held, w)
+}
+
+// Wake wakes the goroutines of the writers that queued elements read here
+// while more was buffered (Writer.AppendFrom): handled one after the
+// other on the reading goroutine, those elements go out together. The
+// Reader wakes them itself before it reads from its source and when it
+// fails; a caller that stops reading, or waits for anything else between
+// two elements, calls Wake first. It must be called on the goroutine that
+// reads.
+func (r *Reader) Wake() {
+	for i, w := range r.held {
+		w.wake()
+		r.held[i] = nil
+	}
+	r.held = r.held[:0]
+}
+
+// Wake is Reader.Wake for src, when src is a Reader: for code about to
+// wait on the goroutine that reads src, while handling one of its
+// elements.
+func Wake(src Source) {
+	if r, ok := src.(*Reader); ok {
+		r.Wake()
+	}
+}
+
 // fail keeps err, which every later call returns, unless it is a timeout:
 // then nothing is lost, and the next call of Next or ReadHeader starts the
 // element over from its first byte, still buffered, and reads on.
 func (r *Reader) fail(err error) error {
+	r.Wake()
 	var te interface{ Timeout() bool }
 	if errors.As(err, &te) && te.Timeout() {
 		return err

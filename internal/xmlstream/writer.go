@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 )
 
@@ -37,7 +38,6 @@ type Writer struct {
 	iov     net.Buffers
 	closed  bool
 	writing bool // a write to the connection is in progress
-	flushed *sync.Cond
 	err     error
 	done    chan struct{}
 	queued  int64 // bytes ever queued
@@ -47,6 +47,8 @@ type Writer struct {
 	sp      *Spill
 	spilled bool
 	spillN  int64
+	// AfterWritten callbacks, in the order of their offsets
+	waiters []waiter
 	// connection; may be nil.
 }
 
@@ -58,7 +60,6 @@ func NewWriter(w io.Writer, maxPending int) *Writer {
 	}
 	wr := &Writer{w: w, maxPending: maxPending, done: make(chan struct{})}
 	wr.cond = sync.NewCond(&wr.mu)
-	wr.flushed = sync.NewCond(&wr.mu)
 	go wr.loop()
 	return wr
 }
@@ -161,12 +162,92 @@ func (w *Writer) AppendFrom(src Source, size int, f func([]byte) []byte) error {
 	*last = f(*last)
 	w.pending += len(*last) - n
 	w.queued += int64(len(*last) - n)
+	if r, ok := src.(*Reader); ok && r.more.Load() && w.pending < holdLimit {
+		// More is buffered on the caller's goroutine: the writer
+		// goroutine is woken when the reader is about to wait.
+		r.hold(w)
+		return nil
+	}
 	if src != nil && w.sp != nil && !w.writing && !w.spilled && len(w.chunks) == 1 && src.Drained() {
 		w.direct()
 		return nil
 	}
 	w.cond.Signal()
 	return nil
+}
+
+// waiter is an AfterWritten callback: f runs once written reaches at.
+type waiter struct {
+	at int64
+	f  func(error)
+}
+
+// AfterWritten calls f once every byte queued so far has been written to
+// the connection, with nil, or with the error that stopped the writer
+// first. It never blocks: f runs on the writer's goroutine, or at once on
+// the caller's when nothing queued is waiting to be written. f must not
+// block, nor call the Writer's methods other than Write.
+func (w *Writer) AfterWritten(f func(error)) {
+	w.mu.Lock()
+	if err := w.err; err != nil || w.pending == 0 && !w.writing && !w.spilled {
+		w.mu.Unlock()
+		f(err)
+		return
+	}
+	w.waiters = append(w.waiters, waiter{at: w.queued, f: f})
+	w.cond.Signal()
+	w.mu.Unlock()
+}
+
+// readyLocked reports whether a waiter's bytes are all written; w.mu is
+// held.
+func (w *Writer) readyLocked() bool {
+	return len(w.waiters) > 0 && w.waiters[0].at <= w.written
+}
+
+// fireLocked runs the waiters whose bytes are written, with w.mu released
+// meanwhile; w.mu is held.
+func (w *Writer) fireLocked() {
+	n := 0
+	for n < len(w.waiters) && w.waiters[n].at <= w.written {
+		n++
+	}
+	ready := slices.Clone(w.waiters[:n])
+	w.waiters = slices.Delete(w.waiters, 0, n)
+	w.mu.Unlock()
+	for _, x := range ready {
+		x.f(nil)
+	}
+	w.mu.Lock()
+}
+
+// failWaitersLocked ends every waiter with err, on a goroutine of their
+// own (the writer fails with w.mu held, sometimes on a caller's
+// goroutine); w.mu is held.
+func (w *Writer) failWaitersLocked(err error) {
+	if len(w.waiters) == 0 {
+		return
+	}
+	ws := w.waiters
+	w.waiters = nil
+	go func() {
+		for _, x := range ws {
+			x.f(err)
+		}
+	}()
+}
+
+// holdLimit is how many bytes a writer holds for a busy source (see
+// Reader.Wake) before it wakes its goroutine anyway.
+const holdLimit = chunkSize
+
+// wake wakes the writer goroutine if bytes are queued.
+func (w *Writer) wake() {
+	w.mu.Lock()
+	if w.pending > 0 {
+		w.cond.Signal()
+	}
+	w.mu.Unlock()
 }
 
 // Direct makes the writer write on the caller's goroutine, through sp,
@@ -197,7 +278,6 @@ func (w *Writer) direct() {
 	putChunk(b)
 	w.mu.Lock()
 	w.writing = false
-	w.flushed.Broadcast()
 	if err != nil {
 		w.failLocked(err)
 		w.cond.Signal()
@@ -211,7 +291,7 @@ func (w *Writer) direct() {
 		return
 	}
 	w.written += int64(n)
-	if w.pending > 0 || w.closed {
+	if w.pending > 0 || w.closed || w.readyLocked() {
 		w.cond.Signal()
 	}
 }
@@ -225,6 +305,7 @@ func (w *Writer) failLocked(err error) {
 	}
 	w.chunks, w.pending = nil, 0
 	w.spilled, w.spillN = false, 0
+	w.failWaitersLocked(err)
 }
 
 // Progress returns how many bytes were ever queued and how many of them
@@ -248,8 +329,12 @@ func (w *Writer) loop() {
 	defer close(w.done)
 	w.mu.Lock()
 	for {
-		for !w.closed && (w.writing || w.pending == 0 && !w.spilled) {
+		for !w.closed && (w.writing || w.pending == 0 && !w.spilled) && !w.readyLocked() {
 			w.cond.Wait()
+		}
+		if w.readyLocked() {
+			w.fireLocked()
+			continue
 		}
 		if w.writing {
 			// Closed during a direct write: it signals when done.
@@ -257,7 +342,7 @@ func (w *Writer) loop() {
 			continue
 		}
 		if w.pending == 0 && !w.spilled {
-			w.flushed.Broadcast()
+			w.failWaitersLocked(ErrWriterClosed)
 			w.mu.Unlock()
 			return
 		}
@@ -299,7 +384,6 @@ func (w *Writer) loop() {
 		w.batch = batch[:0]
 		w.written += n
 		w.writing = false
-		w.flushed.Broadcast()
 		if err != nil {
 			w.failLocked(err)
 			w.mu.Unlock()
@@ -311,21 +395,14 @@ func (w *Writer) loop() {
 // Flush waits until everything queued so far has been written to the
 // connection, the writer has failed, or ctx ends.
 func (w *Writer) Flush(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() {
-		w.mu.Lock()
-		w.flushed.Broadcast()
-		w.mu.Unlock()
-	})
-	defer stop()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for (w.pending > 0 || w.writing || w.spilled) && w.err == nil && ctx.Err() == nil {
-		w.flushed.Wait()
+	done := make(chan error, 1)
+	w.AfterWritten(func(err error) { done <- err })
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	if w.err != nil {
-		return w.err
-	}
-	return ctx.Err()
 }
 
 // Close writes what is queued, then stops the writer. It does not close

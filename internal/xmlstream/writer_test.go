@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -197,4 +198,146 @@ func BenchmarkWriter(b *testing.B) {
 		}
 	})
 	w.Flush(context.Background())
+}
+
+// TestAfterWritten: the callback runs once what was queued before it is
+// written, not before, in the order callbacks were asked for; at once
+// when nothing waits; with the error when the writer fails first.
+func TestAfterWritten(t *testing.T) {
+	bw := &blockingWriter{release: make(chan struct{})}
+	w := NewWriter(bw, 0)
+	done := make(chan string, 4)
+	w.AfterWritten(func(err error) { done <- fmt.Sprint("idle ", err) })
+	if got := <-done; got != "idle <nil>" {
+		t.Fatalf("with nothing queued: %s", got)
+	}
+	w.Write([]byte("<a/>"))
+	w.AfterWritten(func(err error) { done <- fmt.Sprint("a ", err, " ", bw.len()) })
+	w.Write([]byte("<b/>"))
+	w.AfterWritten(func(err error) { done <- fmt.Sprint("b ", err, " ", bw.len()) })
+	select {
+	case got := <-done:
+		t.Fatalf("called before the peer took anything: %s", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(bw.release)
+	for _, want := range []string{"a <nil>", "b <nil> 8"} {
+		select {
+		case got := <-done:
+			if !strings.HasPrefix(got, want) {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no callback %q", want)
+		}
+	}
+	w.Close()
+
+	fw := NewWriter(&failingWriter{after: 2}, 0)
+	fw.Write([]byte("<c/>"))
+	fw.AfterWritten(func(err error) { done <- fmt.Sprint("c ", err) })
+	select {
+	case got := <-done:
+		if got != "c "+io.ErrClosedPipe.Error() {
+			t.Fatalf("after a failed write: %s", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no callback after a failed write")
+	}
+	fw.AfterWritten(func(err error) { done <- fmt.Sprint("d ", err) })
+	if got := <-done; got != "d "+io.ErrClosedPipe.Error() {
+		t.Fatalf("on a failed writer: %s", got)
+	}
+}
+
+// TestHeldUntilWake: elements handled while their source has more
+// buffered stay queued, the writer goroutine not woken, until the source
+// reads again (or Wake, or Flush): then they go out in one write.
+func TestHeldUntilWake(t *testing.T) {
+	cw := &countingWriter{}
+	w := NewWriter(cw, 0)
+	defer w.Close()
+	waitWrites := func(want int, data string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			n, got := cw.get()
+			if n == want && got == data {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writes of %q, want %d of %q", n, got, want, data)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// A writer goroutine that is awake takes what is queued, held or
+	// not: let it write once and wait.
+	w.Write([]byte("<x/>"))
+	waitWrites(1, "<x/>")
+	time.Sleep(20 * time.Millisecond)
+	// One read takes all three elements; the next one fails.
+	r := NewReader(io.MultiReader(strings.NewReader(hdr+"<a/><b/><c/>"), iotest.ErrReader(io.ErrClosedPipe)), Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		el, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Without a socket below, a Reader never says more is
+		// buffered: say it, as a socket's reader does.
+		r.more.Store(r.r < r.w)
+		if err := w.AppendFrom(r, len(el.Raw), func(b []byte) []byte { return append(b, el.Raw...) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n, _ := cw.get(); n != 1 {
+		t.Fatalf("%d writes while the source had more buffered, want 1", n-1)
+	}
+	r.Wake()
+	waitWrites(2, "<x/><a/><b/>")
+	// A reader that fails wakes them too.
+	el, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.more.Store(true)
+	w.AppendFrom(r, len(el.Raw), func(b []byte) []byte { return append(b, el.Raw...) })
+	time.Sleep(50 * time.Millisecond)
+	if n, _ := cw.get(); n != 2 {
+		t.Fatalf("%d writes, want 2: <c/> was not held", n)
+	}
+	if _, err := r.Next(); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("Next: %v, want the source's error", err)
+	}
+	waitWrites(3, "<x/><a/><b/><c/>")
+}
+
+// countingWriter counts writes.
+type countingWriter struct {
+	mu  sync.Mutex
+	n   int
+	out bytes.Buffer
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	return c.out.Write(p)
+}
+
+func (c *countingWriter) get() (int, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n, c.out.String()
+}
+
+func (b *blockingWriter) len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.out.Len()
 }
