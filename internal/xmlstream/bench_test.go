@@ -78,3 +78,16 @@ func BenchmarkReaderLargeBody(b *testing.B) {
 	in := s.Bytes()
 	readStream(b, in)
 }
+
+// BenchmarkReaderUTF8Body is BenchmarkReaderLargeBody with bodies of
+// accented Latin and Japanese: non-ASCII text, checked as UTF-8.
+func BenchmarkReaderUTF8Body(b *testing.B) {
+	var s bytes.Buffer
+	s.WriteString(hdr)
+	body := strings.Repeat("Größe, façade, naïve; 日本語のテキスト. ", 100)
+	for range 100 {
+		s.WriteString(`<message from='juliet@capulet.example/balcony' to='romeo@montague.example' type='chat' id='m1'><body>` + body + `</body></message>`)
+	}
+	in := s.Bytes()
+	readStream(b, in)
+}

@@ -533,40 +533,67 @@ func (s *scanner) text(q byte) (refs bool, err error) {
 		qq = uint64(q) * ones
 	}
 	for {
-	scan:
 		for {
-			// Fast path: skip the bytes that need no attention, sixteen
-			// at a time while none of them might, then find the first
-			// that might (a tab or newline is a false alarm, passed over
-			// here).
+			// Fast path: skip the bytes that need no attention, 32 at a
+			// time while none of them might, then find the first that
+			// might (a tab or newline is a false alarm, passed over
+			// here). Non-ASCII bytes do not stop it: the run they are in
+			// is checked as UTF-8 at once, below.
 			buf := s.r.buf[s.start+s.pos : s.r.w]
 			i := 0
-			word := func(i int) uint64 { return mayStop(binary.LittleEndian.Uint64(buf[i:]), qq) }
+			var high uint64 // the high bits of the bytes skipped
 			for {
-				for i+16 <= len(buf) && word(i)|word(i+8) == 0 {
-					i += 16
+				for ; i+32 <= len(buf); i += 32 {
+					x0 := binary.LittleEndian.Uint64(buf[i:])
+					x1 := binary.LittleEndian.Uint64(buf[i+8:])
+					x2 := binary.LittleEndian.Uint64(buf[i+16:])
+					x3 := binary.LittleEndian.Uint64(buf[i+24:])
+					if mayStop(x0, qq)|mayStop(x1, qq)|mayStop(x2, qq)|mayStop(x3, qq) != 0 {
+						break
+					}
+					high |= x0 | x1 | x2 | x3
 				}
-				for i+8 <= len(buf) && word(i) == 0 {
-					i += 8
+				for ; i+8 <= len(buf); i += 8 {
+					x := binary.LittleEndian.Uint64(buf[i:])
+					if m := mayStop(x, qq); m != 0 {
+						n := bits.TrailingZeros64(m) >> 3
+						high |= x & (1<<(8*n) - 1)
+						i += n
+						break
+					}
+					high |= x
 				}
 				if i+8 > len(buf) {
 					for i < len(buf) && !tbl[buf[i]] {
+						high |= uint64(buf[i])
 						i++
 					}
-					break
 				}
-				i += bits.TrailingZeros64(word(i)) >> 3
-				if tbl[buf[i]] {
+				if i == len(buf) || tbl[buf[i]] {
 					break
 				}
 				i++ // a tab or newline
+			}
+			if high&highs != 0 {
+				// A character may continue past what is buffered: it
+				// is checked with the rest once more is read.
+				run := buf[:i]
+				if i == len(buf) {
+					run = fullRunes(run)
+				}
+				if !validChars(run) {
+					return refs, stream.New(stream.NotWellFormed, "invalid UTF-8")
+				}
+				if len(run) < i {
+					s.pos += len(run)
+					break
+				}
 			}
 			s.pos += i
 			if i == len(buf) {
 				break
 			}
-			c := buf[i]
-			switch {
+			switch c := buf[i]; {
 			case c == '<':
 				if q != 0 {
 					return refs, errSyntax("'<' in an attribute value")
@@ -586,16 +613,6 @@ func (s *scanner) text(q byte) (refs bool, err error) {
 					return refs, err
 				}
 				refs = true
-			case c >= 0x80:
-				rest := buf[i:]
-				if !utf8.FullRune(rest) {
-					break scan
-				}
-				rn, n := utf8.DecodeRune(rest)
-				if rn == utf8.RuneError && n == 1 || rn == 0xFFFE || rn == 0xFFFF {
-					return refs, stream.New(stream.NotWellFormed, "invalid UTF-8")
-				}
-				s.pos += n
 			default:
 				return refs, errSyntax("control character in text")
 			}
@@ -606,35 +623,73 @@ func (s *scanner) text(q byte) (refs bool, err error) {
 	}
 }
 
+// fullRunes returns b without the first bytes of a character that b
+// ends in the middle of (at most three).
+func fullRunes(b []byte) []byte {
+	for n := 1; n <= utf8.UTFMax-1 && n <= len(b); n++ {
+		c := b[len(b)-n]
+		if c < utf8.RuneSelf {
+			return b
+		}
+		if utf8.RuneStart(c) {
+			if !utf8.FullRune(b[len(b)-n:]) {
+				return b[:len(b)-n]
+			}
+			return b
+		}
+	}
+	return b
+}
+
+// validChars reports whether b is valid UTF-8 without the two
+// non-characters XML excludes, U+FFFE and U+FFFF (XML 1.0 §2.2; UTF-8
+// excludes surrogates, and the control characters stop the scan before).
+func validChars(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for {
+		i := bytes.Index(b, []byte("\xef\xbf"))
+		if i < 0 || i+2 >= len(b) {
+			return true
+		}
+		if b[i+2] == 0xbe || b[i+2] == 0xbf {
+			return false
+		}
+		b = b[i+2:]
+	}
+}
+
 const (
 	ones  = 0x0101010101010101
 	highs = 0x8080808080808080
 )
 
 // mayStop returns, for the eight bytes in x (little-endian), a mask whose
-// lowest set bit is in the first byte that might stop a text scan:
-// non-ASCII, a control character (tab and newlines included, a false alarm
-// the caller passes over), '<', '&' or the byte repeated in qq. It is zero
-// when none might. Bits above the first may be spurious: a borrow carries
-// into the next byte only from a byte that matched.
+// lowest set bit is in the first byte that might stop a text scan: a
+// control character (tab and newlines included, a false alarm the caller
+// passes over), '<', '&' or the byte repeated in qq. It is zero when none
+// might. Non-ASCII bytes never match. Bits above the first may be
+// spurious: a borrow carries into the next byte only from a byte that
+// matched.
 func mayStop(x, qq uint64) uint64 {
 	ctl := x - 0x20*ones
 	lt := (x ^ ('<' * ones)) - ones
 	amp := (x ^ ('&' * ones)) - ones
 	quote := (x ^ qq) - ones
 	// The high bit of ^x is that of ^(x^c) for any ASCII c.
-	return ((ctl|lt|amp|quote)&^x | x) & highs
+	return (ctl | lt | amp | quote) &^ x & highs
 }
 
 // Bytes at which text scanning stops: markup, references, control
-// characters, non-ASCII (checked as UTF-8), in content '>' (for "]]>") and,
-// in attribute values, the closing quote.
+// characters, in content '>' (for "]]>") and, in attribute values, the
+// closing quote. Non-ASCII runs are checked as UTF-8 as they are skipped.
 var stopText, stopApos, stopQuot = stopTable('>'), stopTable('\''), stopTable('"')
 
 func stopTable(q byte) [256]bool {
 	var t [256]bool
 	for c := 0; c < 256; c++ {
-		t[c] = c == '<' || c == '&' || c >= 0x80 || c < 0x20 && c != '\t' && c != '\n' && c != '\r'
+		t[c] = c == '<' || c == '&' || c < 0x20 && c != '\t' && c != '\n' && c != '\r'
 	}
 	if q != 0 {
 		t[q] = true

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unicode/utf8"
 
 	"github.com/s2sd/s2sd/stream"
 )
@@ -546,5 +547,56 @@ func TestIdleReleaseReuses(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if per := (after.TotalAlloc - before.TotalAlloc) / (n - 1); per > 2<<10 {
 		t.Errorf("%d bytes allocated per element; the released buffer is not reused", per)
+	}
+}
+
+// TestTextUTF8: character data and attribute values are accepted exactly
+// when they are valid UTF-8 without U+FFFE and U+FFFF, however the reads
+// split them: non-ASCII runs are checked in bulk, and a character cut by
+// the end of what is buffered is checked whole once the rest arrives.
+func TestTextUTF8(t *testing.T) {
+	pieces := []string{"a", "b", " ", "\n", "é", "日", "\U0001F600", "\uFFFD", "\uFFFE", "\uFFFF", "\uFFEF",
+		"\xef\xbf", "\xff", "\xc3", "\x80", "\xed\xa0\x80", "\xc0\x80", "\xf4\x90\x80\x80", strings.Repeat("x", 31), strings.Repeat("ü", 20)}
+	valid := func(s string) bool {
+		for len(s) > 0 {
+			r, n := utf8.DecodeRuneInString(s)
+			if r == utf8.RuneError && n == 1 || r == 0xFFFE || r == 0xFFFF {
+				return false
+			}
+			s = s[n:]
+		}
+		return true
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for n := range 3000 {
+		var b strings.Builder
+		for range rng.IntN(12) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		text := b.String()
+		want := valid(text)
+		for _, in := range []string{
+			"<message><body>" + text + "</body></message>",
+			"<message to='" + text + "'/>",
+		} {
+			var src io.Reader = strings.NewReader(hdr + in)
+			switch n % 3 {
+			case 1:
+				src = iotest.OneByteReader(src)
+			case 2:
+				src = iotest.HalfReader(src)
+			}
+			r := NewReader(src, Limits{})
+			if _, err := r.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			el, err := r.Next()
+			if want && (err != nil || string(el.Raw) != in) {
+				t.Fatalf("%q: %v, want it accepted", in, err)
+			}
+			if !want && !errors.Is(err, stream.ErrNotWellFormed) {
+				t.Fatalf("%q: %v, want not-well-formed", in, err)
+			}
+		}
 	}
 }
