@@ -16,6 +16,12 @@
 //
 //	goal = max(live + (live + stacks + globals) * GOGC / 100, 4 MiB * GOGC / 100)
 //
+// The adjustment follows each cycle, on the runtime's cleanup goroutine:
+// the goal a cycle sets is computed with the GOGC in force, so after a
+// jump of the live heap it can reach live * (1 + GOGC/100) until the
+// floor lowers GOGC, moments later. GOGC stays at most floor/4 MiB * 100,
+// so that is at most the jump times floor/4 MiB.
+//
 // A memory limit (GOMEMLIMIT, debug.SetMemoryLimit) still bounds the heap
 // as before: the runtime collects sooner when the limit needs it, whatever
 // GOGC says.
