@@ -17,7 +17,8 @@ var ErrWriterClosed = errors.New("xmlstream: writer closed")
 // whole elements with Write, which never blocks on the network: elements
 // queue in memory, bounded by MaxPending, and the writer goroutine sends
 // everything queued at once, so that a busy stream batches many stanzas
-// into each TLS record and system call.
+// into each TLS record and system call. The goroutine runs only while
+// there is something to write: an idle stream holds none.
 //
 // What is queued sits in chunks of chunkSize bytes from a shared pool, so
 // that a busy stream neither copies its backlog each time it grows nor
@@ -31,7 +32,12 @@ type Writer struct {
 	maxPending int
 
 	mu      sync.Mutex
-	cond    *sync.Cond
+	// running: the writer goroutine runs; it ends when it has nothing to
+	// do, and the next write that needs it starts another (kickLocked),
+	// so that an idle stream holds no goroutine. stopped: the last one
+	// ended after Close or a failure, and closed done.
+	running bool
+	stopped bool
 	chunks  [][]byte // queued, in order
 	pending int      // bytes in chunks
 	batch   [][]byte // the writer's previous chunk list, reused
@@ -58,10 +64,7 @@ func NewWriter(w io.Writer, maxPending int) *Writer {
 	if maxPending <= 0 {
 		maxPending = 1 << 20
 	}
-	wr := &Writer{w: w, maxPending: maxPending, done: make(chan struct{})}
-	wr.cond = sync.NewCond(&wr.mu)
-	go wr.loop()
-	return wr
+	return &Writer{w: w, maxPending: maxPending, done: make(chan struct{})}
 }
 
 // ErrPendingFull is returned by Write when the peer does not read fast
@@ -85,7 +88,7 @@ func (w *Writer) Write(b []byte) error {
 	*c = append(*c, b...)
 	w.pending += len(b)
 	w.queued += int64(len(b))
-	w.cond.Signal()
+	w.kickLocked()
 	return nil
 }
 
@@ -162,7 +165,7 @@ func (w *Writer) AppendFrom(src Source, size int, f func([]byte) []byte) error {
 	*last = f(*last)
 	w.pending += len(*last) - n
 	w.queued += int64(len(*last) - n)
-	if r, ok := src.(*Reader); ok && r.more.Load() && w.pending < holdLimit {
+	if r, ok := src.(*Reader); ok && r.more.Load() && w.pending < min(holdLimit, w.maxPending/2) {
 		// More is buffered on the caller's goroutine: the writer
 		// goroutine is woken when the reader is about to wait.
 		r.hold(w)
@@ -172,7 +175,7 @@ func (w *Writer) AppendFrom(src Source, size int, f func([]byte) []byte) error {
 		w.direct()
 		return nil
 	}
-	w.cond.Signal()
+	w.kickLocked()
 	return nil
 }
 
@@ -195,7 +198,7 @@ func (w *Writer) AfterWritten(f func(error)) {
 		return
 	}
 	w.waiters = append(w.waiters, waiter{at: w.queued, f: f})
-	w.cond.Signal()
+	w.kickLocked()
 	w.mu.Unlock()
 }
 
@@ -238,14 +241,16 @@ func (w *Writer) failWaitersLocked(err error) {
 }
 
 // holdLimit is how many bytes a writer holds for a busy source (see
-// Reader.Wake) before it wakes its goroutine anyway.
+// Reader.Wake) before it wakes its goroutine anyway; never more than half
+// its MaxPending, so that holding never makes a write fail with
+// ErrPendingFull.
 const holdLimit = chunkSize
 
 // wake wakes the writer goroutine if bytes are queued.
 func (w *Writer) wake() {
 	w.mu.Lock()
 	if w.pending > 0 {
-		w.cond.Signal()
+		w.kickLocked()
 	}
 	w.mu.Unlock()
 }
@@ -280,19 +285,19 @@ func (w *Writer) direct() {
 	w.writing = false
 	if err != nil {
 		w.failLocked(err)
-		w.cond.Signal()
+		w.kickLocked()
 		return
 	}
 	if held {
 		// The writer goroutine writes the rest before anything else.
 		w.spilled = true
 		w.spillN += int64(n)
-		w.cond.Signal()
+		w.kickLocked()
 		return
 	}
 	w.written += int64(n)
 	if w.pending > 0 || w.closed || w.readyLocked() {
-		w.cond.Signal()
+		w.kickLocked()
 	}
 }
 
@@ -325,24 +330,36 @@ func (w *Writer) Pending() int {
 	return w.pending
 }
 
+// kickLocked makes the writer goroutine look for work: it starts one
+// unless one runs, which looks again before it ends; w.mu is held.
+func (w *Writer) kickLocked() {
+	if w.running || w.stopped {
+		return
+	}
+	w.running = true
+	go w.loop()
+}
+
+// loop writes what is queued, and ends when nothing is: when the writer
+// is closed, for good.
 func (w *Writer) loop() {
-	defer close(w.done)
 	w.mu.Lock()
 	for {
-		for !w.closed && (w.writing || w.pending == 0 && !w.spilled) && !w.readyLocked() {
-			w.cond.Wait()
-		}
 		if w.readyLocked() {
 			w.fireLocked()
 			continue
 		}
 		if w.writing {
-			// Closed during a direct write: it signals when done.
-			w.cond.Wait()
-			continue
+			// A direct write: it kicks when done.
+			w.running = false
+			w.mu.Unlock()
+			return
 		}
 		if w.pending == 0 && !w.spilled {
-			w.failWaitersLocked(ErrWriterClosed)
+			w.running = false
+			if w.closed {
+				w.stopLocked(ErrWriterClosed)
+			}
 			w.mu.Unlock()
 			return
 		}
@@ -386,10 +403,23 @@ func (w *Writer) loop() {
 		w.writing = false
 		if err != nil {
 			w.failLocked(err)
+			w.running = false
+			w.stopLocked(err)
 			w.mu.Unlock()
 			return
 		}
 	}
+}
+
+// stopLocked ends the writer for good: the callbacks still waiting get
+// err, and done is closed; w.mu is held.
+func (w *Writer) stopLocked(err error) {
+	if w.stopped {
+		return
+	}
+	w.stopped = true
+	w.failWaitersLocked(err)
+	close(w.done)
 }
 
 // Flush waits until everything queued so far has been written to the
@@ -410,7 +440,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	w.closed = true
-	w.cond.Signal()
+	w.kickLocked()
 	w.mu.Unlock()
 	<-w.done
 	w.mu.Lock()

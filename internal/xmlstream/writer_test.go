@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -340,4 +341,90 @@ func (b *blockingWriter) len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.out.Len()
+}
+
+// TestHoldBounded: a writer holds at most half its maxPending for a busy
+// source: past that, its goroutine writes without waiting for Wake, so
+// that holding never fills the queue and fails a write.
+func TestHoldBounded(t *testing.T) {
+	cw := &countingWriter{}
+	w := NewWriter(cw, 4<<10)
+	defer w.Close()
+	// A writer goroutine that is awake takes what is queued, held or
+	// not: let it write once and end (or wait).
+	w.Write([]byte("<x/>"))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, got := cw.get(); got == "<x/>" || time.Now().After(deadline) {
+			break
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	r := NewReader(strings.NewReader(hdr), Limits{})
+	r.more.Store(true)
+	el := []byte("<m>" + strings.Repeat("z", 3<<10) + "</m>")
+	if err := w.AppendFrom(r, len(el), func(b []byte) []byte { return append(b, el...) }); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, got := cw.get(); got == "<x/>"+string(el) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("3 KiB held by a writer of at most 4 KiB pending")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// writerLoops counts the goroutines running a Writer's loop.
+func writerLoops() int {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	return strings.Count(string(buf[:n]), "xmlstream.(*Writer).loop(")
+}
+
+// TestIdleWriterHoldsNoGoroutine: a writer's goroutine runs while there
+// is something to write and ends after; the next write starts another,
+// and Close and Done work whether one runs or not.
+func TestIdleWriterHoldsNoGoroutine(t *testing.T) {
+	base := writerLoops()
+	cw := &countingWriter{}
+	w := NewWriter(cw, 0)
+	if n := writerLoops() - base; n != 0 {
+		t.Fatalf("%d writer goroutines before anything was written", n)
+	}
+	idle := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for writerLoops() > base || func() bool { _, got := cw.get(); return got != want }() {
+			if time.Now().After(deadline) {
+				_, got := cw.get()
+				t.Fatalf("%d writer goroutines, %q written; want none and %q", writerLoops()-base, got, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for i, el := range []string{"<a/>", "<b/>", "<c/>"} {
+		if err := w.Write([]byte(el)); err != nil {
+			t.Fatal(err)
+		}
+		idle(strings.Join([]string{"<a/>", "<b/>", "<c/>"}[:i+1], ""))
+	}
+	select {
+	case <-w.Done():
+		t.Fatal("done before Close")
+	default:
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-w.Done()
+	if err := w.Close(); err != nil {
+		t.Fatalf("a second Close: %v", err)
+	}
+	if err := w.Write([]byte("<d/>")); !errors.Is(err, ErrWriterClosed) {
+		t.Fatalf("Write after Close: %v", err)
+	}
+	idle("<a/><b/><c/>")
 }
