@@ -31,7 +31,7 @@ type Writer struct {
 	w          io.Writer
 	maxPending int
 
-	mu      sync.Mutex
+	mu sync.Mutex
 	// running: the writer goroutine runs; it ends when it has nothing to
 	// do, and the next write that needs it starts another (kickLocked),
 	// so that an idle stream holds no goroutine. stopped: the last one
