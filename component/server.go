@@ -438,6 +438,10 @@ func (s *Server) newConn(nc net.Conn) *serverConn {
 		connected: make(chan struct{}),
 		log:       s.logger().With("remote", nc.RemoteAddr().String(), "stream_id", id),
 	}
+	// Until its first stanza (readLoop), the stream reads with the
+	// Reader's small idle buffer and a shared one for what comes: a
+	// component that stays quiet never holds a read buffer of its own.
+	c.r.SetIdleRelease(true)
 	// Stanzas handled on the goroutine reading them may be written there
 	// too (xmlstream.Writer.Direct).
 	if sp := xmlstream.NewSpill(nc); sp != nil {
@@ -683,13 +687,48 @@ func (c *serverConn) readLoop() error {
 	lim := xmlstream.NewLimiter(c.rate, c.burst)
 	// Whatever ends the loop, elements handled here go out.
 	defer c.r.Wake()
+	// A stream quiet for releaseAfter (or since its handshake) waits for
+	// its next bytes without a read buffer of its own
+	// (xmlstream.Reader.SetIdleRelease): an idle component then holds
+	// 4 KiB less. A busy one keeps its buffer, as waiting that way splits
+	// the first read of each burst in two.
+	quiet, dlSet := true, false
 	for {
-		if c.s.IdleTimeout > 0 {
-			c.setReadDeadline(time.Now().Add(c.s.IdleTimeout))
+		release := !quiet && c.r.Buffered() == 0
+		var idleAt, dl time.Time
+		if c.s.IdleTimeout > 0 || release {
+			now := time.Now()
+			if c.s.IdleTimeout > 0 {
+				idleAt = now.Add(c.s.IdleTimeout)
+			}
+			dl = idleAt
+			if release && (dl.IsZero() || dl.Sub(now) > releaseAfter) {
+				dl = now.Add(releaseAfter)
+			}
+		}
+		if !dl.IsZero() || dlSet {
+			c.setReadDeadline(dl)
+			dlSet = !dl.IsZero()
 		}
 		el, err := c.r.Next()
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !c.isClosing() && (idleAt.IsZero() || time.Now().Before(idleAt)) {
+				// The quiet deadline, not the idle one: the reader
+				// keeps what it has and goes on (in the middle of an
+				// element, from its start).
+				if c.r.Buffered() == 0 {
+					c.r.Release()
+					c.r.SetIdleRelease(true)
+					quiet = true
+				}
+				continue
+			}
 			return err
+		}
+		if quiet {
+			c.r.SetIdleRelease(false)
+			quiet = false
 		}
 		if c.isClosing() && !c.graceful.Load() {
 			continue // drain until the peer's end or the linger deadline
@@ -711,6 +750,10 @@ func (c *serverConn) readLoop() error {
 		lim.Wait(c.r)
 	}
 }
+
+// releaseAfter is how long a component stream is quiet before it waits
+// without a read buffer (readLoop); a variable for tests.
+var releaseAfter = time.Second
 
 // bounceUnwritten returns to their senders the stanzas the connection never
 // took: a component that goes away with stanzas in flight loses none

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -694,5 +695,48 @@ func TestAfterWrittenSlowComponent(t *testing.T) {
 	s.AfterWritten(func(err error) { done <- err })
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestQuietStream: a component stream quiet for releaseAfter waits
+// without a read buffer of its own; stanzas that come after, whole or in
+// pieces separated by more quiet, arrive intact, and the idle timeout
+// still counts from the last stanza.
+func TestQuietStream(t *testing.T) {
+	defer func(d time.Duration) { releaseAfter = d }(releaseAfter)
+	releaseAfter = 30 * time.Millisecond
+	h := newStanzas()
+	addr := startServer(t, &Server{Handler: h, IdleTimeout: 2 * time.Second})
+	c := mustDial(t, addr)
+	msg := func(id string) string {
+		return `<message from='bot@gw.example' to='juliet@example.com' id='` + id + `'><body>` + strings.Repeat("é", 200) + `</body></message>`
+	}
+	send := func(b string) {
+		t.Helper()
+		c.mu.Lock()
+		err := c.w.Write([]byte(b))
+		c.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		time.Sleep(3 * releaseAfter)
+		id := fmt.Sprint("q", i)
+		m := msg(id)
+		// Cut in the middle of a character, and quiet in between.
+		send(m[:101])
+		time.Sleep(3 * releaseAfter)
+		send(m[101:])
+		if st := h.next(t); st.ID != id || string(st.El.Raw) != m {
+			t.Fatalf("got %s: %q", st, st.El.Raw)
+		}
+	}
+	start := time.Now()
+	if err := nextErr(t, c); !errors.Is(err, stream.ErrConnectionTimeout) {
+		t.Fatalf("idle stream ended with %v", err)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Fatalf("idle timeout of 2s fired %v after the last stanza", d)
 	}
 }

@@ -263,6 +263,16 @@ func (r *Reader) skipSpace() (byte, error) {
 // first read of each burst in two.
 func (r *Reader) SetIdleRelease(on bool) { r.release = on }
 
+// Release drops the read buffer when nothing is buffered, for a stream
+// that has been quiet for a while: with SetIdleRelease, the Reader then
+// waits without one, and takes one again when bytes come. A shared pool
+// would keep the buffer alive for two more collections.
+func (r *Reader) Release() {
+	if r.r == r.w && !r.alias {
+		r.buf, r.r, r.w = nil, 0, 0
+	}
+}
+
 var bufPool = sync.Pool{New: func() any { return make([]byte, initialBuf) }}
 
 // idleRead waits for the next bytes without a buffer of the reader's own.
