@@ -69,25 +69,21 @@ func BenchmarkEncodingXML(b *testing.B) {
 // BenchmarkReaderLargeBody reads messages with 4 KiB bodies, where the
 // time goes to scanning character data.
 func BenchmarkReaderLargeBody(b *testing.B) {
-	var s bytes.Buffer
-	s.WriteString(hdr)
-	body := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ.\n", 64)
-	for range 100 {
-		s.WriteString(`<message from='juliet@capulet.example/balcony' to='romeo@montague.example' type='chat' id='m1'><body>` + body + `</body></message>`)
-	}
-	in := s.Bytes()
-	readStream(b, in)
+	readStream(b, bodyStream(strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ.\n", 64)))
 }
 
 // BenchmarkReaderUTF8Body is BenchmarkReaderLargeBody with bodies of
 // accented Latin and Japanese: non-ASCII text, checked as UTF-8.
 func BenchmarkReaderUTF8Body(b *testing.B) {
+	readStream(b, bodyStream(strings.Repeat("Größe, façade, naïve; 日本語のテキスト. ", 100)))
+}
+
+// bodyStream is a stream of 100 messages with the given body.
+func bodyStream(body string) []byte {
 	var s bytes.Buffer
 	s.WriteString(hdr)
-	body := strings.Repeat("Größe, façade, naïve; 日本語のテキスト. ", 100)
 	for range 100 {
 		s.WriteString(`<message from='juliet@capulet.example/balcony' to='romeo@montague.example' type='chat' id='m1'><body>` + body + `</body></message>`)
 	}
-	in := s.Bytes()
-	readStream(b, in)
+	return s.Bytes()
 }
