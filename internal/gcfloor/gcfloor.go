@@ -26,9 +26,13 @@
 // as before: the runtime collects sooner when the limit needs it, whatever
 // GOGC says.
 //
-// This is the remedy the Go runtime's issue tracker gives for a minimum
-// heap (golang/go#42430, #44309), done with GOGC rather than a ballast, so
-// that it holds no memory of its own and follows the live heap.
+// The runtime has no minimum heap of its own: golang/go#9067 gave it the
+// 4 MiB that scales with GOGC, #23044 (a minimum heap setting) is on hold,
+// and #44309 became GOMEMLIMIT, a ceiling. Servers use a ballast, a large
+// allocation that raises the goal for good. The floor does it with GOGC,
+// so that it holds no memory of its own, and only while the live heap is
+// small: a floor that stayed in force as the live heap grew would make
+// each cycle both longer and more frequent (#23044 discusses it).
 package gcfloor
 
 import (
