@@ -2,6 +2,7 @@ package route
 
 import (
 	"errors"
+	"hash/maphash"
 	"net/netip"
 	"strings"
 	"sync"
@@ -59,12 +60,12 @@ const (
 var cache jidCache
 
 func (c *jidCache) shard(s []byte) *cacheShard {
-	h := uint32(2166136261) // FNV-1a
-	for _, b := range s {
-		h = (h ^ uint32(b)) * 16777619
-	}
-	return &c.shards[h%uint32(len(c.shards))]
+	return &c.shards[maphash.Bytes(shardSeed, s)%uint64(len(c.shards))]
 }
+
+// shardSeed seeds the hash that picks a shard: the runtime's, which is
+// several times faster than a byte-at-a-time hash on addresses.
+var shardSeed = maphash.MakeSeed()
 
 func (c *jidCache) get(s []byte) *addr {
 	sh := c.shard(s)
