@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/s2sd/s2sd/internal/fifo"
 	"github.com/s2sd/s2sd/internal/xmlstream"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/stanza"
@@ -567,8 +568,10 @@ type serverConn struct {
 	headerSent bool
 	// inflight are the stanzas queued on w and not yet taken by the
 	// connection, with where each ends in w's byte count: those still here
-	// when the connection fails are bounced.
+	// when the connection fails are bounced. It is consumed from its
+	// front in flights, an array it reuses (fifo.Push).
 	inflight []flight
+	flights  []flight
 }
 
 type flight struct {
@@ -868,10 +871,8 @@ func (c *serverConn) send(st *route.Stanza) error {
 		for i < len(c.inflight) && c.inflight[i].end <= written {
 			i++
 		}
-		if i > 0 {
-			c.inflight = append(c.inflight[:0], c.inflight[i:]...)
-		}
-		c.inflight = append(c.inflight, flight{st: st, end: queued})
+		clear(c.inflight[:i])
+		c.inflight = fifo.Push(c.inflight[i:], &c.flights, flight{st: st, end: queued})
 		c.out.Add(1)
 		return nil
 	case errors.Is(err, xmlstream.ErrPendingFull):
