@@ -205,6 +205,22 @@ func validLang(s string) bool {
 	return true
 }
 
+// schemaLang reports whether s is a value XML Schema allows for xml:lang
+// (xml.xsd): empty, or an xs:language, [a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*,
+// which unlike validLang wants letters in the primary subtag.
+func schemaLang(s string) bool {
+	if s == "" {
+		return true
+	}
+	primary, _, _ := strings.Cut(s, "-")
+	for i := 0; i < len(primary); i++ {
+		if c := primary[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return validLang(s)
+}
+
 // Param is one header parameter (RFC 3862 §3.2, §3.3): ";Name=Value".
 type param struct {
 	name, value string // value as written: a token, a number or a quoted string

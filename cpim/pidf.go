@@ -170,7 +170,8 @@ func QToPriority(q string) (int, bool) {
 // §5.1.1) and the resource the tuple id (TupleID); no type gives
 // <basic>open</basic> and type='unavailable' <basic>closed</basic>
 // (§5.1.4); <show/> gives <im:im> (§5.1.5); each <status/> a <note/> with
-// its xml:lang (§5.1.6); a priority 0..127 a <contact priority='q'> with the
+// its xml:lang (§5.1.6) when XML Schema takes it for one (another value is
+// left out and named unmapped: the document would not validate); a priority 0..127 a <contact priority='q'> with the
 // sender's im: URI (§5.1.7). Subscription types, probes and errors give
 // ErrNotMappable (they are RFC 3922 §6 operations); an <e2e/> child gives
 // ErrSecured. Everything else (to, id, xml:lang, negative priorities,
@@ -299,8 +300,14 @@ func presenceToPIDF(stanza []byte) (to string, pidf []byte, err error) {
 		t, _ := n.text()
 		b.WriteString("    <note")
 		if l, ok := n.lang(); ok {
-			b.WriteString(" xml:lang=")
-			writeAttrValue(&b, l)
+			if schemaLang(l) {
+				b.WriteString(" xml:lang=")
+				writeAttrValue(&b, l)
+			} else {
+				// PIDF's xml:lang is XML Schema's: a note with
+				// another would not validate.
+				un.add("status xml:lang " + strconv.Quote(l))
+			}
 		}
 		b.WriteString(">")
 		writeText(&b, t)

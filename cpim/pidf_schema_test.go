@@ -1,11 +1,13 @@
 package cpim
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode"
@@ -175,5 +177,48 @@ func TestPIDFSchemaNameClasses(t *testing.T) {
 	}
 	if len(rejected) != len(bad) {
 		t.Errorf("libxml2 rejected %d ids, want %d:\n%s", len(rejected), len(bad), out)
+	}
+}
+
+// A <status/>'s xml:lang becomes its <note/>'s when it is a language tag
+// as XML Schema has them (xs:language, or empty, which xml.xsd allows);
+// any other value is left out of the note and named unmapped, so that
+// the document still validates.
+func TestPIDFStatusLang(t *testing.T) {
+	xmllintPath(t)
+	dir := t.TempDir()
+	for i, tc := range []struct {
+		lang string
+		kept bool
+	}{
+		{"en", true},
+		{"de-CH-1996", true},
+		{"x-klingon", true},
+		{"", true},
+		{"1x", false},
+		{"en_US", false},
+		{"toolongtag", false},
+		{"en-", false},
+		{"é", false},
+	} {
+		stanza := `<presence xmlns='jabber:client' from='juliet@example.com/x'><status xml:lang='` + tc.lang + `'>out</status></presence>`
+		pidf, err := PresenceToPIDF([]byte(stanza))
+		var un *UnmappedError
+		switch {
+		case tc.kept && err != nil:
+			t.Errorf("%q: %v, want it mapped", tc.lang, err)
+		case !tc.kept && (!errors.As(err, &un) || !slices.Contains(un.Items, "status xml:lang "+strconv.Quote(tc.lang))):
+			t.Errorf("%q: %v, want it named unmapped", tc.lang, err)
+		}
+		if got := strings.Contains(string(pidf), "<note xml:lang="); got != tc.kept {
+			t.Errorf("%q: note with xml:lang %v, want %v:\n%s", tc.lang, got, tc.kept, pidf)
+		}
+		f := filepath.Join(dir, fmt.Sprintf("lang%d.pidf", i))
+		if err := os.WriteFile(f, pidf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, failed := xmllint(t, f); failed {
+			t.Errorf("%q: the PIDF fails the RFC 3863 schema:\n%s", tc.lang, out)
+		}
 	}
 }
