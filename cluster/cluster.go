@@ -107,9 +107,20 @@ type waiting struct {
 	since time.Time
 }
 
+// waitingLocked counts the stanzas waiting for an owner: from waitCount,
+// not len(c.waiting), as a retry round holds its stanzas outside
+// c.waiting while it runs and waitCount still counts them; c.mu is held.
+func (c *Cluster) waitingLocked() int {
+	n := 0
+	for _, k := range c.waitCount {
+		n += k
+	}
+	return n
+}
+
 // maxWaiting bounds the stanzas waiting for a reachable owner; past it
-// they bounce with resource-constraint.
-const maxWaiting = 10000
+// they bounce with resource-constraint. A variable for tests.
+var maxWaiting = 10000
 
 // Start joins the cluster: it starts the embedded NATS server (unless
 // Config.URL names an external one), connects, and opens the buckets.
@@ -777,11 +788,7 @@ func (c *Cluster) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := Status{Node: c.cfg.Name, Members: slices.Clone(c.live), Partitions: c.cfg.Partitions, Components: map[string]string{}, Durability: Node}
-	// waitCount, not len(c.waiting): a retry round holds its stanzas
-	// outside c.waiting, and waitCount still counts them.
-	for _, k := range c.waitCount {
-		st.Waiting += k
-	}
+	st.Waiting = c.waitingLocked()
 	if c.queue != nil {
 		st.Durability = Replicated
 	}

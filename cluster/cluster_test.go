@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -666,4 +667,29 @@ func TestSilentOwner(t *testing.T) {
 		t.Errorf("owner queued %v, want [s1 s2 s3]", ids)
 	}
 	n1.bounces.none(t)
+}
+
+// TestWaitingBound: the bound on stanzas waiting for an owner counts those
+// a retry round holds while it runs (outside the waiting list), so that a
+// round cannot let twice the bound wait.
+func TestWaitingBound(t *testing.T) {
+	defer func(n int) { maxWaiting = n }(maxWaiting)
+	maxWaiting = 3
+	c := &Cluster{waitCount: map[string]int{}}
+	for i := range 3 {
+		if err := c.wait(msg(t, "bot@bot.example", "u@remote.example", fmt.Sprint("w", i), route.FromComponent)); err != nil {
+			t.Fatalf("stanza %d: %v", i, err)
+		}
+	}
+	// A retry round takes the list, as retry does, and is still running.
+	c.mu.Lock()
+	c.waiting = nil
+	c.mu.Unlock()
+	err := c.wait(msg(t, "bot@bot.example", "u@remote.example", "w3", route.FromComponent))
+	if !errors.Is(err, stanza.New(stanza.ResourceConstraint, "")) {
+		t.Fatalf("a fourth stanza while the round holds three: %v, want resource-constraint", err)
+	}
+	if got := c.Status().Waiting; got != 3 {
+		t.Errorf("status says %d waiting, want 3", got)
+	}
 }

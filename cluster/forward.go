@@ -146,7 +146,7 @@ func (c *Cluster) ownerOf(p int) (string, bool) {
 func (c *Cluster) wait(s *route.Stanza) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.waiting) >= maxWaiting {
+	if c.waitingLocked() >= maxWaiting {
 		return stanza.New(stanza.ResourceConstraint, "no cluster node can take stanzas for "+s.To.Domainpart()+" now")
 	}
 	c.waiting = append(c.waiting, waiting{s: s, since: time.Now()})
