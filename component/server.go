@@ -416,7 +416,8 @@ func (s *Server) AfterWritten(done func(error)) {
 				}
 				return
 			}
-			if left.Add(-1) == 0 && !failed.Load() {
+			// A connection that failed never counts down.
+			if left.Add(-1) == 0 {
 				done(nil)
 			}
 		})

@@ -1,6 +1,7 @@
 package xmlstream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -224,22 +225,6 @@ func (w *Writer) fireLocked() {
 	w.mu.Lock()
 }
 
-// failWaitersLocked ends every waiter with err, on a goroutine of their
-// own (the writer fails with w.mu held, sometimes on a caller's
-// goroutine); w.mu is held.
-func (w *Writer) failWaitersLocked(err error) {
-	if len(w.waiters) == 0 {
-		return
-	}
-	ws := w.waiters
-	w.waiters = nil
-	go func() {
-		for _, x := range ws {
-			x.f(err)
-		}
-	}()
-}
-
 // holdLimit is how many bytes a writer holds for a busy source (see
 // Reader.Wake) before it wakes its goroutine anyway; never more than half
 // its MaxPending, so that holding never makes a write fail with
@@ -310,7 +295,6 @@ func (w *Writer) failLocked(err error) {
 	}
 	w.chunks, w.pending = nil, 0
 	w.spilled, w.spillN = false, 0
-	w.failWaitersLocked(err)
 }
 
 // Progress returns how many bytes were ever queued and how many of them
@@ -358,7 +342,7 @@ func (w *Writer) loop() {
 		if w.pending == 0 && !w.spilled {
 			w.running = false
 			if w.closed {
-				w.stopLocked(ErrWriterClosed)
+				w.stopLocked()
 			}
 			w.mu.Unlock()
 			return
@@ -404,7 +388,7 @@ func (w *Writer) loop() {
 		if err != nil {
 			w.failLocked(err)
 			w.running = false
-			w.stopLocked(err)
+			w.stopLocked()
 			w.mu.Unlock()
 			return
 		}
@@ -412,14 +396,24 @@ func (w *Writer) loop() {
 }
 
 // stopLocked ends the writer for good: the callbacks still waiting get
-// err, and done is closed; w.mu is held.
-func (w *Writer) stopLocked(err error) {
+// the error that stopped it, ErrWriterClosed after Close, and done is
+// closed; w.mu is held.
+func (w *Writer) stopLocked() {
 	if w.stopped {
 		return
 	}
 	w.stopped = true
-	w.failWaitersLocked(err)
 	close(w.done)
+	if ws := w.waiters; len(ws) > 0 {
+		// On a goroutine of their own: w.mu is held.
+		w.waiters = nil
+		err := cmp.Or(w.err, ErrWriterClosed)
+		go func() {
+			for _, x := range ws {
+				x.f(err)
+			}
+		}()
+	}
 }
 
 // Flush waits until everything queued so far has been written to the
