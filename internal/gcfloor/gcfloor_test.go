@@ -51,10 +51,18 @@ func TestFewerCycles(t *testing.T) {
 	if with*3 > without {
 		t.Errorf("%d collections with the floor, %d without: want at most a third", with, without)
 	}
-	// The floor is a floor, not a ceiling: 512 MiB make about 8 cycles
-	// of 64 MiB.
-	if with < 3 {
-		t.Errorf("%d collections for 512 MiB with a 64 MiB floor: the heap grew far past the floor", with)
+	// The floor is a floor, not a ceiling: once a cycle has found the
+	// live heap small again, the goal is the floor. (Right after a cycle
+	// that marked slowly on a busy machine, the goal can be higher for
+	// a moment, until the floor adjusts: see the package documentation.
+	// The count of cycles above does not tell one from the other.)
+	runtime.GC()
+	waitPercent(t, f, "after a collection of a small live heap, want 1600", func(p int) bool { return p == 1600 })
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if goal := ms.NextGC >> 20; goal < 60 || goal > 68 {
+		t.Errorf("heap goal %d MiB with a 64 MiB floor and a small live heap", goal)
 	}
 }
 
