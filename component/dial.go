@@ -1,6 +1,7 @@
 package component
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/s2sd/s2sd/internal/deadline"
 	"github.com/s2sd/s2sd/internal/xmlstream"
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/stream"
@@ -28,10 +30,11 @@ type ContextDialer interface {
 type Option func(*options)
 
 type options struct {
-	dialer     ContextDialer
-	limits     xmlstream.Limits
-	maxPending int
-	logger     *slog.Logger
+	dialer       ContextDialer
+	limits       xmlstream.Limits
+	maxPending   int
+	writeTimeout time.Duration
+	logger       *slog.Logger
 }
 
 // WithDialer sets the dialer Dial uses (default a zero net.Dialer).
@@ -45,6 +48,12 @@ func WithLimits(l xmlstream.Limits) Option { return func(o *options) { o.limits 
 // fast enough (default 1 MiB); Send then fails with
 // xmlstream.ErrPendingFull.
 func WithMaxPending(n int) Option { return func(o *options) { o.maxPending = n } }
+
+// WithWriteTimeout bounds each write to the server (default
+// DefaultWriteTimeout): when the server takes nothing of what is queued for
+// that long, the stream ends, Next returns the write's error and Send
+// ErrClosed.
+func WithWriteTimeout(d time.Duration) Option { return func(o *options) { o.writeTimeout = d } }
 
 // WithLogger sets where the Conn logs what it skips (default
 // slog.Default()).
@@ -68,6 +77,7 @@ func newOptions(opts []Option) options {
 // and Close may be called from any goroutine; Next from one at a time.
 type Conn struct {
 	nc     net.Conn
+	wc     *deadline.Conn // nc, with writes bounded in time; the writer's
 	r      *xmlstream.Reader
 	w      *xmlstream.Writer
 	id     string
@@ -131,7 +141,10 @@ func newClientConn(ctx context.Context, nc net.Conn, domain, secret string, o op
 		return nil, fmt.Errorf("component: handshake as %s: %w", domain, err)
 	}
 	nc.SetDeadline(time.Time{})
-	c.w = xmlstream.NewWriter(nc, o.maxPending)
+	c.wc = deadline.New(nc, cmp.Or(o.writeTimeout, DefaultWriteTimeout))
+	c.w = xmlstream.NewWriter(c.wc, o.maxPending)
+	// A write that failed ends the stream: Next wakes and ends it.
+	c.w.OnFail(func(error) { nc.SetReadDeadline(aLongTimeAgo) })
 	c.log = c.log.With("stream_id", c.id)
 	return c, nil
 }
@@ -279,6 +292,10 @@ func (c *Conn) Next() (*route.Stanza, error) {
 			if c.begin(nil) {
 				c.end(false)
 			}
+			if werr := c.w.Err(); werr != nil {
+				// What woke the read: the server stopped reading.
+				err = werr
+			}
 			return nil, fmt.Errorf("component: %w", err)
 		}
 		if isStreamError(el) {
@@ -342,7 +359,7 @@ func (c *Conn) begin(se *stream.Error) bool {
 		return append(b, xmlstream.StreamEnd...)
 	})
 	c.mu.Unlock()
-	c.nc.SetWriteDeadline(time.Now().Add(closeTimeout))
+	c.wc.Fix(time.Now().Add(closeTimeout))
 	c.werr = c.w.Close()
 	closeWrite(c.nc)
 	c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/s2sd/s2sd/internal/deadline"
 	"github.com/s2sd/s2sd/internal/fifo"
 	"github.com/s2sd/s2sd/internal/xmlstream"
 	"github.com/s2sd/s2sd/route"
@@ -25,6 +26,9 @@ const DefaultAddr = "127.0.0.1:5347"
 
 // DefaultHandshakeTimeout is the default of Server.HandshakeTimeout.
 const DefaultHandshakeTimeout = 10 * time.Second
+
+// DefaultWriteTimeout is the default of Server.WriteTimeout.
+const DefaultWriteTimeout = 30 * time.Second
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or
 // Close.
@@ -120,6 +124,13 @@ type Server struct {
 	// component stream that sends nothing (not even a whitespace
 	// keepalive) for that long. Zero means never.
 	IdleTimeout time.Duration
+
+	// WriteTimeout bounds each write to a component (default
+	// DefaultWriteTimeout): a component that takes nothing of what waits
+	// for it for that long is disconnected, and the stanzas it was not
+	// given are bounced with service-unavailable. The value in force when
+	// a component connects applies to its stream.
+	WriteTimeout time.Duration
 
 	// MaxPending is the most bytes queued for one component that does not
 	// read fast enough (default 4 MiB); Deliver then fails with the
@@ -428,10 +439,12 @@ func (s *Server) newConn(nc net.Conn) *serverConn {
 	id := newStreamID()
 	s.mu.Lock()
 	lim, rate, burst := s.Limits, s.RateLimit, s.RateBurst
+	wt := cmp.Or(s.WriteTimeout, DefaultWriteTimeout)
 	s.mu.Unlock()
 	c := &serverConn{
 		s:         s,
 		nc:        nc,
+		wc:        deadline.New(nc, wt),
 		id:        id,
 		rate:      rate,
 		burst:     burst,
@@ -445,13 +458,15 @@ func (s *Server) newConn(nc net.Conn) *serverConn {
 	// component that stays quiet never holds a read buffer of its own.
 	c.r.SetIdleRelease(true)
 	// Stanzas handled on the goroutine reading them may be written there
-	// too (xmlstream.Writer.Direct).
-	if sp := xmlstream.NewSpill(nc); sp != nil {
+	// too (xmlstream.Writer.Direct), without blocking; the writer
+	// goroutine's writes are bounded by the write timeout.
+	if sp := xmlstream.NewSpill(c.wc); sp != nil {
 		c.w = xmlstream.NewWriter(sp, cmp.Or(s.MaxPending, 4<<20))
 		c.w.Direct(sp)
 	} else {
-		c.w = xmlstream.NewWriter(nc, cmp.Or(s.MaxPending, 4<<20))
+		c.w = xmlstream.NewWriter(c.wc, cmp.Or(s.MaxPending, 4<<20))
 	}
+	c.w.OnFail(c.writeFailed)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	s.mu.Lock()
 	if s.closed {
@@ -535,6 +550,7 @@ func (s *Server) forget(c *serverConn) {
 type serverConn struct {
 	s   *Server
 	nc  net.Conn
+	wc  *deadline.Conn // nc, with writes bounded in time; the writer's
 	id  string
 	r   *xmlstream.Reader
 	w   *xmlstream.Writer
@@ -942,6 +958,22 @@ func (c *serverConn) close(se *stream.Error, send bool) {
 	go c.flush(send)
 }
 
+// writeFailed ends the stream after a write failed: the component stopped
+// reading for the write timeout, or its connection broke. Nothing more can
+// go out on the stream; finish bounces the stanzas the component did not
+// take.
+func (c *serverConn) writeFailed(err error) {
+	if c.isClosing() {
+		return
+	}
+	if isTimeout(err) {
+		c.logger().Warn("component: not reading; closing the stream", "write_timeout", c.wc.Timeout())
+	} else {
+		c.logger().Debug("component: write failed", "err", err)
+	}
+	c.close(nil, false)
+}
+
 // flush writes what is queued, half-closes the connection and gives the
 // peer lingerTimeout to end its side.
 func (c *serverConn) flush(send bool) {
@@ -950,7 +982,7 @@ func (c *serverConn) flush(send bool) {
 	if !send {
 		wd = aLongTimeAgo
 	}
-	c.nc.SetWriteDeadline(wd)
+	c.wc.Fix(wd)
 	c.w.Close()
 	c.mu.Lock()
 	if send {

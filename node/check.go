@@ -231,7 +231,7 @@ func (k *checker) values() {
 	for _, x := range []struct {
 		key string
 		d   Duration
-	}{{"s2s.retry_for", c.S2S.RetryFor}, {"s2s.idle_timeout", c.S2S.IdleTimeout}, {"s2s.negotiation_timeout", c.S2S.Negotiation}, {"s2s.write_timeout", c.S2S.WriteTimeout}, {"s2s.keepalive", c.S2S.KeepAlive}, {"s2s.ack_timeout", c.S2S.AckTimeout}, {"shutdown.grace", c.Shutdown.Grace}} {
+	}{{"s2s.retry_for", c.S2S.RetryFor}, {"s2s.idle_timeout", c.S2S.IdleTimeout}, {"s2s.negotiation_timeout", c.S2S.Negotiation}, {"s2s.write_timeout", c.S2S.WriteTimeout}, {"s2s.keepalive", c.S2S.KeepAlive}, {"s2s.ack_timeout", c.S2S.AckTimeout}, {"components.write_timeout", c.Components.WriteTimeout}, {"shutdown.grace", c.Shutdown.Grace}} {
 		if x.d.Duration < 0 {
 			k.errorf(x.key, "negative duration %v", x.d.Duration)
 		}

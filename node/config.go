@@ -89,6 +89,9 @@ type Config struct {
 	Components struct {
 		Listen   string `toml:"listen"`
 		Conflict string `toml:"conflict"` // replace or refuse
+		// WriteTimeout bounds every write to a component (default 30s):
+		// one that reads nothing for that long is disconnected.
+		WriteTimeout Duration `toml:"write_timeout"`
 	} `toml:"components"`
 	Component []struct {
 		Domain     string `toml:"domain"`

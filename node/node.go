@@ -181,13 +181,14 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		OnQueue: func(delta int) { n.metrics.queue.Add(float64(delta)) },
 	}
 	n.comps = &component.Server{
-		Secret:    func(domain string) (string, bool) { return n.cfg.Load().Secret(domain) },
-		Handler:   n.router,
-		Conflict:  c.conflict,
-		RateLimit: c.Limits.Rate,
-		RateBurst: c.Limits.RateBurst,
-		Limits:    c.limits(),
-		Logger:    log,
+		Secret:       func(domain string) (string, bool) { return n.cfg.Load().Secret(domain) },
+		Handler:      n.router,
+		Conflict:     c.conflict,
+		RateLimit:    c.Limits.Rate,
+		RateBurst:    c.Limits.RateBurst,
+		Limits:       c.limits(),
+		WriteTimeout: c.Components.WriteTimeout.Duration,
+		Logger:       log,
 		OnConnect: func(domain string) {
 			n.metrics.comps.Inc()
 			if opts.OnComponent != nil {

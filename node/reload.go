@@ -48,6 +48,7 @@ type ReloadResult struct {
 //	s2s.ack_timeout         at once
 //	certificate             the next TLS handshake (files are read again on every reload)
 //	components.conflict     the next component handshake
+//	components.write_timeout components that connect afterwards
 //	component               the next component handshake; removed domains stop being routed
 //	limits.*                streams and components that connect afterwards
 //	metrics.pprof           the next request
@@ -59,7 +60,7 @@ var liveKeys = map[string]bool{
 	"s2s.max_connections": true, "s2s.max_connections_per_ip": true,
 	"s2s.negotiation_timeout": true, "s2s.write_timeout": true,
 	"s2s.keepalive": true, "s2s.ack_timeout": true,
-	"certificate": true, "components.conflict": true, "component": true,
+	"certificate": true, "components.conflict": true, "components.write_timeout": true, "component": true,
 	"limits.max_stanza": true, "limits.max_depth": true, "limits.max_attributes": true,
 	"limits.stanzas_per_second": true, "limits.rate_burst": true,
 	"metrics.pprof": true, "shutdown.grace": true,
@@ -210,6 +211,7 @@ func (n *Node) applyLive(c *Config) {
 	})
 	n.comps.Update(func(s *component.Server) {
 		s.Conflict = c.conflict
+		s.WriteTimeout = c.Components.WriteTimeout.Duration
 		s.Limits = c.limits()
 		s.RateLimit, s.RateBurst = c.Limits.Rate, c.Limits.RateBurst
 	})

@@ -108,7 +108,7 @@ func TestReloadSaysWhatItDid(t *testing.T) {
 	os.WriteFile(file, []byte(fileConfig(state, dns.Addr(), map[string]string{
 		"server":     "version = true\nlog_format = \"json\"\n",
 		"s2s":        fmt.Sprintf("ca_file = %q\nmax_connections_per_ip = 1\nqueue_limit = 7\nidle_timeout = \"3m\"\nnegotiation_timeout = \"7s\"\nwrite_timeout = \"9s\"\nkeepalive = \"11s\"\nack_timeout = \"13s\"\ndirect_tls_listen = \"127.0.0.1:0\"\n", caFile),
-		"components": "conflict = \"refuse\"\n",
+		"components": "conflict = \"refuse\"\nwrite_timeout = \"15s\"\n",
 		"limits":     "max_stanza = 10000\nstanzas_per_second = 50.5\nrate_burst = 60\n",
 		"metrics":    "pprof = true\n",
 		"queue":      "sync = true\n",
@@ -121,7 +121,7 @@ func TestReloadSaysWhatItDid(t *testing.T) {
 	if err := ctl(t, n).Do(node.ControlRequest{Command: node.CmdReload}, &res); err != nil {
 		t.Fatal(err)
 	}
-	wantApplied := []string{"server.version", "s2s.ca_file", "s2s.retry_for", "s2s.queue_limit", "s2s.idle_timeout", "s2s.max_connections_per_ip", "s2s.negotiation_timeout", "s2s.write_timeout", "s2s.keepalive", "s2s.ack_timeout", "components.conflict", "limits.max_stanza", "limits.stanzas_per_second", "limits.rate_burst", "metrics.pprof"}
+	wantApplied := []string{"server.version", "s2s.ca_file", "s2s.retry_for", "s2s.queue_limit", "s2s.idle_timeout", "s2s.max_connections_per_ip", "s2s.negotiation_timeout", "s2s.write_timeout", "s2s.keepalive", "s2s.ack_timeout", "components.conflict", "components.write_timeout", "limits.max_stanza", "limits.stanzas_per_second", "limits.rate_burst", "metrics.pprof"}
 	wantRestart := []string{"server.log_format", "s2s.direct_tls_listen", "queue.sync"}
 	slices.Sort(wantApplied)
 	slices.Sort(wantRestart)
@@ -149,7 +149,7 @@ func TestReloadSaysWhatItDid(t *testing.T) {
 	if s.Roots == nil || d.Roots == nil || s.Limits.MaxStanza != 10000 || d.Limits.MaxStanza != 10000 || cs.Limits.MaxStanza != 10000 ||
 		s.IdleTimeout != 3*time.Minute || p.IdleTimeout != 3*time.Minute || s.NegotiationTimeout != 7*time.Second || d.NegotiationTimeout != 7*time.Second ||
 		s.WriteTimeout != 9*time.Second || d.WriteTimeout != 9*time.Second || p.KeepAlive != 11*time.Second || p.AckTimeout != 13*time.Second ||
-		p.RetryFor != 2*time.Hour || p.QueueLimit != 7 || s.RateLimit != 50.5 || s.RateBurst != 60 || cs.RateLimit != 50.5 || cs.RateBurst != 60 {
+		p.RetryFor != 2*time.Hour || p.QueueLimit != 7 || s.RateLimit != 50.5 || s.RateBurst != 60 || cs.RateLimit != 50.5 || cs.RateBurst != 60 || cs.WriteTimeout != 15*time.Second {
 		t.Errorf("values after the reload: server %+v\ndialer %+v\npool %+v", s, d, p)
 	}
 	st := n.Status()

@@ -4,9 +4,9 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/s2sd/s2sd/internal/deadline"
 	"github.com/s2sd/s2sd/stream"
 )
 
@@ -281,20 +281,18 @@ func (k *clock) stopLocked() {
 }
 
 // conn is a stream's TCP connection, below TLS. It bounds every write
-// with the write timeout and records when bytes last arrived. It passes
-// its socket through (SyscallConn), so that parked streams can wait on it
-// and writers can write to it without blocking (xmlstream.Spill).
+// with the write timeout (deadline.Conn) and records when bytes last
+// arrived. It passes its socket through (SyscallConn), so that parked
+// streams can wait on it and writers can write to it without blocking
+// (xmlstream.Spill).
 type conn struct {
-	net.Conn
-	writeTimeout time.Duration
-	wdl          atomic.Int64 // mono: the write deadline in force
-	fixed        atomic.Bool  // closing: the deadline no longer moves
-	lastRead     atomic.Int64 // mono
-	broken       atomic.Bool  // a write failed: no goodbye can go out
+	*deadline.Conn
+	lastRead atomic.Int64 // mono
+	broken   atomic.Bool  // a write failed: no goodbye can go out
 }
 
 func newTimedConn(nc net.Conn, writeTimeout time.Duration) *conn {
-	return &conn{Conn: nc, writeTimeout: durOr(writeTimeout, defaultWriteTimeout)}
+	return &conn{Conn: deadline.New(nc, durOr(writeTimeout, defaultWriteTimeout))}
 }
 
 // Read implements net.Conn.
@@ -306,19 +304,8 @@ func (c *conn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// Write implements net.Conn. The deadline is moved only when less than
-// half the timeout is left, so that a busy stream does not reset a timer
-// for every write: a write that makes no progress fails after between half
-// the timeout and the timeout.
+// Write implements net.Conn.
 func (c *conn) Write(b []byte) (int, error) {
-	if !c.fixed.Load() {
-		now := mono()
-		if c.wdl.Load()-now < int64(c.writeTimeout/2) {
-			dl := now + int64(c.writeTimeout)
-			c.Conn.SetWriteDeadline(epoch.Add(time.Duration(dl)))
-			c.wdl.Store(dl)
-		}
-	}
 	n, err := c.Conn.Write(b)
 	if err != nil {
 		c.broken.Store(true)
@@ -328,17 +315,6 @@ func (c *conn) Write(b []byte) (int, error) {
 
 // fix sets one last deadline for reads and writes (closing).
 func (c *conn) fix(t time.Time) {
-	c.fixed.Store(true)
-	c.Conn.SetDeadline(t)
+	c.Conn.Fix(t)
+	c.Conn.SetReadDeadline(t)
 }
-
-// SyscallConn returns the socket's, if it has one.
-func (c *conn) SyscallConn() (syscall.RawConn, error) {
-	sc, ok := c.Conn.(syscall.Conn)
-	if !ok {
-		return nil, errNoSocket
-	}
-	return sc.SyscallConn()
-}
-
-var errNoSocket = &net.OpError{Op: "syscallconn", Err: syscall.EINVAL}

@@ -56,7 +56,8 @@ type Writer struct {
 	spillN  int64
 	// AfterWritten callbacks, in the order of their offsets
 	waiters []waiter
-	// connection; may be nil.
+	// onFail is called when a write fails (OnFail).
+	onFail func(error)
 }
 
 // NewWriter starts a writer of w that holds at most maxPending bytes not yet
@@ -286,8 +287,23 @@ func (w *Writer) direct() {
 	}
 }
 
+// OnFail sets f to be called once, on a goroutine of its own, with the
+// error of the first write that fails, so that the stream's owner can end
+// a stream whose writes no longer go out (a peer that stopped reading,
+// once the connection's write deadline passes). It is not called after
+// Close, nor for writes refused with ErrPendingFull. Set it before the
+// first write.
+func (w *Writer) OnFail(f func(error)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.onFail = f
+}
+
 // failLocked stops the writer after a failed write; w.mu is held.
 func (w *Writer) failLocked(err error) {
+	if f := w.onFail; f != nil && w.err == nil && !w.closed {
+		go f(err)
+	}
 	w.err = err
 	w.closed = true
 	for _, c := range w.chunks {

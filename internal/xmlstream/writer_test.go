@@ -168,6 +168,73 @@ func TestWriterError(t *testing.T) {
 	}
 }
 
+// gateWriter fails every write, once released.
+type gateWriter struct{ release chan struct{} }
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	<-g.release
+	return 0, io.ErrClosedPipe
+}
+
+// TestWriterOnFail: OnFail's callback runs once, with the error of the
+// first failed write; not for a failure while closing, nor for a write
+// refused because too much is pending.
+func TestWriterOnFail(t *testing.T) {
+	failed := make(chan error, 4)
+	w := NewWriter(&failingWriter{after: 150}, 250)
+	w.OnFail(func(err error) { failed <- err })
+	for range 3 {
+		w.Write([]byte(strings.Repeat("z", 100)))
+	}
+	select {
+	case err := <-failed:
+		if !errors.Is(err, io.ErrClosedPipe) {
+			t.Fatalf("OnFail got %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnFail not called")
+	}
+	w.Write([]byte("<m/>"))
+	w.Close()
+
+	// A failure while closing: the write is under way when Close begins.
+	gate := &gateWriter{release: make(chan struct{})}
+	w = NewWriter(gate, 120)
+	w.OnFail(func(err error) { failed <- err })
+	full := false
+	for range 3 {
+		if err := w.Write([]byte(strings.Repeat("z", 100))); errors.Is(err, ErrPendingFull) {
+			full = true
+		}
+	}
+	if !full {
+		t.Fatal("no Write refused past MaxPending")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- w.Close() }()
+	for {
+		w.mu.Lock()
+		c := w.closed
+		w.mu.Unlock()
+		if c {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(gate.release)
+	if err := <-closed; !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-failed:
+		t.Fatalf("OnFail called with %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if len(failed) != 0 {
+		t.Fatal("OnFail called more than once")
+	}
+}
+
 // BenchmarkWriter queues 4 KiB elements from two goroutines onto a TCP
 // loopback connection whose far end discards what it reads.
 func BenchmarkWriter(b *testing.B) {
