@@ -56,19 +56,26 @@ import (
 
 // Result is printed as one JSON line.
 type Result struct {
-	Mode          string  `json:"mode"`
-	Wanted        int     `json:"wanted"`
-	Opened        int     `json:"opened"`
-	Failed        int     `json:"failed"`
-	FirstError    string  `json:"first_error,omitempty"`
-	Seconds       float64 `json:"open_seconds"`
-	RSSBefore     int     `json:"rss_before_kib"`
-	RSSAfter      int     `json:"rss_after_kib"`
-	KiBPer        float64 `json:"rss_kib_per_stream"`
-	HeapBefore    float64 `json:"heap_inuse_before_kib,omitempty"`
-	HeapAfter     float64 `json:"heap_inuse_after_kib,omitempty"`
-	HeapKiBPer    float64 `json:"heap_kib_per_stream,omitempty"`
-	GoroutinesPer float64 `json:"goroutines_per_stream,omitempty"`
+	Mode       string  `json:"mode"`
+	Wanted     int     `json:"wanted"`
+	Opened     int     `json:"opened"`
+	Failed     int     `json:"failed"`
+	FirstError string  `json:"first_error,omitempty"`
+	Seconds    float64 `json:"open_seconds"`
+	// Warm streams are opened first, before RSSBefore: what only the
+	// first streams cost (code run for the first time, caches filled) is
+	// not counted per stream. RSSStart is before them, KiBPerFromStart
+	// the growth from there over every stream.
+	Warm            int     `json:"warm"`
+	RSSStart        int     `json:"rss_start_kib"`
+	KiBPerFromStart float64 `json:"rss_kib_per_stream_from_start"`
+	RSSBefore       int     `json:"rss_before_kib"`
+	RSSAfter        int     `json:"rss_after_kib"`
+	KiBPer          float64 `json:"rss_kib_per_stream"`
+	HeapBefore      float64 `json:"heap_inuse_before_kib,omitempty"`
+	HeapAfter       float64 `json:"heap_inuse_after_kib,omitempty"`
+	HeapKiBPer      float64 `json:"heap_kib_per_stream,omitempty"`
+	GoroutinesPer   float64 `json:"goroutines_per_stream,omitempty"`
 	// Where the resident memory is, per stream: goroutine stacks, and heap
 	// the runtime holds free but has not returned to the system yet.
 	StackKiBPer    float64 `json:"stack_kib_per_stream,omitempty"`
@@ -85,6 +92,7 @@ type Result struct {
 type common struct {
 	pid      int
 	m        int
+	warm     int
 	parallel int
 	settle   time.Duration
 	hold     time.Duration
@@ -101,6 +109,7 @@ func main() {
 	var c common
 	fs.IntVar(&c.pid, "pid", 0, "`pid` of the s2sd to measure")
 	fs.IntVar(&c.m, "m", 1000, "streams to open")
+	fs.IntVar(&c.warm, "warm", -1, "streams opened before the first measurement (-1: m/10), which the per-stream figures leave out")
 	fs.IntVar(&c.parallel, "parallel", 16, "streams opened at a time")
 	fs.StringVar(&heapProfile, "heapprofile", "", "save s2sd's heap profile, taken after the collection with the streams open, to `FILE`")
 	fs.DurationVar(&c.settle, "settle", 3*time.Second, "wait before each measurement")
@@ -117,6 +126,9 @@ func main() {
 		secret = fs.String("secret", "secret", "comp: component `secret`")
 	)
 	fs.Parse(os.Args[2:])
+	if c.warm < 0 {
+		c.warm = c.m / 10
+	}
 	if c.pid == 0 {
 		fmt.Fprintln(os.Stderr, "idle: -pid is required")
 		os.Exit(2)
@@ -144,8 +156,8 @@ func main() {
 		}
 	}
 	res, conns := measure(c, mode, open)
-	fmt.Fprintf(os.Stderr, "idle %s: %d of %d streams in %.1fs; s2sd VmRSS %d -> %d KiB = %.1f KiB per stream",
-		mode, res.Opened, res.Wanted, res.Seconds, res.RSSBefore, res.RSSAfter, res.KiBPer)
+	fmt.Fprintf(os.Stderr, "idle %s: %d of %d streams in %.1fs; s2sd VmRSS %d KiB at start, %d with %d streams open, %d with all: %.1f KiB per stream after the first %d (%.1f from the start)",
+		mode, res.Opened, res.Wanted, res.Seconds, res.RSSStart, res.RSSBefore, res.Warm, res.RSSAfter, res.KiBPer, res.Warm, res.KiBPerFromStart)
 	if res.HeapKiBPer != 0 {
 		fmt.Fprintf(os.Stderr, "; Go heap in use %.0f -> %.0f KiB = %.1f KiB per stream; %.1f goroutines per stream; stacks %.1f KiB and free heap not yet returned %.1f KiB per stream",
 			res.HeapBefore, res.HeapAfter, res.HeapKiBPer, res.GoroutinesPer, res.StackKiBPer, res.HeapFreeKiBPer)
@@ -185,46 +197,57 @@ func main() {
 // s2sd before and after.
 func measure(c common, mode string, open func(context.Context, int) (io.Closer, error)) (Result, []io.Closer) {
 	res := Result{Mode: mode, Wanted: c.m}
-	time.Sleep(c.settle)
-	res.RSSBefore = rss(c.pid)
-	m0 := scrape(c.metrics)
-	heap0, gor0 := m0["go_memstats_heap_inuse_bytes"], m0["go_goroutines"]
-	res.HeapBefore = heap0 / 1024
-
 	var (
 		mu     sync.Mutex
 		conns  []io.Closer
 		failed atomic.Int64
 		first  atomic.Pointer[string]
 		next   atomic.Int64
-		wg     sync.WaitGroup
 	)
-	start := time.Now()
-	for range c.parallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1))
-				if i > c.m {
-					return
+	// openTo opens streams up to number last, c.parallel at a time.
+	openTo := func(last int) {
+		var wg sync.WaitGroup
+		for range c.parallel {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1))
+					if i > last {
+						next.Add(-1)
+						return
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					cl, err := open(ctx, i)
+					cancel()
+					if err != nil {
+						failed.Add(1)
+						s := err.Error()
+						first.CompareAndSwap(nil, &s)
+						continue
+					}
+					mu.Lock()
+					conns = append(conns, cl)
+					mu.Unlock()
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				cl, err := open(ctx, i)
-				cancel()
-				if err != nil {
-					failed.Add(1)
-					s := err.Error()
-					first.CompareAndSwap(nil, &s)
-					continue
-				}
-				mu.Lock()
-				conns = append(conns, cl)
-				mu.Unlock()
-			}
-		}()
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	time.Sleep(c.settle)
+	res.RSSStart = rss(c.pid)
+	if c.warm > 0 {
+		openTo(c.warm)
+		time.Sleep(c.settle)
+	}
+	res.Warm = len(conns)
+	res.RSSBefore = rss(c.pid)
+	m0 := scrape(c.metrics)
+	heap0, gor0 := m0["go_memstats_heap_inuse_bytes"], m0["go_goroutines"]
+	res.HeapBefore = heap0 / 1024
+
+	start := time.Now()
+	openTo(c.m)
 	res.Seconds = time.Since(start).Seconds()
 	res.Opened, res.Failed = len(conns), int(failed.Load())
 	if p := first.Load(); p != nil {
@@ -235,26 +258,27 @@ func measure(c common, mode string, open func(context.Context, int) (io.Closer, 
 	res.RSSAfter = rss(c.pid)
 	m1 := scrape(c.metrics)
 	heap1, gor1 := m1["go_memstats_heap_inuse_bytes"], m1["go_goroutines"]
-	if res.Opened > 0 {
-		res.KiBPer = float64(res.RSSAfter-res.RSSBefore) / float64(res.Opened)
+	if n := res.Opened - res.Warm; n > 0 {
+		res.KiBPerFromStart = float64(res.RSSAfter-res.RSSStart) / float64(res.Opened)
+		res.KiBPer = float64(res.RSSAfter-res.RSSBefore) / float64(n)
 		if heap1 > 0 {
 			res.HeapAfter = heap1 / 1024
-			res.GoroutinesPer = (gor1 - gor0) / float64(res.Opened)
+			res.GoroutinesPer = (gor1 - gor0) / float64(n)
 			// per: KiB per stream of a gauge, from before the streams
 			// to the scrape m.
 			per := func(m map[string]float64, name string) float64 {
-				return (m[name] - m0[name]) / 1024 / float64(res.Opened)
+				return (m[name] - m0[name]) / 1024 / float64(n)
 			}
 			res.HeapKiBPer = per(m1, "go_memstats_heap_inuse_bytes")
 			res.StackKiBPer = per(m1, "go_memstats_stack_inuse_bytes")
 			free := func(m map[string]float64) float64 {
 				return m["go_memstats_heap_idle_bytes"] - m["go_memstats_heap_released_bytes"]
 			}
-			res.HeapFreeKiBPer = (free(m1) - free(m0)) / 1024 / float64(res.Opened)
+			res.HeapFreeKiBPer = (free(m1) - free(m0)) / 1024 / float64(n)
 			if collect(c.metrics) {
 				time.Sleep(c.settle)
 				res.RSSCollected = rss(c.pid)
-				res.KiBPerCollected = float64(res.RSSCollected-res.RSSBefore) / float64(res.Opened)
+				res.KiBPerCollected = float64(res.RSSCollected-res.RSSBefore) / float64(n)
 				m2 := scrape(c.metrics)
 				res.HeapLiveKiBPer = per(m2, "go_memstats_heap_inuse_bytes")
 				res.HeapObjKiBPer = per(m2, "go_memstats_heap_alloc_bytes")

@@ -58,6 +58,10 @@ func main() {
 // from. A bad file keeps the running configuration.
 func run(cfg *node.Config) error {
 	if os.Getenv("GOGC") == "" {
+		// The collector's policy (docs/operating.md, "Memory and the
+		// garbage collector"): free pages go back to the system once
+		// s2sd is quiet, and a floor keeps the goal from small sizes.
+		defer gcfloor.StartRelease().Stop()
 		switch floor := cfg.GCHeapFloor(); {
 		case floor > 0:
 			defer gcfloor.Start(floor, cfg.Server.GCPercent).Stop()
