@@ -449,6 +449,7 @@ func (s *Server) newConn(nc net.Conn) *serverConn {
 		rate:      rate,
 		burst:     burst,
 		r:         xmlstream.NewReader(nc, lim),
+		canPark:   xmlstream.CanWait(nc),
 		flushed:   make(chan struct{}),
 		connected: make(chan struct{}),
 		log:       s.logger().With("remote", nc.RemoteAddr().String(), "stream_id", id),
@@ -569,8 +570,16 @@ type serverConn struct {
 	since      time.Time // when registered; under s.mu
 
 	// Constant, from the Server when the connection was accepted.
-	rate  float64
-	burst int
+	rate    float64
+	burst   int
+	canPark bool // the socket can be waited on (run)
+
+	// The reading goroutine's, kept across parks (run).
+	lim     *xmlstream.Limiter
+	quiet   bool      // no stanza for releaseAfter: reads without a buffer, parks
+	dlSet   bool      // a read deadline is set
+	idleAt  time.Time // when the stream idles out, if IdleTimeout is set; zero: from the next read
+	resumed bool      // the socket is readable: read, do not park
 	// Stanzas read from the component and written to it.
 	in, out atomic.Uint64
 
@@ -598,14 +607,49 @@ type flight struct {
 
 // serve runs the connection: handshake, then stanzas until the stream ends.
 func (c *serverConn) serve() {
-	defer c.s.wg.Done()
-	err := c.handshake()
-	if err == nil {
-		err = c.readLoop()
+	if err := c.handshake(); err != nil {
+		c.stop(err)
+		return
 	}
+	c.lim = xmlstream.NewLimiter(c.rate, c.burst)
+	c.quiet = true
+	c.run()
+}
+
+// run reads stanzas until the stream ends, or parks it. A goroutine's
+// stack only grows, and the collector shrinks it only while it uses less
+// than a quarter: the handshake and stanza handling leave the reading
+// goroutine with a stack of 4 KiB or more, which a component that then
+// idles would hold. So a quiet stream parks (readLoop): its goroutine
+// ends, and a fresh one, with the smallest stack, waits until the socket
+// is readable and goes on. A stream whose socket cannot be waited on
+// (xmlstream.CanWait) keeps its goroutine.
+func (c *serverConn) run() {
+	err := c.readLoop()
+	if err == errPark {
+		go c.resume()
+		return
+	}
+	c.stop(err)
+}
+
+// resume waits for a parked stream's socket to be readable, or its read
+// deadline (idle, closing), then reads on.
+func (c *serverConn) resume() {
+	xmlstream.WaitReadable(c.nc)
+	c.resumed = true
+	c.run()
+}
+
+// stop ends the stream after its reads stopped with err.
+func (c *serverConn) stop(err error) {
+	defer c.s.wg.Done()
 	c.end(err)
 	c.finish()
 }
+
+// errPark is returned by readLoop when the stream is quiet and parks.
+var errPark = errors.New("component: park")
 
 func (c *serverConn) logger() *slog.Logger {
 	c.mu.Lock()
@@ -702,53 +746,59 @@ func (c *serverConn) writeHeader(domain string) error {
 	return c.w.Write(xmlstream.AppendHeader(nil, xmlstream.Header{NS: NS, From: domain, ID: c.id}, false))
 }
 
-// readLoop reads stanzas until the stream ends.
+// readLoop reads stanzas until the stream ends, or returns errPark when
+// it is quiet (run).
 func (c *serverConn) readLoop() error {
-	lim := xmlstream.NewLimiter(c.rate, c.burst)
 	// Whatever ends the loop, elements handled here go out.
 	defer c.r.Wake()
 	// A stream quiet for releaseAfter (or since its handshake) waits for
 	// its next bytes without a read buffer of its own
-	// (xmlstream.Reader.SetIdleRelease): an idle component then holds
-	// 4 KiB less. A busy one keeps its buffer, as waiting that way splits
-	// the first read of each burst in two.
-	quiet, dlSet := true, false
+	// (xmlstream.Reader.SetIdleRelease), and parks: an idle component then
+	// holds 4 KiB less, and a goroutine with the smallest stack. A busy
+	// one keeps its buffer, as waiting that way splits the first read of
+	// each burst in two.
 	for {
-		release := !quiet && c.r.Buffered() == 0
-		var idleAt, dl time.Time
+		release := !c.quiet && c.r.Buffered() == 0
+		var dl time.Time
 		if c.s.IdleTimeout > 0 || release {
 			now := time.Now()
-			if c.s.IdleTimeout > 0 {
-				idleAt = now.Add(c.s.IdleTimeout)
+			if c.s.IdleTimeout > 0 && c.idleAt.IsZero() {
+				c.idleAt = now.Add(c.s.IdleTimeout)
 			}
-			dl = idleAt
+			dl = c.idleAt
 			if release && (dl.IsZero() || dl.Sub(now) > releaseAfter) {
 				dl = now.Add(releaseAfter)
 			}
 		}
-		if !dl.IsZero() || dlSet {
+		if !dl.IsZero() || c.dlSet {
 			c.setReadDeadline(dl)
-			dlSet = !dl.IsZero()
+			c.dlSet = !dl.IsZero()
 		}
+		if c.quiet && c.canPark && !c.resumed && c.r.Buffered() == 0 && !c.isClosing() {
+			c.r.Park()
+			return errPark
+		}
+		c.resumed = false
 		el, err := c.r.Next()
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && !c.isClosing() && (idleAt.IsZero() || time.Now().Before(idleAt)) {
+			if errors.As(err, &ne) && ne.Timeout() && !c.isClosing() && (c.idleAt.IsZero() || time.Now().Before(c.idleAt)) {
 				// The quiet deadline, not the idle one: the reader
 				// keeps what it has and goes on (in the middle of an
 				// element, from its start).
 				if c.r.Buffered() == 0 {
 					c.r.Release()
 					c.r.SetIdleRelease(true)
-					quiet = true
+					c.quiet = true
 				}
 				continue
 			}
 			return err
 		}
-		if quiet {
+		c.idleAt = time.Time{} // counted again from this element
+		if c.quiet {
 			c.r.SetIdleRelease(false)
-			quiet = false
+			c.quiet = false
 		}
 		if c.isClosing() && !c.graceful.Load() {
 			continue // drain until the peer's end or the linger deadline
@@ -767,7 +817,7 @@ func (c *serverConn) readLoop() error {
 		st.Source = c.r // handled here, on the reading goroutine
 		c.in.Add(1)
 		c.handle(st)
-		lim.Wait(c.r)
+		c.lim.Wait(c.r)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -738,5 +739,63 @@ func TestQuietStream(t *testing.T) {
 	}
 	if d := time.Since(start); d < time.Second {
 		t.Fatalf("idle timeout of 2s fired %v after the last stanza", d)
+	}
+}
+
+// parked counts the component streams whose goroutine waits for the
+// socket to be readable (serverConn.run).
+func parked() int {
+	buf := make([]byte, 4<<20)
+	n := runtime.Stack(buf, true)
+	return strings.Count(string(buf[:n]), "component.(*serverConn).resume(")
+}
+
+// TestParked: a quiet component stream parks, its goroutine replaced by a
+// fresh one waiting on the socket, and wakes for the next stanza, whole or
+// in pieces, as often as it goes quiet again; a shutdown ends parked
+// streams like the others.
+func TestParked(t *testing.T) {
+	defer func(d time.Duration) { releaseAfter = d }(releaseAfter)
+	releaseAfter = 30 * time.Millisecond
+	h := &stanzas{ch: make(chan *route.Stanza, 16)}
+	s := &Server{Handler: h, Logger: quietLogger(t), Secret: testSecrets}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(l) }()
+	c := mustDial(t, l.Addr().String())
+	waitFor(t, func() bool { return parked() == 1 })
+	for i := range 3 {
+		id := fmt.Sprint("p", i)
+		raw := `<message from='bot@gw.example' to='juliet@example.com' id='` + id + `'><body>` + strings.Repeat("é", 100) + `</body></message>`
+		c.mu.Lock()
+		c.w.Write([]byte(raw[:50]))
+		c.mu.Unlock()
+		time.Sleep(3 * releaseAfter)
+		c.mu.Lock()
+		c.w.Write([]byte(raw[50:]))
+		c.mu.Unlock()
+		if st := h.next(t); st.ID != id || string(st.El.Raw) != raw {
+			t.Fatalf("got %s: %q", st, st.El.Raw)
+		}
+		waitFor(t, func() bool { return parked() == 1 })
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- nextErr(t, c) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-ended; !errors.Is(err, stream.ErrSystemShutdown) {
+		t.Errorf("parked stream ended with %v", err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+	if p := parked(); p != 0 {
+		t.Errorf("%d streams still parked after the shutdown", p)
 	}
 }

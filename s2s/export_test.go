@@ -15,7 +15,7 @@ func ReadNext(c *Conn) (*xmlstream.Element, error) { return c.r.Next() }
 func Parked() int {
 	buf := make([]byte, 4<<20)
 	n := runtime.Stack(buf, true)
-	return strings.Count(string(buf[:n]), "s2s.waitReadable(")
+	return strings.Count(string(buf[:n]), "xmlstream.WaitReadable(")
 }
 
 // VerifyDANE is verifyDANE (tests only).

@@ -385,7 +385,7 @@ type in struct {
 
 	// Reading state, kept across parks (serve).
 	lim      *xmlstream.Limiter
-	canPark  bool // the socket can be waited on (waitReadable)
+	canPark  bool // the socket can be waited on (xmlstream.WaitReadable)
 	inStream bool // the stream header is read: elements come next
 	// setAt is when run set the park deadline in force; zero when none is.
 	setAt time.Time
@@ -437,7 +437,7 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 	}
 	s.conns[c] = true
 	s.mu.Unlock()
-	st := &in{s: s, c: c, addr: nc.RemoteAddr().String(), canPark: canWait(raw)}
+	st := &in{s: s, c: c, addr: nc.RemoteAddr().String(), canPark: xmlstream.CanWait(raw)}
 	st.ctx, st.cancel = context.WithCancel(context.Background())
 	st.lim = xmlstream.NewLimiter(live.rate, live.burst)
 	st.serve()
@@ -451,7 +451,7 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 // So a stream quiet for parkAfter parks: its goroutine ends, and a fresh one
 // waits until the socket is readable, with a 2 KiB stack, then reads and
 // handles what came. A busy stream keeps its goroutine; so does every stream
-// where the socket cannot be waited on (canWait).
+// where the socket cannot be waited on (xmlstream.CanWait).
 //
 // Waiting on the socket is right only when TLS holds no record that is
 // complete: a read that timed out tells just that (crypto/tls reads the
@@ -465,7 +465,7 @@ func (st *in) serve() {
 		}
 		// Whatever ends the wait (bytes, end of stream, error, closing,
 		// deadline), the read that follows in run tells.
-		waitReadable(nc)
+		xmlstream.WaitReadable(nc)
 	}
 	err := st.run()
 	if err == errPark {

@@ -273,6 +273,20 @@ func (r *Reader) Release() {
 	}
 }
 
+// Park gives up the read buffer when nothing is buffered, as a wait with
+// SetIdleRelease does, for a stream whose owner waits for the socket to
+// be readable (WaitReadable) before it reads on: a buffer of the shared
+// pool goes back to it, any other is dropped.
+func (r *Reader) Park() {
+	if r.r != r.w || r.alias {
+		return
+	}
+	if r.buf != nil && len(r.buf) == initialBuf {
+		bufPool.Put(r.buf[:initialBuf]) //nolint:staticcheck // a slice header is fine here
+	}
+	r.buf, r.r, r.w = nil, 0, 0
+}
+
 var bufPool = sync.Pool{New: func() any { return make([]byte, initialBuf) }}
 
 // idleRead waits for the next bytes without a buffer of the reader's own.

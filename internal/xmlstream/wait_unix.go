@@ -1,14 +1,14 @@
 //go:build unix
 
-package s2s
+package xmlstream
 
 import (
 	"net"
 	"syscall"
 )
 
-// canWait reports whether waitReadable can wait on nc.
-func canWait(nc net.Conn) bool {
+// CanWait reports whether WaitReadable can wait on nc.
+func CanWait(nc net.Conn) bool {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return false
@@ -17,10 +17,10 @@ func canWait(nc net.Conn) bool {
 	return err == nil
 }
 
-// waitReadable waits until nc has bytes to read, or EOF, or an error, or
+// WaitReadable waits until nc has bytes to read, or EOF, or an error, or
 // its read deadline passes, without reading them. (The runtime's sockets
 // are non-blocking: peeking at an empty one fails with EAGAIN.)
-func waitReadable(nc net.Conn) {
+func WaitReadable(nc net.Conn) {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return
