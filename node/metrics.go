@@ -196,3 +196,25 @@ func (m *metrics) handler(healthy func() error, profiling func() bool) http.Hand
 	})
 	return mux
 }
+
+// The metrics listener's bounds on each connection: a client that sends
+// its request slowly, reads the answer slowly, or keeps an idle
+// connection open is closed. The write bound leaves room for a CPU
+// profile (/debug/pprof/profile?seconds=N, which net/http/pprof refuses
+// for N past it). Variables for tests.
+var (
+	httpReadTimeout  = 10 * time.Second
+	httpWriteTimeout = 2 * time.Minute
+	httpIdleTimeout  = time.Minute
+)
+
+// newHTTPServer returns the metrics listener's server of h.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(5*time.Second, httpReadTimeout),
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+	}
+}

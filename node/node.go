@@ -376,7 +376,7 @@ func (n *Node) Start() error {
 	}
 	if metricsL != nil {
 		n.metricsAddr = metricsL.Addr()
-		n.httpSrv = &http.Server{Handler: n.withStatus(n.metrics.handler(n.healthy, func() bool { return n.cfg.Load().Metrics.Pprof })), ReadHeaderTimeout: 5 * time.Second}
+		n.httpSrv = newHTTPServer(n.withStatus(n.metrics.handler(n.healthy, func() bool { return n.cfg.Load().Metrics.Pprof })))
 		n.serve(func() error { return n.httpSrv.Serve(metricsL) })
 	}
 	n.state = stateStarted

@@ -371,19 +371,33 @@ func (c *Conn) Done() <-chan struct{} { return c.closed }
 // startWriter hands writing to a batching writer goroutine: from now on,
 // stanzas are queued without blocking on the network.
 func (c *Conn) startWriter(maxPending int) {
+	var sp *xmlstream.Spill
 	if c.tls == nil {
-		if sp := xmlstream.NewSpill(c.nc); sp != nil {
-			c.w = xmlstream.NewWriter(sp, maxPending)
-			c.w.Direct(sp)
-			return
-		}
+		sp = xmlstream.NewSpill(c.nc)
+	} else {
+		sp, _ = c.tls.NetConn().(*xmlstream.Spill)
 	}
-	c.w = xmlstream.NewWriter(c.nc, maxPending)
-	if c.tls != nil {
-		if sp, ok := c.tls.NetConn().(*xmlstream.Spill); ok {
-			c.w.Direct(sp)
-		}
+	if c.tls == nil && sp != nil {
+		c.w = xmlstream.NewWriter(sp, maxPending)
+	} else {
+		c.w = xmlstream.NewWriter(c.nc, maxPending)
 	}
+	if sp != nil {
+		c.w.Direct(sp)
+	}
+	c.w.OnFail(c.writeFailed)
+}
+
+// writeFailed ends a stream whose writes made no progress for the write
+// timeout, as its clock ends an expired one: the peer does not read. (A
+// broken connection fails the reads too.)
+func (c *Conn) writeFailed(err error) {
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		return
+	}
+	c.log.Info("the peer does not read; ending the stream", "err", err)
+	c.clk.interrupt(stream.New(stream.ConnectionTimeout, "the peer does not read"))
 }
 
 // spill returns nc, or a Spill of it for TLS to write to, so that the
