@@ -83,6 +83,10 @@ const ackTick = 50 * time.Millisecond
 // the stream error and </stream:stream> going out.
 const closeTimeout = 2 * time.Second
 
+// idleText is the text of the connection-timeout a stream idle for its
+// idle timeout ends with.
+const idleText = "idle stream"
+
 // defaultWriteTimeout bounds a write that makes no progress.
 const defaultWriteTimeout = 30 * time.Second
 
@@ -166,7 +170,7 @@ func (k *clock) fire() {
 			k.mu.Unlock()
 			return
 		}
-		e = stream.New(stream.ConnectionTimeout, "idle stream")
+		e = stream.New(stream.ConnectionTimeout, idleText)
 	default:
 		k.mu.Unlock()
 		return

@@ -585,7 +585,11 @@ func (l *link) watch(c *Conn) {
 	err := l.read(c)
 	switch {
 	case c.clk.expired() != nil:
-		c.log.Info("closing idle stream")
+		if e := c.clk.expired(); e.Text == idleText {
+			c.log.Info("closing idle stream")
+		} else {
+			c.log.Info("outbound stream ended", "err", e)
+		}
 	case errorIsEOF(err):
 	default:
 		c.log.Info("outbound stream ended", "err", err)
