@@ -70,6 +70,23 @@ func startServer(t *testing.T, s *Server) string {
 	return l.Addr().String()
 }
 
+// serve serves s on 127.0.0.1:0, through wrap when it is not nil, and
+// returns the address and what Serve returns; the test ends s itself.
+func serve(t *testing.T, s *Server, wrap func(net.Listener) net.Listener) (string, <-chan error) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if wrap != nil {
+		l = wrap(l)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(l) }()
+	return addr, served
+}
+
 func dial(t *testing.T, addr, domain, secret string) (*Conn, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -624,13 +641,9 @@ func TestShutdownContext(t *testing.T) {
 			accepted <- struct{}{}
 		}
 	}}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(l)
+	addr, _ := serve(t, s, nil)
 	// A peer that never closes: Shutdown gives up at ctx's end.
-	nc := rawConn(t, l.Addr().String())
+	nc := rawConn(t, addr)
 	io.WriteString(nc, `<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='gw.example'>`)
 	<-accepted
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -759,13 +772,8 @@ func TestParked(t *testing.T) {
 	releaseAfter = 30 * time.Millisecond
 	h := &stanzas{ch: make(chan *route.Stanza, 16)}
 	s := &Server{Handler: h, Logger: quietLogger(t), Secret: testSecrets}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(l) }()
-	c := mustDial(t, l.Addr().String())
+	addr, served := serve(t, s, nil)
+	c := mustDial(t, addr)
 	waitFor(t, func() bool { return parked() == 1 })
 	for i := range 3 {
 		id := fmt.Sprint("p", i)

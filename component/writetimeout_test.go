@@ -68,15 +68,11 @@ func (b *bounces) count() int {
 func writeTimeoutServer(t *testing.T, s *Server) *Conn {
 	t.Helper()
 	s.Secret, s.Logger = testSecrets, quietLogger(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(smallSendBuffers{l})
+	addr, _ := serve(t, s, func(l net.Listener) net.Listener { return smallSendBuffers{l} })
 	t.Cleanup(func() { s.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := Dial(ctx, l.Addr().String(), testDomain, testSecret, WithDialer(smallReceiveBuffers), WithLogger(quietLogger(t)))
+	c, err := Dial(ctx, addr, testDomain, testSecret, WithDialer(smallReceiveBuffers), WithLogger(quietLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
