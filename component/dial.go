@@ -77,7 +77,7 @@ func newOptions(opts []Option) options {
 // and Close may be called from any goroutine; Next from one at a time.
 type Conn struct {
 	nc     net.Conn
-	wc     *deadline.Conn // nc, with writes bounded in time; the writer's
+	wc     *deadline.Conn // nc with its writes bounded in time, which the writer writes to
 	r      *xmlstream.Reader
 	w      *xmlstream.Writer
 	id     string

@@ -551,7 +551,7 @@ func (s *Server) forget(c *serverConn) {
 type serverConn struct {
 	s   *Server
 	nc  net.Conn
-	wc  *deadline.Conn // nc, with writes bounded in time; the writer's
+	wc  *deadline.Conn // nc with its writes bounded in time, which the writer writes to
 	id  string
 	r   *xmlstream.Reader
 	w   *xmlstream.Writer
