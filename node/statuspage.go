@@ -2,8 +2,10 @@ package node
 
 import (
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +23,12 @@ import (
 // defaultRefresh is how often /status reloads itself, in seconds.
 const defaultRefresh = 10
 
+// defaultRows is how many rows of each table /status shows unless asked
+// for another number (?rows=N, 0 for all): a node federating with
+// thousands of domains keeps a page a browser shows at once, and ?q=
+// finds the rest.
+const defaultRows = 200
+
 // withStatus serves the status page in front of h.
 func (n *Node) withStatus(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
@@ -37,9 +45,14 @@ func (n *Node) withStatus(h http.Handler) http.Handler {
 }
 
 func (n *Node) serveStatusPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
 	refresh := defaultRefresh
-	if v, err := strconv.Atoi(r.URL.Query().Get("refresh")); err == nil && v >= 0 && v <= 3600 {
+	if v, err := strconv.Atoi(q.Get("refresh")); err == nil && v >= 0 && v <= 3600 {
 		refresh = v
+	}
+	rows := defaultRows
+	if v, err := strconv.Atoi(q.Get("rows")); err == nil && v >= 0 {
+		rows = v
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
@@ -47,12 +60,125 @@ func (n *Node) serveStatusPage(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	// No script, ever: the page needs none.
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
-	if err := statusPage.Execute(w, struct {
-		*Status
-		Refresh int
-	}{n.Status(), refresh}); err != nil {
+	if err := statusPage.Execute(w, newStatusView(n.Status(), refresh, strings.TrimSpace(q.Get("q")), rows)); err != nil {
 		n.log.Debug("status page", "err", err)
 	}
+}
+
+// statusView is what /status shows of a Status: the rows that match the
+// query, at most Rows of each table (0: all of them).
+type statusView struct {
+	*Status
+	Refresh int
+	Query   string
+	Rows    int
+	// The rows of each table that match, before the limit.
+	StreamsMatched, ComponentsMatched, QueuesMatched int
+	// The whole tables' sizes.
+	StreamsTotal, ComponentsTotal, QueuesTotal int
+}
+
+func newStatusView(st *Status, refresh int, query string, rows int) statusView {
+	v := statusView{Refresh: refresh, Query: query, Rows: rows, StreamsTotal: len(st.Streams), ComponentsTotal: len(st.Components), QueuesTotal: len(st.Queues)}
+	match := func(fields ...string) bool {
+		if query == "" {
+			return true
+		}
+		for _, f := range fields {
+			if strings.Contains(strings.ToLower(f), strings.ToLower(query)) {
+				return true
+			}
+		}
+		return false
+	}
+	shown := *st
+	shown.Streams = filterRows(st.Streams, rows, &v.StreamsMatched, func(s StreamStatus) bool {
+		if match(append([]string{s.Remote, s.Address, s.StreamID}, s.Local...)...) {
+			return true
+		}
+		for r, l := range s.Pairs {
+			if match(append([]string{r}, l...)...) {
+				return true
+			}
+		}
+		return false
+	})
+	shown.Components = filterRows(st.Components, rows, &v.ComponentsMatched, func(c ComponentStatus) bool {
+		return match(c.Domain, c.Address, c.Node)
+	})
+	shown.Queues = filterRows(st.Queues, rows, &v.QueuesMatched, func(q QueueStatus) bool {
+		return match(q.Remote, q.LastError)
+	})
+	v.Status = &shown
+	return v
+}
+
+// filterRows returns the rows that keep accepts, at most limit of them
+// (0: all), and counts them all in matched.
+func filterRows[T any](rows []T, limit int, matched *int, keep func(T) bool) []T {
+	out := make([]T, 0, min(len(rows), max(limit, 0)))
+	for _, r := range rows {
+		if !keep(r) {
+			continue
+		}
+		*matched++
+		if limit == 0 || len(out) < limit {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// heading is a table's count for /status: "12", "3 of 12 matching",
+// "the first 200 of 5,000".
+func (v statusView) heading(shown, matched, total int) string {
+	var b strings.Builder
+	switch {
+	case v.Query != "" && shown < matched:
+		fmt.Fprintf(&b, "the first %d of %d matching, of %d", shown, matched, total)
+	case v.Query != "":
+		fmt.Fprintf(&b, "%d matching, of %d", matched, total)
+	case shown < total:
+		fmt.Fprintf(&b, "the first %d of %d", shown, total)
+	default:
+		fmt.Fprintf(&b, "%d", total)
+	}
+	return b.String()
+}
+
+// StreamsHeading, ComponentsHeading and QueuesHeading are the tables'
+// counts (heading).
+func (v statusView) StreamsHeading() string {
+	return v.heading(len(v.Streams), v.StreamsMatched, v.StreamsTotal)
+}
+
+func (v statusView) ComponentsHeading() string {
+	return v.heading(len(v.Components), v.ComponentsMatched, v.ComponentsTotal)
+}
+
+func (v statusView) QueuesHeading() string {
+	return v.heading(len(v.Queues), v.QueuesMatched, v.QueuesTotal)
+}
+
+// Truncated reports whether a table shows fewer rows than match.
+func (v statusView) Truncated() bool {
+	return len(v.Streams) < v.StreamsMatched || len(v.Components) < v.ComponentsMatched || len(v.Queues) < v.QueuesMatched
+}
+
+// CustomRefresh reports whether the page refreshes at another pace than
+// the default, which its links and form keep.
+func (v statusView) CustomRefresh() bool { return v.Refresh != defaultRefresh }
+
+// AllURL is the page with every matching row.
+func (v statusView) AllURL() string {
+	q := url.Values{"rows": {"0"}}
+	if v.Query != "" {
+		q.Set("q", v.Query)
+	}
+	if v.CustomRefresh() {
+		q.Set("refresh", strconv.Itoa(v.Refresh))
+	}
+	return "status?" + q.Encode()
 }
 
 var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
@@ -86,7 +212,13 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 </head>
 <body>
 <h1>s2sd {{.Process.Version}}{{range $i, $d := .Process.Domains}}{{if not $i}} — {{else}}, {{end}}{{$d}}{{end}}</h1>
-<p class="dim">At {{when .Process.Now}}{{if .Refresh}}; this page refreshes every {{.Refresh}} s{{end}}. The same as JSON: <a href="status.json">status.json</a>.</p>
+<p class="dim">At {{when .Process.Now}}{{if .Refresh}}; this page refreshes every {{.Refresh}} s{{end}}. The same as JSON, whole: <a href="status.json">status.json</a>.</p>
+<form method="get" action="status">
+<label>Domain or address <input type="search" name="q" value="{{.Query}}"></label>
+<label>rows per table <input type="number" name="rows" min="0" value="{{.Rows}}"></label>
+{{if .CustomRefresh}}<input type="hidden" name="refresh" value="{{.Refresh}}">{{end}}<button>Show</button>
+{{if .Truncated}}<a href="{{.AllURL}}">show every row</a>{{end}}
+</form>
 
 <h2>Process</h2>
 <table id="process">
@@ -100,7 +232,7 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 <tr><th>Queued stanzas</th><td>{{.Process.Queued}}</td></tr>
 </table>
 
-<h2>Streams ({{len .Streams}})</h2>
+<h2>Streams ({{.StreamsHeading}})</h2>
 {{if .Streams}}<table id="streams">
 <tr><th>Remote</th><th>Local</th><th>Dir</th><th>Address</th><th>State</th><th>Auth</th><th>TLS</th><th>Certificate</th><th>Age</th><th>In</th><th>Out</th><th>Unacked</th></tr>
 {{range .Streams}}<tr>
@@ -117,9 +249,9 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 <td class="n">{{.StanzasOut}}</td>
 <td class="n">{{if .StreamManagement}}{{.Unacked}}{{else}}<span class="dim">n/a</span>{{end}}</td>
 </tr>
-{{end}}</table>{{else}}<p class="dim">No streams.</p>{{end}}
+{{end}}</table>{{else if .Query}}<p class="dim">No stream matches.</p>{{else}}<p class="dim">No streams.</p>{{end}}
 
-<h2>Components ({{len .Components}})</h2>
+<h2>Components ({{.ComponentsHeading}})</h2>
 {{if .Components}}<table id="components">
 <tr><th>Domain</th><th>Connected</th><th>Address</th><th>Age</th><th>In</th><th>Out</th>{{if .Cluster}}<th>Node</th>{{end}}</tr>
 {{range .Components}}<tr>
@@ -131,9 +263,9 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 <td class="n">{{.StanzasOut}}</td>
 {{if $.Cluster}}<td>{{.Node}}</td>{{end}}
 </tr>
-{{end}}</table>{{else}}<p class="dim">No components configured.</p>{{end}}
+{{end}}</table>{{else if .Query}}<p class="dim">No component matches.</p>{{else}}<p class="dim">No components configured.</p>{{end}}
 
-<h2>Queues ({{len .Queues}})</h2>
+<h2>Queues ({{.QueuesHeading}})</h2>
 {{if .Queues}}<table id="queues">
 <tr><th>Remote</th><th>Queued</th><th>Unacked</th><th>Oldest</th><th>Stream</th><th>Next retry</th><th>Last error</th></tr>
 {{range .Queues}}<tr>
@@ -145,7 +277,7 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 <td>{{if .NextRetry.IsZero}}{{else}}in {{age .RetryIn}}{{end}}</td>
 <td>{{if .LastError}}<span class="bad">{{.LastError}}</span>{{end}}</td>
 </tr>
-{{end}}</table>{{else}}<p class="dim">Nothing waits.</p>{{end}}
+{{end}}</table>{{else if .Query}}<p class="dim">No queue matches.</p>{{else}}<p class="dim">Nothing waits.</p>{{end}}
 {{with .Cluster}}
 <h2>Cluster</h2>
 <table id="cluster">

@@ -61,6 +61,9 @@ func TestStatusPage(t *testing.T) {
 	if _, page := fetch(t, base+"/status?refresh=0"); strings.Contains(page, "http-equiv") {
 		t.Error("/status?refresh=0 still refreshes")
 	}
+	if _, page := fetch(t, base+"/status?q=bot.b&rows=5"); !strings.Contains(page, "<td>bot.b.test") || !strings.Contains(page, "No component matches.") || !strings.Contains(page, `value="bot.b"`) {
+		t.Errorf("/status?q=bot.b: %s", page)
+	}
 	resp, body := fetch(t, base+"/status.json")
 	var st node.Status
 	if err := json.Unmarshal([]byte(body), &st); err != nil || resp.Header.Get("Content-Type") != "application/json" {
