@@ -26,13 +26,22 @@ import (
 // each, when the heap grows again.
 //
 // A release costs one collection of the live heap: it happens at most
-// once every minInterval, and after one, only once the heap has grown
-// again by what is worth a release while the process stayed quiet.
+// once every minInterval, and after one, only once what may be given back
+// has grown again by what is worth a release (the runtime keeps some free
+// pages whatever is asked of it).
 // Java's collectors do the same (JEP 346, "Promptly Return Unused
 // Committed Memory from G1"; ZGC's ZUncommit).
 type Release struct {
 	stop chan struct{}
 	done chan struct{}
+
+	// The loop's.
+	s           []metrics.Sample
+	last        uint64 // allocated bytes at the last step
+	lastRelease time.Time
+	// What the last release left: pages the runtime keeps all the same
+	// (its per-processor caches), which the next must not count.
+	residual uint64
 }
 
 // What Release waits for; variables for tests.
@@ -49,8 +58,24 @@ var releases atomic.Int64
 // StartRelease starts returning free pages when the process is quiet;
 // Stop ends it.
 func StartRelease() *Release {
-	r := &Release{stop: make(chan struct{}), done: make(chan struct{})}
+	r := newRelease()
 	go r.loop()
+	return r
+}
+
+func newRelease() *Release {
+	r := &Release{
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+		s: []metrics.Sample{
+			{Name: "/gc/heap/allocs:bytes"},
+			{Name: "/memory/classes/heap/free:bytes"},
+			{Name: "/memory/classes/heap/objects:bytes"},
+			{Name: "/gc/heap/live:bytes"},
+		},
+	}
+	metrics.Read(r.s)
+	r.last = sample(r.s[0])
 	return r
 }
 
@@ -62,35 +87,42 @@ func (r *Release) Stop() {
 
 func (r *Release) loop() {
 	defer close(r.done)
-	s := []metrics.Sample{
-		{Name: "/gc/heap/allocs:bytes"},
-		{Name: "/memory/classes/heap/free:bytes"},
-		{Name: "/memory/classes/heap/objects:bytes"},
-		{Name: "/gc/heap/live:bytes"},
-	}
-	metrics.Read(s)
-	last := sample(s[0])
-	var lastRelease time.Time
 	t := time.NewTicker(releaseTick)
 	defer t.Stop()
 	for {
 		select {
-		case <-t.C:
+		case now := <-t.C:
+			r.step(now)
 		case <-r.stop:
 			return
 		}
-		metrics.Read(s)
-		allocs, free, objects, live := sample(s[0]), sample(s[1]), sample(s[2]), sample(s[3])
-		quiet := allocs-last <= quietBytes
-		last = allocs
-		if !quiet || free+objects-min(live, objects) < max(minRelease, live/8) || time.Since(lastRelease) < minInterval {
-			continue
-		}
-		debug.FreeOSMemory()
-		releases.Add(1)
-		lastRelease = time.Now()
-		// What the collection allocated is not the process's.
-		metrics.Read(s)
-		last = sample(s[0])
 	}
+}
+
+// step looks at what was allocated since the last step, and releases when
+// the process is quiet and enough may be given back. It reports whether it
+// released.
+func (r *Release) step(now time.Time) bool {
+	metrics.Read(r.s)
+	allocs := sample(r.s[0])
+	quiet := allocs-r.last <= quietBytes
+	r.last = allocs
+	if !quiet || r.reclaimable() < r.residual+max(minRelease, sample(r.s[3])/8) || now.Sub(r.lastRelease) < minInterval {
+		return false
+	}
+	debug.FreeOSMemory()
+	releases.Add(1)
+	r.lastRelease = now
+	// What the collection allocated is not the process's.
+	metrics.Read(r.s)
+	r.last = sample(r.s[0])
+	r.residual = r.reclaimable()
+	return true
+}
+
+// reclaimable is what a release may give back, from the last samples: the
+// free pages, and the objects beyond what the last cycle found live.
+func (r *Release) reclaimable() uint64 {
+	free, objects, live := sample(r.s[1]), sample(r.s[2]), sample(r.s[3])
+	return free + objects - min(live, objects)
 }
