@@ -368,15 +368,20 @@ type in struct {
 	s       *Server
 	c       *Conn
 	pending sync.WaitGroup
-	// verifying counts dialback verifications under way (pending);
-	// cancel ends them when the stream ends.
+	// verifying counts dialback verifications under way (pending).
 	verifying atomic.Int32
-	ctx       context.Context
-	cancel    context.CancelFunc
-	sasl      bool
-	sm        bool
-	addr      string
-	handled   uint32 // stanzas handled, for XEP-0198 acknowledgements
+	// The context of the verifications under way, which the stream's end
+	// cancels: made for the first, dropped after the last, so that a
+	// stream keeps nothing of verifications that are over.
+	vmu     sync.Mutex
+	vctx    context.Context
+	vstop   context.CancelFunc
+	vn      int
+	ended   bool
+	sasl    bool
+	sm      bool
+	addr    string
+	handled uint32 // stanzas handled, for XEP-0198 acknowledgements
 	// ackMu orders the acknowledgements, which AfterWritten may call
 	// back from several goroutines; acked is the last h sent.
 	ackMu  sync.Mutex
@@ -438,7 +443,6 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 	s.conns[c] = true
 	s.mu.Unlock()
 	st := &in{s: s, c: c, addr: nc.RemoteAddr().String(), canPark: xmlstream.CanWait(raw)}
-	st.ctx, st.cancel = context.WithCancel(context.Background())
 	st.lim = xmlstream.NewLimiter(live.rate, live.burst)
 	st.serve()
 }
@@ -475,7 +479,12 @@ func (st *in) serve() {
 	}
 	s, c := st.s, st.c
 	// Dialback verifications end with the stream.
-	st.cancel()
+	st.vmu.Lock()
+	st.ended = true
+	if st.vstop != nil {
+		st.vstop()
+	}
+	st.vmu.Unlock()
 	st.pending.Wait()
 	switch {
 	case err == nil || errorIsEOF(err):
@@ -826,8 +835,10 @@ func (st *in) dialback(el *xmlstream.Element) error {
 	s.verifying.Add(1)
 	id := c.id
 	st.pending.Add(1)
+	vctx, vdone := st.verification()
 	go func() {
 		defer st.pending.Done()
+		defer vdone()
 		defer s.verifying.Add(-1)
 		defer st.verifying.Add(-1)
 		// Within the stream's negotiation deadline (a domain added to
@@ -837,7 +848,7 @@ func (st *in) dialback(el *xmlstream.Element) error {
 		if c.State()&Authn != 0 {
 			dl = time.Now().Add(c.clk.negotiation)
 		}
-		ctx, cancel := context.WithDeadline(st.ctx, dl)
+		ctx, cancel := context.WithDeadline(vctx, dl)
 		defer cancel()
 		ok, err := dialer.Verify(ctx, d.To, d.From, id, d.Key)
 		switch {
@@ -858,6 +869,28 @@ func (st *in) dialback(el *xmlstream.Element) error {
 		}
 	}()
 	return nil
+}
+
+// verification returns the context of a dialback verification that
+// starts, which ends with the stream, and what to call when it is over.
+func (st *in) verification() (context.Context, func()) {
+	st.vmu.Lock()
+	defer st.vmu.Unlock()
+	if st.vctx == nil {
+		st.vctx, st.vstop = context.WithCancel(context.Background())
+		if st.ended {
+			st.vstop()
+		}
+	}
+	st.vn++
+	return st.vctx, func() {
+		st.vmu.Lock()
+		defer st.vmu.Unlock()
+		if st.vn--; st.vn == 0 {
+			st.vstop()
+			st.vctx, st.vstop = nil, nil
+		}
+	}
 }
 
 // verifyPeer checks the peer's certificate for domain against Roots, then,
