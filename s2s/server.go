@@ -479,12 +479,7 @@ func (st *in) serve() {
 	}
 	s, c := st.s, st.c
 	// Dialback verifications end with the stream.
-	st.vmu.Lock()
-	st.ended = true
-	if st.vstop != nil {
-		st.vstop()
-	}
-	st.vmu.Unlock()
+	st.endVerifications()
 	st.pending.Wait()
 	switch {
 	case err == nil || errorIsEOF(err):
@@ -890,6 +885,17 @@ func (st *in) verification() (context.Context, func()) {
 			st.vstop()
 			st.vctx, st.vstop = nil, nil
 		}
+	}
+}
+
+// endVerifications cancels the dialback verifications under way, and
+// those that would start after: the stream has ended.
+func (st *in) endVerifications() {
+	st.vmu.Lock()
+	defer st.vmu.Unlock()
+	st.ended = true
+	if st.vstop != nil {
+		st.vstop()
 	}
 }
 
