@@ -281,20 +281,24 @@ func (r *Reader) Park() {
 	if r.r != r.w || r.alias {
 		return
 	}
+	r.putBuf()
+	r.r, r.w = 0, 0
+}
+
+// putBuf gives up the read buffer: one of the shared pool's size goes
+// back to it, any other is dropped.
+func (r *Reader) putBuf() {
 	if r.buf != nil && len(r.buf) == initialBuf {
 		bufPool.Put(r.buf[:initialBuf]) //nolint:staticcheck // a slice header is fine here
 	}
-	r.buf, r.r, r.w = nil, 0, 0
+	r.buf = nil
 }
 
 var bufPool = sync.Pool{New: func() any { return make([]byte, initialBuf) }}
 
 // idleRead waits for the next bytes without a buffer of the reader's own.
 func (r *Reader) idleRead() error {
-	if r.buf != nil && len(r.buf) == initialBuf {
-		bufPool.Put(r.buf[:initialBuf]) //nolint:staticcheck // a slice header is fine here
-	}
-	r.buf = nil
+	r.putBuf()
 	r.Wake()
 	n, err := r.src.Read(r.idle[:])
 	r.full = n == len(r.idle)
