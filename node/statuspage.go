@@ -129,35 +129,19 @@ func filterRows[T any](rows []T, limit int, matched *int, keep func(T) bool) []T
 	return out
 }
 
-// heading is a table's count for /status: "12", "3 of 12 matching",
-// "the first 200 of 5,000".
-func (v statusView) heading(shown, matched, total int) string {
-	var b strings.Builder
+// Heading is a table's count for /status, from the rows it shows, those
+// that match and all of them: "12", "3 matching, of 12", "the first 200
+// of 5000".
+func (v statusView) Heading(shown, matched, total int) string {
 	switch {
 	case v.Query != "" && shown < matched:
-		fmt.Fprintf(&b, "the first %d of %d matching, of %d", shown, matched, total)
+		return fmt.Sprintf("the first %d of %d matching, of %d", shown, matched, total)
 	case v.Query != "":
-		fmt.Fprintf(&b, "%d matching, of %d", matched, total)
+		return fmt.Sprintf("%d matching, of %d", matched, total)
 	case shown < total:
-		fmt.Fprintf(&b, "the first %d of %d", shown, total)
-	default:
-		fmt.Fprintf(&b, "%d", total)
+		return fmt.Sprintf("the first %d of %d", shown, total)
 	}
-	return b.String()
-}
-
-// StreamsHeading, ComponentsHeading and QueuesHeading are the tables'
-// counts (heading).
-func (v statusView) StreamsHeading() string {
-	return v.heading(len(v.Streams), v.StreamsMatched, v.StreamsTotal)
-}
-
-func (v statusView) ComponentsHeading() string {
-	return v.heading(len(v.Components), v.ComponentsMatched, v.ComponentsTotal)
-}
-
-func (v statusView) QueuesHeading() string {
-	return v.heading(len(v.Queues), v.QueuesMatched, v.QueuesTotal)
+	return fmt.Sprint(total)
 }
 
 // Truncated reports whether a table shows fewer rows than match.
@@ -232,7 +216,7 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 <tr><th>Queued stanzas</th><td>{{.Process.Queued}}</td></tr>
 </table>
 
-<h2>Streams ({{.StreamsHeading}})</h2>
+<h2>Streams ({{.Heading (len .Streams) .StreamsMatched .StreamsTotal}})</h2>
 {{if .Streams}}<table id="streams">
 <tr><th>Remote</th><th>Local</th><th>Dir</th><th>Address</th><th>State</th><th>Auth</th><th>TLS</th><th>Certificate</th><th>Age</th><th>In</th><th>Out</th><th>Unacked</th></tr>
 {{range .Streams}}<tr>
@@ -251,7 +235,7 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 </tr>
 {{end}}</table>{{else if .Query}}<p class="dim">No stream matches.</p>{{else}}<p class="dim">No streams.</p>{{end}}
 
-<h2>Components ({{.ComponentsHeading}})</h2>
+<h2>Components ({{.Heading (len .Components) .ComponentsMatched .ComponentsTotal}})</h2>
 {{if .Components}}<table id="components">
 <tr><th>Domain</th><th>Connected</th><th>Address</th><th>Age</th><th>In</th><th>Out</th>{{if .Cluster}}<th>Node</th>{{end}}</tr>
 {{range .Components}}<tr>
@@ -265,7 +249,7 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 </tr>
 {{end}}</table>{{else if .Query}}<p class="dim">No component matches.</p>{{else}}<p class="dim">No components configured.</p>{{end}}
 
-<h2>Queues ({{.QueuesHeading}})</h2>
+<h2>Queues ({{.Heading (len .Queues) .QueuesMatched .QueuesTotal}})</h2>
 {{if .Queues}}<table id="queues">
 <tr><th>Remote</th><th>Queued</th><th>Unacked</th><th>Oldest</th><th>Stream</th><th>Next retry</th><th>Last error</th></tr>
 {{range .Queues}}<tr>
