@@ -171,8 +171,9 @@ func QToPriority(q string) (int, bool) {
 // <basic>open</basic> and type='unavailable' <basic>closed</basic>
 // (§5.1.4); <show/> gives <im:im> (§5.1.5); each <status/> a <note/> with
 // its xml:lang (§5.1.6) when XML Schema takes it for one (another value is
-// left out and named unmapped: the document would not validate); a priority 0..127 a <contact priority='q'> with the
-// sender's im: URI (§5.1.7). Subscription types, probes and errors give
+// left out and named unmapped: the document would not validate); a
+// priority 0..127 a <contact priority='q'> with the sender's im: URI
+// (§5.1.7). Subscription types, probes and errors give
 // ErrNotMappable (they are RFC 3922 §6 operations); an <e2e/> child gives
 // ErrSecured. Everything else (to, id, xml:lang, negative priorities,
 // extension elements) is named in an *UnmappedError returned with the

@@ -29,6 +29,7 @@ import (
 // once every minInterval, and after one, only once what may be given back
 // has grown again by what is worth a release (the runtime keeps some free
 // pages whatever is asked of it).
+//
 // Java's collectors do the same (JEP 346, "Promptly Return Unused
 // Committed Memory from G1"; ZGC's ZUncommit).
 type Release struct {
@@ -48,7 +49,7 @@ type Release struct {
 var (
 	releaseTick = time.Second      // how often it looks
 	quietBytes  = uint64(1 << 20)  // allocated in a tick, at most, to be quiet
-	minRelease  = uint64(4 << 20)  // free bytes, at least, worth a release
+	minRelease  = uint64(4 << 20)  // bytes to give back, at least, worth a release
 	minInterval = 10 * time.Second // between two releases
 )
 
