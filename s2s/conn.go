@@ -59,7 +59,6 @@ type Conn struct {
 	local  string // our domain (outbound: the sender; inbound: the header's to)
 	remote string // the peer's domain
 	id     string // the stream ID (ours on inbound, the peer's on outbound)
-	hdr    xmlstream.Header
 
 	mu    sync.Mutex
 	state State
@@ -284,7 +283,6 @@ func (c *Conn) readHeader(ctx context.Context) (xmlstream.Header, error) {
 	if err != nil {
 		return h, c.readErr(ctx, err)
 	}
-	c.hdr = h
 	return h, nil
 }
 

@@ -413,7 +413,8 @@ var errPark = errors.New("s2s: park")
 
 // handle serves one accepted connection, for which s.wg was incremented.
 func (s *Server) handle(nc net.Conn, direct bool) {
-	log := s.logger().With("dir", "in", "addr", nc.RemoteAddr().String())
+	addr := nc.RemoteAddr().String()
+	log := newStreamLog(s.logger(), addr)
 	live := s.live()
 	// The negotiation deadline counts from now, TLS handshake included.
 	raw := newTimedConn(nc, live.write)
@@ -442,7 +443,7 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 	}
 	s.conns[c] = true
 	s.mu.Unlock()
-	st := &in{s: s, c: c, addr: nc.RemoteAddr().String(), canPark: xmlstream.CanWait(raw)}
+	st := &in{s: s, c: c, addr: addr, canPark: xmlstream.CanWait(raw)}
 	st.lim = xmlstream.NewLimiter(live.rate, live.burst)
 	st.serve()
 }
@@ -577,7 +578,6 @@ func (st *in) header() error {
 	if err != nil {
 		return err
 	}
-	c.hdr = h
 	// Answer before checking, so that a stream error has a stream to go on
 	// (RFC 6120 §4.9.1.2).
 	id := newStreamID()
@@ -609,7 +609,7 @@ func (st *in) header() error {
 		}
 	}
 	// One logger per stream, made once per header: idle streams are many.
-	c.log = s.logger().With("dir", "in", "addr", st.addr, "local", c.local, "remote", h.From, "stream_id", id)
+	c.log = headerLog(s.logger(), st.addr, c.local, h.From, id)
 	return c.write(st.features(h))
 }
 
@@ -725,7 +725,7 @@ func (st *in) sasl_(el *xmlstream.Element) (bool, error) {
 		Text string `xml:",chardata"`
 	}
 	el.Unmarshal(&body)
-	authz := c.hdr.From
+	authz := c.r.Header().From
 	if t := body.Text; t != "" && t != "=" {
 		b, err := base64.StdEncoding.DecodeString(t)
 		if err != nil {
@@ -733,7 +733,7 @@ func (st *in) sasl_(el *xmlstream.Element) (bool, error) {
 		}
 		authz = string(b)
 	}
-	if authz == "" || authz != c.hdr.From && c.hdr.From != "" {
+	if from := c.r.Header().From; authz == "" || authz != from && from != "" {
 		return fail("invalid-authzid")
 	}
 	if err := st.s.verifyPeer(c, authz); err != nil {
@@ -929,7 +929,7 @@ func (st *in) stanza(el *xmlstream.Element) error {
 	default:
 		return stream.Errorf(stream.UnsupportedStanzaType, "unsupported stanza %s", el.Local)
 	}
-	rs, err := route.NewStanza(el, c.hdr.Context(), route.FromRemote)
+	rs, err := route.NewStanza(el, c.r.Header().Context(), route.FromRemote)
 	if err != nil {
 		if err := st.malformed(el, err); err != nil {
 			return err

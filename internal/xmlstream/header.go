@@ -147,23 +147,23 @@ func (s *scanner) streamHeader() (Header, error) {
 	}
 	var h Header
 	for _, a := range attrs {
-		an := string(s.span(a.name))
-		v := s.unescape(a)
+		an := s.span(a.name)
+		v := headerValue(s, a)
 		switch {
-		case an == "xmlns":
+		case string(an) == "xmlns":
 			h.NS = v
 			h.Decls = append(h.Decls, Decl{"", v})
-		case strings.HasPrefix(an, "xmlns:"):
-			h.Decls = append(h.Decls, Decl{an[6:], v})
-		case an == "from":
+		case bytes.HasPrefix(an, []byte("xmlns:")):
+			h.Decls = append(h.Decls, Decl{knownPrefix(an[6:]), v})
+		case string(an) == "from":
 			h.From = v
-		case an == "to":
+		case string(an) == "to":
 			h.To = v
-		case an == "id":
+		case string(an) == "id":
 			h.ID = v
-		case an == "version":
+		case string(an) == "version":
 			h.Version = v
-		case an == "xml:lang":
+		case string(an) == "xml:lang":
 			h.Lang = v
 		}
 	}
@@ -197,4 +197,45 @@ func (s *scanner) streamHeader() (Header, error) {
 	}
 	s.r.r = s.start + s.pos
 	return h, nil
+}
+
+// headerValue returns the value of a header's attribute. The values most
+// headers carry (the namespaces, the version, the language) are returned as
+// constants: every stream keeps its header for its whole life, and idle
+// streams are many.
+func headerValue(s *scanner, a attr) string {
+	if a.escaped {
+		return s.unescape(a)
+	}
+	switch v := s.span(a.value); string(v) {
+	case NSServer:
+		return NSServer
+	case NSClient:
+		return NSClient
+	case NSComponent:
+		return NSComponent
+	case NSDialback:
+		return NSDialback
+	case NSStream:
+		return NSStream
+	case "1.0":
+		return "1.0"
+	case "en":
+		return "en"
+	default:
+		return string(v)
+	}
+}
+
+// knownPrefix returns the prefix of a namespace declaration, as a constant
+// when it is one headers use (see headerValue).
+func knownPrefix(p []byte) string {
+	switch string(p) {
+	case "stream":
+		return "stream"
+	case "db":
+		return "db"
+	default:
+		return string(p)
+	}
 }
