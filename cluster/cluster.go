@@ -216,6 +216,9 @@ func (c *Cluster) buckets(ctx context.Context) error {
 	return nil
 }
 
+// secretTry bounds each request Secret makes. A variable for tests.
+var secretTry = 2 * time.Second
+
 // Secret returns the cluster's dialback secret: the one a node stored
 // first, or candidate if there was none.
 func (c *Cluster) Secret(ctx context.Context, candidate []byte) ([]byte, error) {
@@ -223,13 +226,13 @@ func (c *Cluster) Secret(ctx context.Context, candidate []byte) ([]byte, error) 
 		// Each try has its own time: a request whose answer is lost (a
 		// route that drops while this node catches up after a restart)
 		// must not use up the caller's whole budget.
-		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		actx, cancel := context.WithTimeout(ctx, secretTry)
 		_, err := c.conf.Create(actx, keySecret, candidate)
 		cancel()
 		if err == nil {
 			return candidate, nil
 		}
-		actx, cancel = context.WithTimeout(ctx, 2*time.Second)
+		actx, cancel = context.WithTimeout(ctx, secretTry)
 		e, err := c.conf.Get(actx, keySecret)
 		cancel()
 		if err == nil {

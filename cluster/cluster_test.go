@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/s2sd/s2sd/route"
 	"github.com/s2sd/s2sd/s2s/s2stest"
@@ -691,5 +692,73 @@ func TestWaitingBound(t *testing.T) {
 	}
 	if got := c.Status().Waiting; got != 3 {
 		t.Errorf("status says %d waiting, want 3", got)
+	}
+}
+
+// lossyKV is a bucket whose first answers to Create and Get are lost: the
+// request waits until its context ends, as one does whose answer a route
+// dropped while the node caught up after a restart.
+type lossyKV struct {
+	jetstream.KeyValue
+	lose   int // the first lose calls of each kind are lost
+	value  []byte
+	create atomic.Int32
+	get    atomic.Int32
+}
+
+type entry struct {
+	jetstream.KeyValueEntry
+	value []byte
+}
+
+func (e entry) Value() []byte { return e.value }
+
+func (kv *lossyKV) Create(ctx context.Context, key string, value []byte, _ ...jetstream.KVCreateOpt) (uint64, error) {
+	if int(kv.create.Add(1)) <= kv.lose {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	return 0, jetstream.ErrKeyExists
+}
+
+func (kv *lossyKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if int(kv.get.Add(1)) <= kv.lose {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return entry{value: kv.value}, nil
+}
+
+// TestSecretTry checks that a request for the dialback secret whose answer
+// is lost takes its own time, not the caller's whole budget: Secret tries
+// again and returns the secret another node stored, well within a budget
+// that one lost request would have used up.
+func TestSecretTry(t *testing.T) {
+	defer func(d time.Duration) { secretTry = d }(secretTry)
+	secretTry = 100 * time.Millisecond
+	kv := &lossyKV{lose: 1, value: []byte("stored by another node")}
+	c := &Cluster{conf: kv, log: slog.New(slog.DiscardHandler)}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*secretTry)
+	defer cancel()
+	got, err := c.Secret(ctx, []byte("candidate"))
+	if err != nil {
+		t.Fatalf("Secret: %v (Create called %d times, Get %d)", err, kv.create.Load(), kv.get.Load())
+	}
+	if string(got) != "stored by another node" {
+		t.Errorf("Secret = %q, want the stored secret", got)
+	}
+	if kv.create.Load() < 2 || kv.get.Load() < 2 {
+		t.Errorf("Create called %d times, Get %d: want a second try of each after the lost ones", kv.create.Load(), kv.get.Load())
+	}
+
+	// With every answer lost, Secret gives up when the caller's budget
+	// ends, with its error.
+	kv = &lossyKV{lose: 1 << 30}
+	c.conf = kv
+	ctx, cancel = context.WithTimeout(context.Background(), 5*secretTry)
+	defer cancel()
+	if _, err := c.Secret(ctx, []byte("candidate")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Secret with no answers: err = %v, want the deadline", err)
 	}
 }
