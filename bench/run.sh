@@ -34,7 +34,15 @@
 #   PROSODY=1      0 skips Prosody
 #   KEEP=0         1 keeps the work directory (configs, logs, results)
 #   CLUSTER=0      1 makes each s2sd a one-node cluster (embedded NATS): what
-#                  the cluster's wrappers cost a node
+#                  the cluster's wrappers cost a node. 3 serves a.test with
+#                  a cluster of three nodes, A1 to A3 (embedded NATS, routes
+#                  to each other); the SRV records of a.test and send.a.test
+#                  name A1. Once the cluster is settled, the component
+#                  send.a.test attaches to the node after the one that owns
+#                  recv.b.test (driver owner), so that every stanza crosses
+#                  nodes over NATS. CPU is reported for each node. B is one
+#                  s2sd, as usual. Not with PPROF=1.
+#   DURABILITY=node  the cluster's durability with CLUSTER=3 (or replicated)
 #   DRIVER_FLAGS   more driver flags, e.g. "-cpuprofile /tmp/driver.prof"
 #   PPROF=0        1 records 5 s CPU profiles of both s2sd during the first
 #                  scenario (a.prof, b.prof in the work directory; KEEP=1),
@@ -108,8 +116,10 @@ grace = "2s"
 EOF
   if [ -n "${7:-}" ]; then printf '\n[metrics]\nlisten = "127.0.0.1:%s"\npprof = true\n' "$7"; fi
   # CLUSTER=1: each daemon is a one-node cluster (embedded NATS), to
-  # measure what the cluster's wrappers cost a node.
+  # measure what the cluster's wrappers cost a node. CLUSTER=3 sets
+  # cfg_cluster for A's nodes.
   if [ "${CLUSTER:-0}" = 1 ]; then printf '\n[cluster]\nname = "%s"\nlisten = "127.0.0.1:%s"\n' "${cfg_dir:-$1}" "$(freeport)"; fi
+  if [ -n "${cfg_cluster:-}" ]; then printf '\n[cluster]\n%s\n' "$cfg_cluster"; fi
 }
 
 command -v ss >/dev/null || die "ss (iproute2) is needed"
@@ -118,18 +128,59 @@ log "work directory: $work"
 log "N=$N NLAT=$NLAT WARMUP=$WARMUP, $(nproc) CPUs"
 
 # --- s2sd -------------------------------------------------------------------
-mem_s2sd_idle="skipped"; mem_s2sd_after="skipped"
+mem_s2sd_idle="skipped"; mem_s2sd_after="skipped"; cluster_report=""
+[ "${CLUSTER:-0}" != 3 ] || [ "$PPROF" != 1 ] || die "PPROF=1 is not for CLUSTER=3"
 if [ ${#scenarios[@]} -gt 0 ]; then
-dns=$(freeport); a_s2s=$(freeport); a_comp=$(freeport); b_s2s=$(freeport); b_comp=$(freeport)
+dns=$(freeport); b_s2s=$(freeport); b_comp=$(freeport)
 a_mon=""; b_mon=""
 if [ "$PPROF" = 1 ]; then a_mon=$(freeport); b_mon=$(freeport); fi
-start_dnsd dns-s2sd "$dns" \
-  -srv "a.test=127.0.0.1:$a_s2s" -srv "send.a.test=127.0.0.1:$a_s2s" \
-  -srv "b.test=127.0.0.1:$b_s2s" -srv "recv.b.test=127.0.0.1:$b_s2s"
-start_s2sd a.test "$(s2sd_config a.test "$a_s2s" "$a_comp" send.a.test secret-a "$dns" "$a_mon")" "$a_s2s" "$a_comp"; pa=$s2sd_pid
-start_s2sd b.test "$(s2sd_config b.test "$b_s2s" "$b_comp" recv.b.test secret-b "$dns" "$b_mon")" "$b_s2s" "$b_comp"; pb=$s2sd_pid
-sleep 1
-mem_s2sd_idle="A $(rss "$pa") KiB, B $(rss "$pb") KiB"
+if [ "${CLUSTER:-0}" = 3 ]; then
+  # A1 to A3 serve a.test; the metrics listeners give their status pages
+  # (driver owner).
+  an=(1 2 3); as2s=(); acomp=(); amon=(); aroute=(); apid=()
+  for i in "${an[@]}"; do
+    as2s[i]=$(freeport); acomp[i]=$(freeport); amon[i]=$(freeport); aroute[i]=$(freeport)
+  done
+  start_dnsd dns-s2sd "$dns" \
+    -srv "a.test=127.0.0.1:${as2s[1]}" -srv "send.a.test=127.0.0.1:${as2s[1]}" \
+    -srv "b.test=127.0.0.1:$b_s2s" -srv "recv.b.test=127.0.0.1:$b_s2s"
+  for i in "${an[@]}"; do
+    routes=""
+    for j in "${an[@]}"; do
+      [ "$j" = "$i" ] || routes="$routes${routes:+, }\"nats://127.0.0.1:${aroute[j]}\""
+    done
+    cfg_dir=a$i cfg_cluster=$(printf 'name = "a%s"\nlisten = "127.0.0.1:%s"\nroutes = [%s]\ndurability = "%s"' \
+      "$i" "${aroute[i]}" "$routes" "${DURABILITY:-node}")
+    # A node listens once the cluster has formed: wait for all three after.
+    start_s2sd "a$i" "$(s2sd_config a.test "${as2s[i]}" "${acomp[i]}" send.a.test secret-a "$dns" "${amon[i]}")"
+    apid[i]=$s2sd_pid
+  done
+  cfg_dir=""; cfg_cluster=""
+  for i in "${an[@]}"; do
+    for p in "${as2s[i]}" "${acomp[i]}"; do
+      wait_port "$p" || die "s2sd a$i did not start: $(tail -5 "$work/a$i/s2sd.log")"
+    done
+  done
+  start_s2sd b.test "$(s2sd_config b.test "$b_s2s" "$b_comp" recv.b.test secret-b "$dns" "$b_mon")" "$b_s2s" "$b_comp"; pb=$s2sd_pid
+  owner=$("$work/bin/driver" owner -domain recv.b.test \
+    "http://127.0.0.1:${amon[1]}/status.json" "http://127.0.0.1:${amon[2]}/status.json" "http://127.0.0.1:${amon[3]}/status.json") ||
+    die "the cluster did not settle"
+  entry=$((owner % 3 + 1))
+  a_comp=${acomp[entry]}; pa="${apid[1]}+${apid[2]}+${apid[3]}"
+  cluster_report="cluster: a.test on A1 to A3 (durability ${DURABILITY:-node}); A$owner owns recv.b.test and dials it; send.a.test attaches to A$entry: every stanza crosses from A$entry to A$owner over NATS"
+  log "$cluster_report"
+  sleep 1
+  mem_s2sd_idle="A1 $(rss "${apid[1]}") KiB, A2 $(rss "${apid[2]}") KiB, A3 $(rss "${apid[3]}") KiB, B $(rss "$pb") KiB"
+else
+  a_s2s=$(freeport); a_comp=$(freeport)
+  start_dnsd dns-s2sd "$dns" \
+    -srv "a.test=127.0.0.1:$a_s2s" -srv "send.a.test=127.0.0.1:$a_s2s" \
+    -srv "b.test=127.0.0.1:$b_s2s" -srv "recv.b.test=127.0.0.1:$b_s2s"
+  start_s2sd a.test "$(s2sd_config a.test "$a_s2s" "$a_comp" send.a.test secret-a "$dns" "$a_mon")" "$a_s2s" "$a_comp"; pa=$s2sd_pid
+  start_s2sd b.test "$(s2sd_config b.test "$b_s2s" "$b_comp" recv.b.test secret-b "$dns" "$b_mon")" "$b_s2s" "$b_comp"; pb=$s2sd_pid
+  sleep 1
+  mem_s2sd_idle="A $(rss "$pa") KiB, B $(rss "$pb") KiB"
+fi
 log "s2sd idle after start: $mem_s2sd_idle"
 prof_pids=()
 if [ "$PPROF" = 1 ]; then
@@ -145,9 +196,19 @@ if [ "$PPROF" = 1 ]; then
   curl -s -o "$work/b.allocs" "http://127.0.0.1:$b_mon/debug/pprof/allocs" || true
 fi
 sleep 1
-mem_s2sd_after="A $(rss "$pa") KiB (peak $(hwm "$pa")), B $(rss "$pb") KiB (peak $(hwm "$pb"))"
+if [ "${CLUSTER:-0}" = 3 ]; then
+  mem_s2sd_after=""
+  for i in "${an[@]}"; do
+    mem_s2sd_after="${mem_s2sd_after}A$i $(rss "${apid[i]}") KiB (peak $(hwm "${apid[i]}")), "
+  done
+  mem_s2sd_after="${mem_s2sd_after}B $(rss "$pb") KiB (peak $(hwm "$pb"))"
+  for i in "${an[@]}"; do stop "${apid[i]}"; done
+else
+  mem_s2sd_after="A $(rss "$pa") KiB (peak $(hwm "$pa")), B $(rss "$pb") KiB (peak $(hwm "$pb"))"
+  stop "$pa"
+fi
 log "s2sd after the runs: $mem_s2sd_after"
-stop "$pa"; stop "$pb"
+stop "$pb"
 fi
 
 # --- s2sd, bursts with idle gaps -------------------------------------------
@@ -240,6 +301,7 @@ fi
 echo
 echo "== relay benchmark: N=$N NLAT=$NLAT WARMUP=$WARMUP, $(nproc) CPUs, $(go env GOVERSION), prosody $(dpkg-query -W -f '${Version}' prosody 2>/dev/null || echo "?")"
 echo "-- s2sd"
+[ -z "$cluster_report" ] || echo "$cluster_report"
 "$work/bin/driver" summary "$work/s2sd.jsonl"
 [ -z "$gaps_report" ] || echo "$gaps_report"
 if [ "$PROSODY" = 1 ] && [ ${#scenarios[@]} -gt 0 ]; then

@@ -10,6 +10,7 @@
 //	driver -a HOST:PORT -from send.a.test -b HOST:PORT -to recv.b.test [flags]
 //	driver summary RESULTS.jsonl
 //	driver compare S2SD.jsonl PROSODY.jsonl
+//	driver owner -domain recv.b.test http://NODE1/status.json …
 //
 // Each message carries its sequence number in its id. At most -window
 // messages are in flight: a new one is sent when one arrives (window 1
@@ -29,6 +30,13 @@
 // The result is printed as one human line on stderr and one JSON line on
 // stdout. summary prints the human lines of a file of JSON lines; compare
 // reads two such files and prints the ratios.
+//
+// When A is a cluster of s2sd nodes, -pids takes A's process ids joined
+// with '+' (A1+A2+A3,B): A's CPU is their sum, and each node's is reported
+// too. owner waits until the nodes whose status pages it is given agree on
+// their members and each partition has its preferred owner, then prints
+// the position (from 1) of the node that owns -domain's partition: the
+// node that dials it.
 package main
 
 import (
@@ -76,6 +84,8 @@ type Result struct {
 	CPUA      float64 `json:"cpu_us_per_msg_a,omitempty"`
 	CPUB      float64 `json:"cpu_us_per_msg_b,omitempty"`
 	CPUDriver float64 `json:"cpu_us_per_msg_driver,omitempty"`
+	// CPUANodes is each node's share of CPUA when A is a cluster.
+	CPUANodes []float64 `json:"cpu_us_per_msg_a_nodes,omitempty"`
 }
 
 func (r *Result) String() string {
@@ -83,7 +93,15 @@ func (r *Result) String() string {
 		r.Server, r.Scenario, r.Received, r.Sent, r.Seconds, r.Rate, r.P50, r.P99, r.Max, r.Lost, r.Duplicated, r.Errors)
 	switch {
 	case r.CPUA > 0 || r.CPUB > 0:
-		s += fmt.Sprintf("; CPU µs/msg A %.1f B %.1f driver %.1f", r.CPUA, r.CPUB, r.CPUDriver)
+		s += fmt.Sprintf("; CPU µs/msg A %.1f", r.CPUA)
+		if len(r.CPUANodes) > 1 {
+			nodes := make([]string, len(r.CPUANodes))
+			for i, c := range r.CPUANodes {
+				nodes[i] = fmt.Sprintf("A%d %.1f", i+1, c)
+			}
+			s += " (" + strings.Join(nodes, ", ") + ")"
+		}
+		s += fmt.Sprintf(" B %.1f driver %.1f", r.CPUB, r.CPUDriver)
 	case r.CPUDriver > 0:
 		s += fmt.Sprintf("; CPU µs/msg driver %.1f", r.CPUDriver)
 	}
@@ -97,6 +115,13 @@ func (r *Result) String() string {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "owner" {
+		if err := owner(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "driver:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && (os.Args[1] == "compare" || os.Args[1] == "summary") {
 		f := compare
 		if os.Args[1] == "summary" {
@@ -123,7 +148,7 @@ func main() {
 		server  = flag.String("server", "s2sd", "server `name` for the report")
 		label   = flag.String("scenario", "", "scenario `name` for the report (default SIZE/wWINDOW)")
 		dups    = flag.Int("show-dups", 0, "print the first `n` duplicated messages")
-		pids    = flag.String("pids", "", "`A,B`: process ids of the servers, to report their CPU time per message")
+		pids    = flag.String("pids", "", "`A,B`: process ids of the servers, to report their CPU time per message (A1+A2+…,B when A is a cluster)")
 		cpuprof = flag.String("cpuprofile", "", "write the driver's CPU profile to `file`")
 		times   = flag.String("times", "", "write each measured message's send time and latency, in ns, to `file`.SCENARIO")
 		bursts  = flag.Int("bursts", 1, "measure `k` bursts of -n messages, separated by -gap")
@@ -173,6 +198,15 @@ func main() {
 		}
 	}
 	pa, pb, _ := strings.Cut(*pids, ",")
+	nodes := strings.Split(pa, "+")
+	// cpu returns the CPU times of A's nodes, then B, then the driver.
+	cpu := func() []time.Duration {
+		t := make([]time.Duration, 0, len(nodes)+2)
+		for _, p := range nodes {
+			t = append(t, procCPU(p))
+		}
+		return append(t, procCPU(pb), selfCPU())
+	}
 	report := func(res Result) {
 		fmt.Fprintln(os.Stderr, res.String())
 		j, _ := json.Marshal(res)
@@ -186,9 +220,9 @@ func main() {
 		if i > 1 {
 			time.Sleep(*gap)
 		}
-		cpu0 := [3]time.Duration{procCPU(pa), procCPU(pb), selfCPU()}
+		cpu0 := cpu()
 		res := b.run(i, *n)
-		cpu1 := [3]time.Duration{procCPU(pa), procCPU(pb), selfCPU()}
+		cpu1 := cpu()
 		res.Server, res.Scenario, res.Size = *server, *label, *size
 		if *bursts > 1 {
 			res.Scenario += "#" + strconv.Itoa(i)
@@ -197,10 +231,17 @@ func main() {
 			per := func(i int) float64 {
 				return float64((cpu1[i] - cpu0[i]).Microseconds()) / float64(res.Received)
 			}
+			k := len(nodes)
 			if *pids != "" {
-				res.CPUA, res.CPUB = per(0), per(1)
+				for j := range k {
+					res.CPUA += per(j)
+					if k > 1 {
+						res.CPUANodes = append(res.CPUANodes, per(j))
+					}
+				}
+				res.CPUB = per(k)
 			}
-			res.CPUDriver = per(2)
+			res.CPUDriver = per(k + 1)
 		}
 		report(res)
 		failed = failed || res.Received == 0
