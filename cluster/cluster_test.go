@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -760,5 +761,113 @@ func TestSecretTry(t *testing.T) {
 	defer cancel()
 	if _, err := c.Secret(ctx, []byte("candidate")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Secret with no answers: err = %v, want the deadline", err)
+	}
+}
+
+// TestAnswerSubjects checks how a pipelined stanza's answer comes back.
+// Between nodes of this version, the owner answers on the sender's one
+// answer subject with the stanza's number in a header, not on a subject
+// per stanza, which misses nats-server's caches. A node of an earlier
+// version, which answers on the per-stanza reply subject and knows no such
+// header, still works both ways, as a rolling upgrade needs: its answers
+// settle the stanzas sent to it, and a stanza it forwards is answered on
+// its reply subject.
+func TestAnswerSubjects(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Start(ctx, Config{Name: "solo", Listen: s2stest.FreeAddrs(t, 1)[0], StoreDir: t.TempDir(), LeaseTTL: 2 * time.Second, Partitions: 16, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown(context.Background())
+	pool := &fakePool{}
+	c.WrapRemote(pool)
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A node of an earlier version, "old": it answers on the reply
+	// subject, with no header.
+	var mu sync.Mutex
+	var asked []*nats.Msg
+	sub, err := c.nc.Subscribe(subject("old"), func(m *nats.Msg) {
+		mu.Lock()
+		asked = append(asked, m)
+		mu.Unlock()
+		m.RespondMsg(nats.NewMsg(m.Reply))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	c.nc.Flush()
+	for i := range 3 {
+		if err := c.send("old", msg(t, "bot@bot.example", "u@remote.example", strconv.Itoa(i), route.FromComponent)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "the old node's answers settling the stanzas", func() bool {
+		c.pipe.mu.Lock()
+		defer c.pipe.mu.Unlock()
+		return len(c.pipe.pending) == 0
+	})
+	if c.isSuspect("old") || c.Status().Waiting > 0 {
+		t.Errorf("answers on the reply subject were not taken: suspect %v, waiting %d", c.isSuspect("old"), c.Status().Waiting)
+	}
+	mu.Lock()
+	for _, m := range asked {
+		if m.Header.Get(hdrAnswerTo) != c.pipe.answers || m.Header.Get(hdrSeq) == "" || !strings.HasPrefix(m.Reply, c.pipe.inbox+".") {
+			t.Errorf("request headers %v, reply %q: want the answer subject %q, a number and a reply subject", m.Header, m.Reply, c.pipe.answers)
+		}
+	}
+	mu.Unlock()
+
+	// Stanzas forwarded to this node: by a node of this version (answer
+	// subject and number), then by an earlier one (reply subject only).
+	nc, err := nats.Connect("", nats.InProcessServer(c.ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	got := make(chan *nats.Msg, 4)
+	if _, err := nc.ChanSubscribe("test.>", got); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	m := forwardMsg("solo", kindRemote, msg(t, "bot@bot.example", "u@remote.example", "new", route.FromComponent))
+	m.Reply = "test.reply.1"
+	m.Header.Set(hdrAnswerTo, "test.answers")
+	m.Header.Set(hdrSeq, "zz")
+	if err := nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-got:
+		if a.Subject != "test.answers" || a.Header.Get(hdrSeq) != "zz" || a.Header.Get(hdrError) != "" {
+			t.Errorf("answer on %q with headers %v: want test.answers, S2S-Seq zz, no error", a.Subject, a.Header)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer to a stanza with an answer subject")
+	}
+	m = forwardMsg("solo", kindRemote, msg(t, "bot@bot.example", "u@remote.example", "old", route.FromComponent))
+	m.Reply = "test.reply.2"
+	if err := nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-got:
+		if a.Subject != "test.reply.2" || a.Header.Get(hdrError) != "" {
+			t.Errorf("answer on %q with headers %v: want the reply subject, no error", a.Subject, a.Header)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer on the reply subject of a stanza from an earlier version")
+	}
+	select {
+	case a := <-got:
+		t.Errorf("an answer more, on %q", a.Subject)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if ids := pool.ids("remote.example"); !slices.Equal(ids, []string{"new", "old"}) {
+		t.Errorf("the pool has %v, want [new old]", ids)
 	}
 }

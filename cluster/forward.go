@@ -26,6 +26,17 @@ const (
 	hdrOrigin = "S2S-Origin"
 	hdrError  = "S2S-Error"
 
+	// A pipelined stanza (pipeline.go) also carries the subject its
+	// sender takes answers on and the stanza's sequence number: the owner
+	// answers there, with the number. A reply subject per stanza is a
+	// subject used once, which misses nats-server's subject caches on
+	// every node it crosses: it cost the sender a fifth of its CPU. The
+	// per-stanza reply subject is still set, for a node that does not
+	// know these headers (during a rolling upgrade) and for NATS's
+	// no-responders status.
+	hdrAnswerTo = "S2S-Answer-To"
+	hdrSeq      = "S2S-Seq"
+
 	kindRemote    = "remote"
 	kindComponent = "component"
 	kindKick      = "kick" // close a component's stream here (S2S-Domain)
@@ -416,12 +427,19 @@ func answerError(r *nats.Msg) error {
 // receive takes a stanza another node forwarded: it is delivered here,
 // never forwarded again.
 func (c *Cluster) receive(m *nats.Msg) {
+	to, seq := m.Header.Get(hdrAnswerTo), m.Header.Get(hdrSeq)
+	if to == "" || seq == "" {
+		to, seq = m.Reply, ""
+	}
 	answer := func(e string) {
-		r := nats.NewMsg(m.Reply)
+		r := nats.NewMsg(to)
+		if seq != "" {
+			r.Header.Set(hdrSeq, seq)
+		}
 		if e != "" {
 			r.Header.Set(hdrError, e)
 		}
-		m.RespondMsg(r)
+		c.nc.PublishMsg(r)
 	}
 	if m.Header.Get(hdrKind) == kindKick {
 		c.mu.Lock()

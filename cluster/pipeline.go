@@ -34,8 +34,11 @@ var (
 // that cannot go (retry) for whichever node owns it then: only then may
 // it arrive after stanzas sent later.
 type pipeline struct {
-	inbox string // answers come to inbox.<seq>
-	sub   *nats.Subscription
+	// Answers come to answers, inbox._, with the sequence number in a
+	// header (hdrSeq), or from a node that does not set it, to
+	// inbox.<seq> (base 36: no sequence number is "_").
+	inbox, answers string
+	sub            *nats.Subscription
 
 	mu      sync.Mutex
 	seq     uint64
@@ -57,7 +60,8 @@ type sent struct {
 func (c *Cluster) startPipeline() error {
 	// An inbox of its own: the client's request inbox (NewRespInbox)
 	// shares its prefix with every request this connection makes.
-	p := &pipeline{inbox: c.nc.NewInbox(), pending: map[uint64]*sent{}, windows: map[string]chan struct{}{}, suspect: map[string]bool{}}
+	inbox := c.nc.NewInbox()
+	p := &pipeline{inbox: inbox, answers: inbox + "._", pending: map[uint64]*sent{}, windows: map[string]chan struct{}{}, suspect: map[string]bool{}}
 	sub, err := c.nc.Subscribe(p.inbox+".*", c.answered)
 	if err != nil {
 		return err
@@ -102,7 +106,10 @@ func (c *Cluster) send(node string, s *route.Stanza) error {
 	s.Source = nil
 	p.pending[seq] = &sent{s: s, node: node, at: time.Now()}
 	p.mu.Unlock()
-	m.Reply = p.inbox + "." + strconv.FormatUint(seq, 36)
+	seq36 := strconv.FormatUint(seq, 36)
+	m.Reply = p.inbox + "." + seq36
+	m.Header.Set(hdrAnswerTo, p.answers)
+	m.Header.Set(hdrSeq, seq36)
 	if err := c.nc.PublishMsg(m); err != nil {
 		c.settle(seq)
 		return err
@@ -128,9 +135,14 @@ func (c *Cluster) settle(seq uint64) *sent {
 	return e
 }
 
-// answered takes an owner's answer to a stanza sent.
+// answered takes an owner's answer to a stanza sent: on the answer
+// subject, numbered in hdrSeq, or on the stanza's reply subject.
 func (c *Cluster) answered(m *nats.Msg) {
-	seq, err := strconv.ParseUint(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:], 36, 64)
+	n := m.Header.Get(hdrSeq)
+	if m.Subject != c.pipe.answers {
+		n = m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	}
+	seq, err := strconv.ParseUint(n, 36, 64)
 	if err != nil {
 		return
 	}
