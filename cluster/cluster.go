@@ -95,6 +95,12 @@ type Cluster struct {
 	wg     sync.WaitGroup
 	sub    *nats.Subscription
 	pipe   *pipeline // stanzas sent to their owners, not answered yet
+
+	// Answers to forwarded stanzas waiting for the queue file
+	// (afterDurable), and whether a goroutine waits for it.
+	durMu   sync.Mutex
+	durWait []func(string)
+	durBusy bool
 }
 
 type lease struct {

@@ -871,3 +871,74 @@ func TestAnswerSubjects(t *testing.T) {
 		t.Errorf("the pool has %v, want [new old]", ids)
 	}
 }
+
+// slowPool is a pool whose queue file confirms what it took only when
+// told to (release), and counts how often it was asked.
+type slowPool struct {
+	fakePool
+	asked   atomic.Int32
+	release chan error
+}
+
+func (p *slowPool) Durable(ctx context.Context) error {
+	p.asked.Add(1)
+	select {
+	case err := <-p.release:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestAfterDurable checks that the owner answers forwarded stanzas once
+// its queue file holds them, and that the stanzas that come while it waits
+// for one write share the next: one wait for many stanzas, not one each.
+// A write that fails answers each of them with internal-server-error.
+func TestAfterDurable(t *testing.T) {
+	c := &Cluster{cfg: Config{ForwardTimeout: 10 * time.Second}}
+	p := &slowPool{release: make(chan error)}
+	const n = 10
+	answers := make(chan string, n)
+	answer := func(e string) { answers <- e }
+	c.afterDurable(p, answer)
+	eventually(t, 5*time.Second, "the first wait for the queue file", func() bool { return p.asked.Load() == 1 })
+	for range n - 1 {
+		c.afterDurable(p, answer)
+	}
+	p.release <- nil // the first write: the first stanza
+	if e := <-answers; e != "" {
+		t.Fatalf("answer %q, want the stanza taken", e)
+	}
+	p.release <- nil // the second: the nine that came meanwhile
+	for range n - 1 {
+		select {
+		case e := <-answers:
+			if e != "" {
+				t.Fatalf("answer %q, want the stanza taken", e)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("stanzas left unanswered")
+		}
+	}
+	if got := p.asked.Load(); got != 2 {
+		t.Errorf("the queue file was waited for %d times for %d stanzas that came in two groups, want 2", got, n)
+	}
+
+	c.afterDurable(p, answer)
+	p.release <- errors.New("disk full")
+	if e := <-answers; !strings.HasPrefix(e, string(stanza.InternalServerError)) {
+		t.Errorf("answer after a failed write %q, want internal-server-error", e)
+	}
+	// The waiting goroutine ends once nothing waits, and the next stanza
+	// starts another.
+	eventually(t, 5*time.Second, "the wait to end", func() bool {
+		c.durMu.Lock()
+		defer c.durMu.Unlock()
+		return !c.durBusy
+	})
+	c.afterDurable(p, answer)
+	p.release <- nil
+	if e := <-answers; e != "" {
+		t.Errorf("answer %q, want the stanza taken", e)
+	}
+}

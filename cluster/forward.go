@@ -481,11 +481,7 @@ func (c *Cluster) receive(m *nats.Msg) {
 		// the order the stanzas came; the answers wait for the queue
 		// file off this goroutine, so that many share one write.
 		if err = p.Deliver(ctx, s); err == nil {
-			go func() {
-				dctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
-				defer cancel()
-				answerErr(answer, p.Durable(dctx))
-			}()
+			c.afterDurable(p, answer)
 			return
 		}
 	case kindComponent:
@@ -501,6 +497,41 @@ func (c *Cluster) receive(m *nats.Msg) {
 		err = stanza.New(stanza.BadRequest, "unknown kind")
 	}
 	answerErr(answer, err)
+}
+
+// afterDurable answers, once what p has taken so far is in its queue file
+// (or with the error that kept it from there), with answer. One goroutine
+// at a time waits for the queue file, for every stanza taken before it
+// began; the stanzas taken meanwhile wait for the next write, as they
+// would anyway.
+func (c *Cluster) afterDurable(p Pool, answer func(string)) {
+	c.durMu.Lock()
+	c.durWait = append(c.durWait, answer)
+	busy := c.durBusy
+	c.durBusy = true
+	c.durMu.Unlock()
+	if busy {
+		return
+	}
+	go func() {
+		for {
+			c.durMu.Lock()
+			as := c.durWait
+			c.durWait = nil
+			if len(as) == 0 {
+				c.durBusy = false
+				c.durMu.Unlock()
+				return
+			}
+			c.durMu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ForwardTimeout)
+			err := p.Durable(ctx)
+			cancel()
+			for _, a := range as {
+				answerErr(a, err)
+			}
+		}
+	}()
 }
 
 // answerErr answers a forwarded stanza with what err says of it.
