@@ -398,21 +398,32 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// TestOneNode: a node without routes is a cluster of one: it owns every
-// partition and delivers to its own pool.
-func TestOneNode(t *testing.T) {
+// startSolo starts a node without routes, "solo", with a fakePool: a
+// cluster of one, stopped when the test ends. It returns the node, its
+// pool and the handler wrapping it.
+func startSolo(t *testing.T) (*Cluster, *fakePool, route.Handler) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := Start(ctx, Config{Name: "solo", Listen: s2stest.FreeAddrs(t, 1)[0], StoreDir: t.TempDir(), LeaseTTL: 2 * time.Second, Partitions: 16, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Shutdown(context.Background())
+	t.Cleanup(func() { c.Shutdown(context.Background()) })
 	pool := &fakePool{}
 	h := c.WrapRemote(pool)
 	if err := c.Run(); err != nil {
 		t.Fatal(err)
 	}
+	return c, pool, h
+}
+
+// TestOneNode: a node without routes is a cluster of one: it owns every
+// partition and delivers to its own pool.
+func TestOneNode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, pool, h := startSolo(t)
 	eventually(t, 10*time.Second, "solo owning every partition", func() bool { return len(c.Status().Owned) == 16 })
 	if err := h.Deliver(ctx, msg(t, "bot@bot.example", "u@remote.example", "1", route.FromComponent)); err != nil {
 		t.Fatal(err)
@@ -773,18 +784,7 @@ func TestSecretTry(t *testing.T) {
 // settle the stanzas sent to it, and a stanza it forwards is answered on
 // its reply subject.
 func TestAnswerSubjects(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := Start(ctx, Config{Name: "solo", Listen: s2stest.FreeAddrs(t, 1)[0], StoreDir: t.TempDir(), LeaseTTL: 2 * time.Second, Partitions: 16, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Shutdown(context.Background())
-	pool := &fakePool{}
-	c.WrapRemote(pool)
-	if err := c.Run(); err != nil {
-		t.Fatal(err)
-	}
+	c, pool, _ := startSolo(t)
 
 	// A node of an earlier version, "old": it answers on the reply
 	// subject, with no header.
