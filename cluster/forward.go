@@ -499,11 +499,11 @@ func (c *Cluster) receive(m *nats.Msg) {
 	answerErr(answer, err)
 }
 
-// afterDurable answers, once what p has taken so far is in its queue file
-// (or with the error that kept it from there), with answer. One goroutine
-// at a time waits for the queue file, for every stanza taken before it
-// began; the stanzas taken meanwhile wait for the next write, as they
-// would anyway.
+// afterDurable calls answer once what p has taken so far is in its queue
+// file, with what the error that kept it from there says, if any
+// (answerErr). One goroutine at a time waits for the queue file, for every
+// stanza taken before it began; the stanzas taken meanwhile wait for the
+// next write, as they would anyway.
 func (c *Cluster) afterDurable(p Pool, answer func(string)) {
 	c.durMu.Lock()
 	c.durWait = append(c.durWait, answer)
