@@ -37,7 +37,12 @@ func waitPercent(t *testing.T, f *Floor, what string, ok func(int) bool) {
 }
 
 // A small live heap under load collects far less often with a floor: the
-// goal is the floor, not twice the live heap.
+// goal is the floor, not twice the live heap. The test checks the goals.
+// It logs how many cycles the same garbage took with and without the
+// floor, without asserting on them: on a loaded machine a cycle that waits
+// for a core lets the allocating loop run on, so the counts shrink with
+// the load, which a goal does not: 150 to 168 without and 8 with on a
+// quiet machine, but 21 and 11 in a CI run beside other test binaries.
 func TestFewerCycles(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	// From a small live heap, whatever the tests before left.
@@ -52,6 +57,15 @@ func TestFewerCycles(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	goal := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.NextGC >> 20
+	}
+	if g := goal(); g > 8 {
+		t.Errorf("heap goal %d MiB without a floor and a small live heap: want Go's, 4 MiB or twice the live heap", g)
+	}
 	without := churn(512 << 20)
 
 	f := Start(64<<20, 100)
@@ -59,21 +73,14 @@ func TestFewerCycles(t *testing.T) {
 	waitPercent(t, f, "with a live heap far below the floor, want more than 100", func(p int) bool { return p > 100 })
 	with := churn(512 << 20)
 	t.Logf("collections for 512 MiB of garbage: %d without a floor, %d with a 64 MiB floor (GOGC %d)", without, with, f.Percent())
-	if with*3 > without {
-		t.Errorf("%d collections with the floor, %d without: want at most a third", with, without)
-	}
 	// The floor is a floor, not a ceiling: once a cycle has found the
 	// live heap small again, the goal is the floor. (Right after a cycle
 	// that marked slowly on a busy machine, the goal can be higher for
-	// a moment, until the floor adjusts: see the package documentation.
-	// The count of cycles above does not tell one from the other.)
+	// a moment, until the floor adjusts: see the package documentation.)
 	runtime.GC()
 	waitPercent(t, f, "after a collection of a small live heap, want 1600", func(p int) bool { return p == 1600 })
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	if goal := ms.NextGC >> 20; goal < 60 || goal > 68 {
-		t.Errorf("heap goal %d MiB with a 64 MiB floor and a small live heap", goal)
+	if g := goal(); g < 60 || g > 68 {
+		t.Errorf("heap goal %d MiB with a 64 MiB floor and a small live heap", g)
 	}
 }
 
