@@ -368,15 +368,14 @@ type in struct {
 	s       *Server
 	c       *Conn
 	pending sync.WaitGroup
-	// verifying counts dialback verifications under way (pending).
-	verifying atomic.Int32
-	// The context of the verifications under way, which the stream's end
-	// cancels: made for the first, dropped after the last, so that a
-	// stream keeps nothing of verifications that are over.
+	// The dialback verifications under way (pending): how many, and
+	// their context, which the stream's end cancels: made for the first,
+	// dropped after the last, so that a stream keeps nothing of
+	// verifications that are over.
 	vmu     sync.Mutex
+	vn      int
 	vctx    context.Context
 	vstop   context.CancelFunc
-	vn      int
 	ended   bool
 	sasl    bool
 	sm      bool
@@ -822,11 +821,10 @@ func (st *in) dialback(el *xmlstream.Element) error {
 	}
 	// Each verification is a connection out, to a server the peer names:
 	// bounded per stream and in all.
-	if st.verifying.Load() >= int32(durInt(s.MaxDialbackPending, 4)) || s.verifying.Load() >= int32(durInt(s.MaxDialbackTotal, 256)) {
+	if st.verifications() >= durInt(s.MaxDialbackPending, 4) || s.verifying.Load() >= int32(durInt(s.MaxDialbackTotal, 256)) {
 		c.log.Info("dialback refused: too many verifications under way", "originating", d.From)
 		return reply("error", "resource-constraint")
 	}
-	st.verifying.Add(1)
 	s.verifying.Add(1)
 	id := c.id
 	st.pending.Add(1)
@@ -835,7 +833,6 @@ func (st *in) dialback(el *xmlstream.Element) error {
 		defer st.pending.Done()
 		defer vdone()
 		defer s.verifying.Add(-1)
-		defer st.verifying.Add(-1)
 		// Within the stream's negotiation deadline (a domain added to
 		// an authenticated stream gets a negotiation's time), and no
 		// longer than the stream.
@@ -886,6 +883,13 @@ func (st *in) verification() (context.Context, func()) {
 			st.vctx, st.vstop = nil, nil
 		}
 	}
+}
+
+// verifications returns how many dialback verifications are under way.
+func (st *in) verifications() int {
+	st.vmu.Lock()
+	defer st.vmu.Unlock()
+	return st.vn
 }
 
 // endVerifications cancels the dialback verifications under way, and
