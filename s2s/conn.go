@@ -369,17 +369,16 @@ func (c *Conn) Done() <-chan struct{} { return c.closed }
 // startWriter hands writing to a batching writer goroutine: from now on,
 // stanzas are queued without blocking on the network.
 func (c *Conn) startWriter(maxPending int) {
+	// The writer writes to nc, or without TLS to a Spill of it; with TLS
+	// the Spill, if any, is below it (spill).
+	var dst io.Writer = c.nc
 	var sp *xmlstream.Spill
-	if c.tls == nil {
-		sp = xmlstream.NewSpill(c.nc)
-	} else {
+	if c.tls != nil {
 		sp, _ = c.tls.NetConn().(*xmlstream.Spill)
+	} else if sp = xmlstream.NewSpill(c.nc); sp != nil {
+		dst = sp
 	}
-	if c.tls == nil && sp != nil {
-		c.w = xmlstream.NewWriter(sp, maxPending)
-	} else {
-		c.w = xmlstream.NewWriter(c.nc, maxPending)
-	}
+	c.w = xmlstream.NewWriter(dst, maxPending)
 	if sp != nil {
 		c.w.Direct(sp)
 	}

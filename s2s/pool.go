@@ -583,13 +583,11 @@ func (l *link) up(c *Conn) {
 func (l *link) watch(c *Conn) {
 	defer l.p.wg.Done()
 	err := l.read(c)
-	switch {
-	case c.clk.expired() != nil:
-		if e := c.clk.expired(); e.Text == idleText {
-			c.log.Info("closing idle stream")
-		} else {
-			c.log.Info("outbound stream ended", "err", e)
-		}
+	switch e := c.clk.expired(); {
+	case e != nil && e.Text == idleText:
+		c.log.Info("closing idle stream")
+	case e != nil:
+		c.log.Info("outbound stream ended", "err", e)
 	case errorIsEOF(err):
 	default:
 		c.log.Info("outbound stream ended", "err", err)
