@@ -80,12 +80,13 @@ type statusView struct {
 
 func newStatusView(st *Status, refresh int, query string, rows int) statusView {
 	v := statusView{Refresh: refresh, Query: query, Rows: rows, StreamsTotal: len(st.Streams), ComponentsTotal: len(st.Components), QueuesTotal: len(st.Queues)}
+	lq := strings.ToLower(query)
 	match := func(fields ...string) bool {
 		if query == "" {
 			return true
 		}
 		for _, f := range fields {
-			if strings.Contains(strings.ToLower(f), strings.ToLower(query)) {
+			if strings.Contains(strings.ToLower(f), lq) {
 				return true
 			}
 		}
