@@ -941,4 +941,20 @@ func TestAfterDurable(t *testing.T) {
 	if e := <-answers; e != "" {
 		t.Errorf("answer %q, want the stanza taken", e)
 	}
+
+	// A queue file that does not confirm within ForwardTimeout: the
+	// stanzas waiting get internal-server-error once it has passed, and
+	// one that came meanwhile waits for the next write, within its own.
+	c.cfg.ForwardTimeout = 100 * time.Millisecond
+	start := time.Now()
+	c.afterDurable(p, answer)
+	eventually(t, 5*time.Second, "the wait for the queue file", func() bool { return p.asked.Load() == 5 })
+	c.afterDurable(p, answer)
+	if e := <-answers; !strings.HasPrefix(e, string(stanza.InternalServerError)) || time.Since(start) < c.cfg.ForwardTimeout {
+		t.Errorf("answer %q after %v, want internal-server-error past %v", e, time.Since(start), c.cfg.ForwardTimeout)
+	}
+	p.release <- nil
+	if e := <-answers; e != "" {
+		t.Errorf("answer %q to the stanza that came meanwhile, want the stanza taken", e)
+	}
 }
