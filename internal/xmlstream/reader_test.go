@@ -385,7 +385,11 @@ func TestMayStop(t *testing.T) {
 	// their quote.
 	for _, q := range []byte{'>', '\'', '"'} {
 		tbl := stopTable(q)
-		qq := uint64(q) * ones
+		w := q
+		if q == '>' {
+			w = 0 // content
+		}
+		pm, pc, sc := stopWords(w)
 		might := func(c byte) bool { return tbl[c] || c < 0x20 }
 		for n := 0; n < 200000; n++ {
 			var b [8]byte
@@ -407,7 +411,7 @@ func TestMayStop(t *testing.T) {
 					break
 				}
 			}
-			m := mayStop(binary.LittleEndian.Uint64(b[:]), qq)
+			m := mayStop(binary.LittleEndian.Uint64(b[:]), pm, pc, sc)
 			switch {
 			case first < 0 && m != 0:
 				t.Fatalf("q=%q %q: flagged (%#x) though no byte might stop", q, b, m)
