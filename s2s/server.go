@@ -544,12 +544,24 @@ func (st *in) run() error {
 				return e
 			}
 			if c.r.Buffered() == 0 && st.canPark {
+				// The reader gives up its buffer, and reads the first
+				// bytes after the wait into its small one.
+				c.r.Park()
+				c.r.SetIdleRelease(true)
 				return errPark
 			}
 			continue // in the middle of an element
 		}
 		if el == nil {
 			continue
+		}
+		if st.canPark {
+			// A busy stream keeps its read buffer between elements:
+			// giving it up whenever the reader caught up with the peer
+			// cost a pooled buffer, a read split in two and, for
+			// elements larger than a pooled buffer, a new one every
+			// time. Parking gives it up.
+			c.r.SetIdleRelease(false)
 		}
 		restart, err := st.element(el)
 		if err != nil {
