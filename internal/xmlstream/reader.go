@@ -74,6 +74,7 @@ const (
 	initialBuf  = 4 << 10   // buffer allocated for a new reader
 	shrinkAbove = 128 << 10 // a buffer larger than this is dropped when idle
 	maxWant     = 64 << 10  // the most one read asks for
+	idleSize    = 128       // what a wait between elements reads at most (SetIdleRelease)
 )
 
 // ErrStreamEnd is returned by Next when the peer closed the stream with
@@ -100,9 +101,10 @@ type Reader struct {
 	// alias: buf is the caller's, and elements' Raw alias it (ParseElement)
 	alias bool
 	// release: between elements, give the buffer back and wait for the
-	// next bytes with the small idle buffer (SetIdleRelease).
+	// next bytes with a small one (SetIdleRelease), or, parked (see
+	// Park), read them into a buffer of the pool.
 	release bool
-	idle    [128]byte
+	parked  bool
 	want    int  // adaptive read size, above readSize on busy streams
 	full    bool // the last read filled what it asked for
 	// for Drained: the socket under src, and whether more was buffered
@@ -148,6 +150,7 @@ func (r *Reader) Reset(src io.Reader) error {
 	r.r, r.w = 0, 0
 	r.err = nil
 	r.eof = false
+	r.parked = false
 	r.hdr = Header{}
 	return nil
 }
@@ -162,6 +165,7 @@ func (r *Reader) Buffered() int { return r.w - r.r }
 // fill reads more bytes, keeping buf[keep:w]. It returns the new offset of
 // keep (data may move to the front). limit bounds the bytes from keep.
 func (r *Reader) fill(keep, limit int) (int, error) {
+	r.parked = false
 	if r.eof {
 		return keep, io.ErrUnexpectedEOF
 	}
@@ -276,13 +280,16 @@ func (r *Reader) Release() {
 // Park gives up the read buffer when nothing is buffered, as a wait with
 // SetIdleRelease does, for a stream whose owner waits for the socket to
 // be readable (WaitReadable) before it reads on: a buffer of the shared
-// pool goes back to it, any other is dropped.
+// pool goes back to it, any other is dropped. With SetIdleRelease, the
+// first read after that goes straight into a buffer of the pool, as
+// bytes are there to read.
 func (r *Reader) Park() {
 	if r.r != r.w || r.alias {
 		return
 	}
 	r.putBuf()
 	r.r, r.w = 0, 0
+	r.parked = true
 }
 
 // putBuf gives up the read buffer: one of the shared pool's size goes
@@ -296,16 +303,34 @@ func (r *Reader) putBuf() {
 
 var bufPool = sync.Pool{New: func() any { return make([]byte, initialBuf) }}
 
-// idleRead waits for the next bytes without a buffer of the reader's own.
+// idleRead waits for the next bytes without a buffer of the reader's own,
+// or, after Park, reads them into a buffer of the pool.
 func (r *Reader) idleRead() error {
 	r.putBuf()
 	r.Wake()
-	n, err := r.src.Read(r.idle[:])
-	r.full = n == len(r.idle)
-	if n > 0 {
+	var n int
+	var err error
+	if r.parked {
+		r.parked = false
 		r.buf = bufPool.Get().([]byte)
-		r.w = copy(r.buf, r.idle[:n])
-		return nil
+		n, err = r.src.Read(r.buf)
+		r.full = n == len(r.buf)
+		if n > 0 {
+			r.w = n
+			return nil
+		}
+		r.putBuf()
+	} else {
+		// Made for this wait, not kept in the Reader: a stream that
+		// parks never needs one.
+		idle := new([idleSize]byte)
+		n, err = r.src.Read(idle[:])
+		r.full = n == len(idle)
+		if n > 0 {
+			r.buf = bufPool.Get().([]byte)
+			r.w = copy(r.buf, idle[:n])
+			return nil
+		}
 	}
 	if err == io.EOF {
 		r.eof = true

@@ -604,3 +604,57 @@ func TestTextUTF8(t *testing.T) {
 		}
 	}
 }
+
+// sizedReads serves b and records the size of every read asked of it.
+type sizedReads struct {
+	b     []byte
+	sizes []int
+}
+
+func (s *sizedReads) Read(p []byte) (int, error) {
+	s.sizes = append(s.sizes, len(p))
+	if len(s.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.b)
+	s.b = s.b[n:]
+	return n, nil
+}
+
+// TestParkedRead: with SetIdleRelease, a reader waits for the next element
+// with a small buffer, and reads at most 128 bytes into it; after Park, whose
+// owner waits for the socket to be readable before it reads on, it reads
+// straight into a buffer of the pool.
+func TestParkedRead(t *testing.T) {
+	body := strings.Repeat("x", 300)
+	el := `<message from='a@a.test' to='b@b.test'><body>` + body + `</body></message>`
+	for _, park := range []bool{false, true} {
+		src := &sizedReads{b: []byte(hdr)}
+		r := NewReader(src, Limits{})
+		r.SetIdleRelease(true)
+		if park {
+			r.Park()
+		}
+		if _, err := r.ReadHeader(); err != nil {
+			t.Fatal(err)
+		}
+		if park {
+			r.Park()
+		}
+		src.b = []byte(el)
+		src.sizes = nil
+		got, err := r.Next()
+		if err != nil {
+			t.Fatalf("park %v: %v", park, err)
+		}
+		if !bytes.Contains(got.Raw, []byte(body)) {
+			t.Fatalf("park %v: read %q", park, got.Raw)
+		}
+		switch {
+		case park && (len(src.sizes) != 1 || src.sizes[0] != initialBuf):
+			t.Errorf("after Park: reads of %v bytes, want one of %d", src.sizes, initialBuf)
+		case !park && (len(src.sizes) < 2 || src.sizes[0] != idleSize):
+			t.Errorf("without Park: reads of %v bytes, want a first one of %d", src.sizes, idleSize)
+		}
+	}
+}
