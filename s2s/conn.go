@@ -91,8 +91,18 @@ type Conn struct {
 	endSent   atomic.Bool // </stream:stream> has gone out (with a stream error)
 	downOnce  sync.Once   // the stream was reported down (OnStream)
 	closeOnce sync.Once
-	closed    chan struct{}
+	// done holds Done's channel, made when first asked for (nothing in
+	// s2sd waits for a stream's end that way, and an idle stream then
+	// keeps no channel); the stream's end swaps in endedChan.
+	done atomic.Pointer[chan struct{}]
 }
+
+// endedChan is the closed channel Done returns once a stream has ended.
+var endedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 var outCtx = xmlstream.StreamContext{NS: nsServer}
 
@@ -108,7 +118,6 @@ func newConn(nc net.Conn, raw *conn, clk *clock, lim xmlstream.Limits, log *slog
 		clk:     clk,
 		r:       xmlstream.NewReader(nc, lim),
 		log:     log,
-		closed:  make(chan struct{}),
 		created: time.Now().UnixNano(),
 	}
 	if t, ok := nc.(*tls.Conn); ok {
@@ -335,7 +344,7 @@ func (c *Conn) close() {
 		}
 		c.nc.Close()
 		c.clk.stop()
-		close(c.closed)
+		c.ended()
 	})
 }
 
@@ -348,8 +357,16 @@ func (c *Conn) abort() {
 		if c.w != nil {
 			c.w.Close() // fails at once on the closed connection
 		}
-		close(c.closed)
+		c.ended()
 	})
+}
+
+// ended closes Done's channel, if it was made, and makes Done return a
+// closed one from now on. close and abort call it once.
+func (c *Conn) ended() {
+	if p := c.done.Swap(&endedChan); p != nil && p != &endedChan {
+		close(*p)
+	}
 }
 
 // Close ends the stream gracefully.
@@ -364,7 +381,16 @@ func (c *Conn) CloseWithError(e *stream.Error) {
 }
 
 // Done is closed when the stream has ended.
-func (c *Conn) Done() <-chan struct{} { return c.closed }
+func (c *Conn) Done() <-chan struct{} {
+	if p := c.done.Load(); p != nil {
+		return *p
+	}
+	ch := make(chan struct{})
+	if c.done.CompareAndSwap(nil, &ch) {
+		return ch
+	}
+	return *c.done.Load() // made by another caller, or the stream ended
+}
 
 // startWriter hands writing to a batching writer goroutine: from now on,
 // stanzas are queued without blocking on the network.

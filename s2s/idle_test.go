@@ -93,3 +93,44 @@ func TestSlowStanza(t *testing.T) {
 		t.Fatal("b's first inbound stream is gone")
 	}
 }
+
+// TestConnDone: a stream's Done channel, made when first asked for, is the
+// same for every caller and is closed when the stream ends; asked for
+// after the end, it is closed already.
+func TestConnDone(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{})
+	exchange(t, a, b, 1)
+	in := b.S2S.Streams()
+	if len(in) != 1 {
+		t.Fatalf("b has %d inbound streams, want 1", len(in))
+	}
+	c := in[0]
+	done := make(chan (<-chan struct{}), 8)
+	for range cap(done) {
+		go func() { done <- c.Done() }()
+	}
+	first := <-done
+	for range cap(done) - 1 {
+		if d := <-done; d != first {
+			t.Fatal("Done returned different channels")
+		}
+	}
+	select {
+	case <-first:
+		t.Fatal("Done is closed while the stream is up")
+	default:
+	}
+	c.Close()
+	select {
+	case <-first:
+	case <-time.After(wait):
+		t.Fatal("Done not closed after Close")
+	}
+	select {
+	case <-c.Done():
+	default:
+		t.Fatal("Done asked for after the end is not closed")
+	}
+}
