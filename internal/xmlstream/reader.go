@@ -262,9 +262,10 @@ func (r *Reader) skipSpace() (byte, error) {
 
 // SetIdleRelease makes the reader hold no buffer of its own while it waits
 // between elements: it returns its buffer to a shared pool and waits with a
-// 128-byte one. Streams that are idle most of the time then cost less
-// memory; use it where the source buffers itself (TLS), as it splits the
-// first read of each burst in two.
+// 128-byte one, made for that wait. Streams that are idle most of the time
+// then cost less memory; use it where the source buffers itself (TLS), or
+// only while the stream is quiet, as it splits the first read of each burst
+// in two. After Park, the first read goes to a buffer of the pool instead.
 func (r *Reader) SetIdleRelease(on bool) { r.release = on }
 
 // Release drops the read buffer when nothing is buffered, for a stream
