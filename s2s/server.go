@@ -544,8 +544,8 @@ func (st *in) run() error {
 				return e
 			}
 			if c.r.Buffered() == 0 && st.canPark {
-				// The reader gives up its buffer, and reads the first
-				// bytes after the wait into its small one.
+				// The reader gives up its buffer; after the wait, it
+				// reads into one of the shared pool.
 				c.r.Park()
 				c.r.SetIdleRelease(true)
 				return errPark
