@@ -11,6 +11,11 @@
 #     inbound streams.
 # (b) components: starts a fresh s2sd whose config lists M components
 #     c1.a.test … cM.a.test and connects all of them.
+# (c) outbound s2s streams: a fresh s2sd as in (a); bench/idle hosts
+#     d1.test … dM.test again and connects one component, c1.a.test,
+#     through which s2sd writes to someone at each dN.test in turn: s2sd
+#     then holds M authenticated outbound streams (STARTTLS, dialback,
+#     XEP-0198), and what it keeps for each remote domain it has written to.
 # Each reports s2sd's VmRSS before and after, the difference per stream, and
 # the Go heap and goroutines per stream from s2sd's metrics.
 #
@@ -49,7 +54,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
     echo "_xmpp-server._tcp.d$i.test. 3600 IN SRV 0 0 $idle_port idle.test."
   done
 } >"$work/zone"
-start_dnsd dnsd "$dns" -srv "a.test=127.0.0.1:$s2s_port" -zone "$work/zone"
+start_dnsd dnsd "$dns" -srv "a.test=127.0.0.1:$s2s_port" -srv "c1.a.test=127.0.0.1:$s2s_port" -zone "$work/zone"
 
 # s2sd_config COMPONENTS: a.test with COMPONENTS components c1.a.test …
 s2sd_config() {
@@ -102,6 +107,16 @@ pid=$s2sd_pid
   -secret secret -metrics "http://127.0.0.1:$metrics_port/metrics" -heapprofile "$work/comp-heap.prof" >"$work/comp.json" ||
   log "bench: idle comp failed"
 results+=("$(cat "$work/comp.json")")
+stop "$pid"
+
+log "== (c) $M idle outbound s2s streams"
+start_s2sd out "$(s2sd_config 1)" "$s2s_port" "$comp_port" "$metrics_port"
+pid=$s2sd_pid
+"$work/bin/idle" out -pid "$pid" -m "$M" -addr "127.0.0.1:$comp_port" -domain c1.a.test -secret secret \
+  -listen "127.0.0.1:$idle_port" -dns "127.0.0.1:$dns" \
+  -metrics "http://127.0.0.1:$metrics_port/metrics" -heapprofile "$work/out-heap.prof" >"$work/out.json" ||
+  log "bench: idle out failed"
+results+=("$(cat "$work/out.json")")
 stop "$pid"
 
 echo

@@ -7,6 +7,7 @@
 //
 //	idle s2s  -pid PID -target a.test -listen 127.0.0.1:PORT -dns 127.0.0.1:PORT -m 1000
 //	idle comp -pid PID -addr 127.0.0.1:PORT -domain c%d.a.test -secret S -m 1000
+//	idle out  -pid PID -addr 127.0.0.1:PORT -domain c1.a.test -secret S -listen 127.0.0.1:PORT -dns 127.0.0.1:PORT -m 1000
 //
 // In s2s mode, idle is M remote servers at once: one s2s.Server and one
 // s2s.Dialer in this process host d1.test … dM.test (-prefix, -suffix),
@@ -20,6 +21,12 @@
 //
 // In comp mode, idle connects M components (XEP-0114) named by -domain
 // (a format with one %d, from 1 to M); s2sd's configuration must list them.
+//
+// In out mode, idle hosts d1.test … dM.test as in s2s mode and connects
+// one component (-domain, no %d) to s2sd, which sends a message to
+// someone at each remote domain in turn; a stream counts as open once its
+// message has arrived. s2sd then holds M authenticated outbound streams,
+// and the state it keeps for each remote domain it has written to.
 //
 // The streams are held for -hold, then closed.
 package main
@@ -100,8 +107,8 @@ type common struct {
 }
 
 func main() {
-	if len(os.Args) < 2 || (os.Args[1] != "s2s" && os.Args[1] != "comp") {
-		fmt.Fprintln(os.Stderr, "usage: idle s2s|comp [flags] (idle s2s -h)")
+	if len(os.Args) < 2 || (os.Args[1] != "s2s" && os.Args[1] != "comp" && os.Args[1] != "out") {
+		fmt.Fprintln(os.Stderr, "usage: idle s2s|comp|out [flags] (idle s2s -h)")
 		os.Exit(2)
 	}
 	mode := os.Args[1]
@@ -117,13 +124,13 @@ func main() {
 	fs.StringVar(&c.metrics, "metrics", "", "s2sd's metrics `URL` (http://127.0.0.1:PORT/metrics), for heap and goroutines")
 	var (
 		target = fs.String("target", "a.test", "s2s: the s2sd's `domain`")
-		listen = fs.String("listen", "127.0.0.1:5270", "s2s: `address` of the server that hosts the remote domains")
-		dnsSrv = fs.String("dns", "127.0.0.1:15353", "s2s: `nameserver` that resolves the remote domains and target")
-		prefix = fs.String("prefix", "d", "s2s: remote domains are PREFIX1SUFFIX … PREFIXmSUFFIX")
-		suffix = fs.String("suffix", ".test", "s2s: see -prefix")
-		addr   = fs.String("addr", "127.0.0.1:5347", "comp: s2sd's component `address`")
-		domain = fs.String("domain", "c%d.a.test", "comp: component domain `format`, %d from 1 to m")
-		secret = fs.String("secret", "secret", "comp: component `secret`")
+		listen = fs.String("listen", "127.0.0.1:5270", "s2s, out: `address` of the server that hosts the remote domains")
+		dnsSrv = fs.String("dns", "127.0.0.1:15353", "s2s, out: `nameserver` that resolves the remote domains and target")
+		prefix = fs.String("prefix", "d", "s2s, out: remote domains are PREFIX1SUFFIX … PREFIXmSUFFIX")
+		suffix = fs.String("suffix", ".test", "s2s, out: see -prefix")
+		addr   = fs.String("addr", "127.0.0.1:5347", "comp, out: s2sd's component `address`")
+		domain = fs.String("domain", "c%d.a.test", "comp: component domain `format`, %d from 1 to m; out: the one component's domain")
+		secret = fs.String("secret", "secret", "comp, out: component `secret`")
 	)
 	fs.Parse(os.Args[2:])
 	if c.warm < 0 {
@@ -154,6 +161,17 @@ func main() {
 		open = func(ctx context.Context, i int) (io.Closer, error) {
 			return component.Dial(ctx, *addr, fmt.Sprintf(*domain, i), *secret)
 		}
+	case "out":
+		r, err := newRemotes(*listen, *dnsSrv, *prefix, *suffix, c.m)
+		if err == nil {
+			err = r.sendFrom(*addr, *domain, *secret)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "idle:", err)
+			os.Exit(1)
+		}
+		stop = r.close
+		open = r.openOut
 	}
 	res, conns := measure(c, mode, open)
 	fmt.Fprintf(os.Stderr, "idle %s: %d of %d streams in %.1fs; s2sd VmRSS %d KiB at start, %d with %d streams open, %d with all: %.1f KiB per stream after the first %d (%.1f from the start)",
@@ -363,6 +381,70 @@ type remotes struct {
 	m              int
 	dialer         *s2s.Dialer
 	srv            *s2s.Server
+
+	// out mode: the component that has s2sd write to each domain, and
+	// the message each domain waits for (closed when it arrived)
+	comp    *component.Conn
+	compDom string
+	mu      sync.Mutex
+	arrived map[string]chan struct{}
+}
+
+// sendFrom connects the component through which openOut has s2sd write
+// to the remote domains.
+func (r *remotes) sendFrom(addr, domain, secret string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := component.Dial(ctx, addr, domain, secret)
+	if err != nil {
+		return err
+	}
+	r.comp, r.compDom = c, domain
+	return nil
+}
+
+// waitFor returns the channel closed when a message for domain arrives.
+func (r *remotes) waitFor(domain string) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.arrived == nil {
+		r.arrived = map[string]chan struct{}{}
+	}
+	ch, ok := r.arrived[domain]
+	if !ok {
+		ch = make(chan struct{})
+		r.arrived[domain] = ch
+	}
+	return ch
+}
+
+// deliver is the server's handler: it marks the message's domain arrived.
+func (r *remotes) deliver(_ context.Context, st *route.Stanza) error {
+	ch := r.waitFor(st.ToDomain())
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+	return nil
+}
+
+// openOut has s2sd write to domain i, which makes it open an outbound
+// stream there, and waits until the message arrived. The stream is s2sd's:
+// the returned Closer does nothing (s2sd's shutdown ends it).
+func (r *remotes) openOut(ctx context.Context, i int) (io.Closer, error) {
+	d := r.domain(i)
+	ch := r.waitFor(d)
+	msg := fmt.Sprintf("<message from='idle@%s' to='user@%s' id='m%d' type='chat'><body>hello</body></message>", r.compDom, d, i)
+	if err := r.comp.Send([]byte(msg)); err != nil {
+		return nil, err
+	}
+	select {
+	case <-ch:
+		return io.NopCloser(nil), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("no message at %s: %w", d, ctx.Err())
+	}
 }
 
 func (r *remotes) domain(i int) string { return r.prefix + strconv.Itoa(i) + r.suffix }
@@ -399,7 +481,7 @@ func newRemotes(listen, dnsAddr, prefix, suffix string, m int) (*remotes, error)
 	}
 	r.srv = &s2s.Server{
 		Hosted:         r.hosted,
-		Handler:        route.HandlerFunc(func(context.Context, *route.Stanza) error { return nil }),
+		Handler:        route.HandlerFunc(r.deliver),
 		GetCertificate: getCert,
 		Policy:         policy,
 		Secret:         secret,
@@ -423,6 +505,9 @@ func newRemotes(listen, dnsAddr, prefix, suffix string, m int) (*remotes, error)
 func (r *remotes) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if r.comp != nil {
+		r.comp.Close()
+	}
 	r.srv.Shutdown(ctx)
 	r.srv.Close()
 }
