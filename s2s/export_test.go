@@ -18,6 +18,20 @@ func Parked() int {
 	return strings.Count(string(buf[:n]), "xmlstream.WaitReadable(")
 }
 
+// ParkedOut returns how many outbound streams wait for their socket to be
+// readable (tests only).
+func ParkedOut() int {
+	buf := make([]byte, 4<<20)
+	n := runtime.Stack(buf, true)
+	parked := 0
+	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+		if strings.Contains(g, "xmlstream.WaitReadable(") && strings.Contains(g, "(*link).unpark(") {
+			parked++
+		}
+	}
+	return parked
+}
+
 // VerifyDANE is verifyDANE (tests only).
 var VerifyDANE = verifyDANE
 

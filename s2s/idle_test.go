@@ -2,6 +2,7 @@ package s2s_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
@@ -68,6 +69,33 @@ func TestIdleStreamsPark(t *testing.T) {
 	exchange(t, a, b, 5)
 	if now := b.S2S.Streams(); len(in) != 1 || !slices.Contains(now, in[0]) {
 		t.Fatal("b's first inbound stream is gone")
+	}
+}
+
+// TestOutboundStreamsPark: a quiet outbound stream waits for its socket on
+// a fresh goroutine; when stanzas go out again on it, their acknowledgements
+// wake it, and it parks again once they are handled.
+func TestOutboundStreamsPark(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
+		t.Skip("streams wait in their TLS read on this system")
+	}
+	dns := s2stest.NewDNS(t)
+	var ups upCounter
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{OnStream: ups.on})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{})
+	for round := range 3 {
+		for i := range 5 {
+			a.Send(t, msg("alice@a.test", "bob@b.test", fmt.Sprint(round, i)))
+		}
+		collect(t, b, 5, wait)
+		// Parked, with everything acknowledged: the acknowledgements were
+		// read, by the stream's first goroutine or by the one that woke.
+		waitFor(t, wait, "a's outbound stream to park with nothing unacknowledged", func() bool {
+			return s2s.ParkedOut() == 1 && a.Pool.Queued() == 0
+		})
+	}
+	if n := ups.out.Load(); n != 1 {
+		t.Errorf("a opened %d outbound streams, want 1", n)
 	}
 }
 

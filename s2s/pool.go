@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -579,10 +580,16 @@ func (l *link) up(c *Conn) {
 
 // watch reads what the peer sends on an outbound stream (acknowledgements,
 // dialback answers, stream errors, the end of the stream) until the stream
-// ends, expires (idle) or is aborted.
+// ends, expires (idle) or is aborted. A stream quiet for parkAfter parks,
+// as an inbound one does (in.serve): the goroutine ends, and a fresh one,
+// with the smallest stack, waits until the socket is readable (unpark).
 func (l *link) watch(c *Conn) {
-	defer l.p.wg.Done()
 	err := l.read(c)
+	if err == errPark {
+		go l.unpark(c)
+		return
+	}
+	defer l.p.wg.Done()
 	switch e := c.clk.expired(); {
 	case e != nil && e.Text == idleText:
 		c.log.Info("closing idle stream")
@@ -596,11 +603,51 @@ func (l *link) watch(c *Conn) {
 	c.close()
 }
 
+// unpark waits until a parked stream's socket is readable, then reads on.
+// Whatever ends the wait (bytes, end of stream, error, closing, the
+// clock's deadline), the read that follows tells.
+func (l *link) unpark(c *Conn) {
+	xmlstream.WaitReadable(c.raw)
+	l.watch(c)
+}
+
+// read handles what the peer sends until the stream fails or ends, or,
+// when the socket can be waited on, returns errPark after parkAfter of
+// quiet with nothing buffered (see in.run, which parks the same way).
 func (l *link) read(c *Conn) error {
+	canPark := xmlstream.CanWait(c.raw)
+	var setAt time.Time // when the park deadline in force was set
 	for {
+		if canPark && c.r.Buffered() == 0 {
+			if now := time.Now(); setAt.IsZero() || now.Sub(setAt) > setEvery {
+				c.nc.SetReadDeadline(now.Add(parkAfter))
+				setAt = now
+				// The clock may have woken the stream just before.
+				if e := c.clk.expired(); e != nil {
+					return e
+				}
+			}
+		}
 		el, err := c.r.Next()
 		if err != nil {
-			return err
+			var ne net.Error
+			if !canPark || !errors.As(err, &ne) || !ne.Timeout() {
+				return err
+			}
+			// The clock's deadline (the stream expired) or parkAfter's.
+			if e := c.clk.expired(); e != nil {
+				return e
+			}
+			c.nc.SetReadDeadline(time.Time{})
+			setAt = time.Time{}
+			if e := c.clk.expired(); e != nil {
+				return e
+			}
+			if c.r.Buffered() == 0 {
+				c.r.Park()
+				return errPark
+			}
+			continue // in the middle of an element
 		}
 		switch {
 		case el.Space == stream.NS && el.Local == "error":
