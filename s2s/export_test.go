@@ -12,24 +12,24 @@ func ReadNext(c *Conn) (*xmlstream.Element, error) { return c.r.Next() }
 
 // Parked returns how many inbound streams wait for their socket to be
 // readable (tests only).
-func Parked() int {
-	buf := make([]byte, 4<<20)
-	n := runtime.Stack(buf, true)
-	return strings.Count(string(buf[:n]), "xmlstream.WaitReadable(")
-}
+func Parked() int { return parked("(*in).serve(") }
 
 // ParkedOut returns how many outbound streams wait for their socket to be
 // readable (tests only).
-func ParkedOut() int {
+func ParkedOut() int { return parked("(*link).unpark(") }
+
+// parked counts the goroutines waiting in xmlstream.WaitReadable called
+// from fn.
+func parked(fn string) int {
 	buf := make([]byte, 4<<20)
 	n := runtime.Stack(buf, true)
-	parked := 0
+	count := 0
 	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-		if strings.Contains(g, "xmlstream.WaitReadable(") && strings.Contains(g, "(*link).unpark(") {
-			parked++
+		if strings.Contains(g, "xmlstream.WaitReadable(") && strings.Contains(g, fn) {
+			count++
 		}
 	}
-	return parked
+	return count
 }
 
 // VerifyDANE is verifyDANE (tests only).
