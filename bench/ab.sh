@@ -25,7 +25,7 @@ git -C "$root" worktree add --detach --force "$wt" "$rev" >/dev/null 2>&1
 one() { # one tree's run: $1 the tree, $2 its name
   if [ "${IDLE:-0}" = 1 ]; then
     (cd "$1" && bash bench/idle.sh 2>&1) | awk -v t="$2" '
-      /^idle s2s:|^idle comp:/ {
+      /^idle s2s:|^idle comp:|^idle out:/ {
         m = $2; sub(":", "", m)
         rss = $0; sub(/.* with all: /, "", rss); sub(/ KiB per stream.*/, "", rss)
         heap = $0; sub(/.*Go heap in use [0-9]+ -> [0-9]+ KiB = /, "", heap); sub(/ KiB.*/, "", heap)
