@@ -580,13 +580,18 @@ func (l *link) up(c *Conn) {
 
 // watch reads what the peer sends on an outbound stream (acknowledgements,
 // dialback answers, stream errors, the end of the stream) until the stream
-// ends, expires (idle) or is aborted. A stream quiet for parkAfter parks,
-// as an inbound one does (in.serve): the goroutine ends, and a fresh one,
-// with the smallest stack, waits until the socket is readable (unpark).
+// ends, expires (idle) or is aborted. A stream quiet for parkAfter parks
+// (park.go): the goroutine ends, and a fresh one waits until the socket
+// is readable (unpark).
 func (l *link) watch(c *Conn) {
-	err := l.read(c)
+	p := parking{can: xmlstream.CanWait(c.raw)}
+	l.watchFrom(c, &p)
+}
+
+func (l *link) watchFrom(c *Conn, p *parking) {
+	err := l.read(c, p)
 	if err == errPark {
-		go l.unpark(c)
+		go l.unpark(c, p)
 		return
 	}
 	defer l.p.wg.Done()
@@ -604,48 +609,27 @@ func (l *link) watch(c *Conn) {
 }
 
 // unpark waits until a parked stream's socket is readable, then reads on.
-// Whatever ends the wait (bytes, end of stream, error, closing, the
-// clock's deadline), the read that follows tells.
-func (l *link) unpark(c *Conn) {
-	xmlstream.WaitReadable(c.raw)
-	l.watch(c)
+func (l *link) unpark(c *Conn, p *parking) {
+	waitReadable(c)
+	l.watchFrom(c, p)
 }
 
 // read handles what the peer sends until the stream fails or ends, or,
 // when the socket can be waited on, returns errPark after parkAfter of
-// quiet with nothing buffered (see in.run, which parks the same way).
-func (l *link) read(c *Conn) error {
-	canPark := xmlstream.CanWait(c.raw)
-	var setAt time.Time // when the park deadline in force was set
+// quiet with nothing buffered.
+func (l *link) read(c *Conn, p *parking) error {
 	for {
-		if canPark && c.r.Buffered() == 0 {
-			if now := time.Now(); setAt.IsZero() || now.Sub(setAt) > setEvery {
-				c.nc.SetReadDeadline(now.Add(parkAfter))
-				setAt = now
-				// The clock may have woken the stream just before.
-				if e := c.clk.expired(); e != nil {
-					return e
-				}
-			}
+		if err := p.arm(c); err != nil {
+			return err
 		}
 		el, err := c.r.Next()
 		if err != nil {
 			var ne net.Error
-			if !canPark || !errors.As(err, &ne) || !ne.Timeout() {
+			if !p.can || !errors.As(err, &ne) || !ne.Timeout() {
 				return err
 			}
-			// The clock's deadline (the stream expired) or parkAfter's.
-			if e := c.clk.expired(); e != nil {
-				return e
-			}
-			c.nc.SetReadDeadline(time.Time{})
-			setAt = time.Time{}
-			if e := c.clk.expired(); e != nil {
-				return e
-			}
-			if c.r.Buffered() == 0 {
-				c.r.Park()
-				return errPark
+			if err := p.timedOut(c); err != nil {
+				return err
 			}
 			continue // in the middle of an element
 		}

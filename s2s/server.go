@@ -389,26 +389,10 @@ type in struct {
 
 	// Reading state, kept across parks (serve).
 	lim      *xmlstream.Limiter
-	canPark  bool // the socket can be waited on (xmlstream.WaitReadable)
 	inStream bool // the stream header is read: elements come next
-	// setAt is when run set the park deadline in force; zero when none is.
-	setAt time.Time
-	wait  bool // wait until the socket is readable before reading
+	park     parking
+	wait     bool // wait until the socket is readable before reading
 }
-
-// The stream's own deadlines (negotiation, idle) are its clock's
-// (clock.go); the only read deadline run sets is parkAfter's. A stream
-// quiet for parkAfter parks (serve). run sets that deadline at most once
-// every setEvery, as a timer reset for every stanza is measurable: a
-// stream parks after between parkAfter-setEvery and parkAfter of quiet.
-const (
-	parkAfter = 100 * time.Millisecond
-	setEvery  = parkAfter / 2
-)
-
-// errPark is returned by run when the stream has been quiet for parkAfter
-// with nothing buffered: the goroutine ends, and a new one waits (serve).
-var errPark = errors.New("s2s: park")
 
 // handle serves one accepted connection, for which s.wg was incremented.
 func (s *Server) handle(nc net.Conn, direct bool) {
@@ -442,34 +426,17 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 	}
 	s.conns[c] = true
 	s.mu.Unlock()
-	st := &in{s: s, c: c, addr: addr, canPark: xmlstream.CanWait(raw)}
+	st := &in{s: s, c: c, addr: addr, park: parking{can: xmlstream.CanWait(raw)}}
 	st.lim = xmlstream.NewLimiter(live.rate, live.burst)
 	st.serve()
 }
 
-// serve runs the stream until it ends or parks. A goroutine's stack only
-// grows, and the garbage collector shrinks it only while it uses less than a
-// quarter: negotiation and stanza handling leave the goroutine that did them
-// with an 8 KiB stack, which a stream that then idles for hours would hold,
-// more than half of it unused (a read parked in crypto/tls uses over 2 KiB).
-// So a stream quiet for parkAfter parks: its goroutine ends, and a fresh one
-// waits until the socket is readable, with a 2 KiB stack, then reads and
-// handles what came. A busy stream keeps its goroutine; so does every stream
-// where the socket cannot be waited on (xmlstream.CanWait).
-//
-// Waiting on the socket is right only when TLS holds no record that is
-// complete: a read that timed out tells just that (crypto/tls reads the
-// socket only when it lacks one).
+// serve runs the stream until it ends or parks (park.go): then a fresh
+// goroutine waits for the socket and serves on.
 func (st *in) serve() {
 	if st.wait {
 		st.wait = false
-		nc := st.c.nc
-		if st.c.tls != nil {
-			nc = st.c.tls.NetConn()
-		}
-		// Whatever ends the wait (bytes, end of stream, error, closing,
-		// deadline), the read that follows in run tells.
-		xmlstream.WaitReadable(nc)
+		waitReadable(st.c)
 	}
 	err := st.run()
 	if err == errPark {
@@ -510,16 +477,9 @@ func (st *in) run() error {
 		if e := c.clk.expired(); e != nil {
 			return e
 		}
-		if st.canPark && c.r.Buffered() == 0 {
-			// About to wait for the peer: park if it stays quiet.
-			if now := time.Now(); st.setAt.IsZero() || now.Sub(st.setAt) > setEvery {
-				c.nc.SetReadDeadline(now.Add(parkAfter))
-				st.setAt = now
-				// The clock may have woken the stream just before.
-				if e := c.clk.expired(); e != nil {
-					return e
-				}
-			}
+		// About to wait for the peer: park if it stays quiet.
+		if err := st.park.arm(c); err != nil {
+			return err
 		}
 		var el *xmlstream.Element
 		var err error
@@ -534,28 +494,20 @@ func (st *in) run() error {
 			if !errors.As(err, &ne) || !ne.Timeout() {
 				return err
 			}
-			// A timeout leaves the reader (and TLS) able to go on: it was
-			// the clock's (the stream expired) or parkAfter's.
-			if e := c.clk.expired(); e != nil {
-				return e
-			}
-			st.clearPark()
-			if e := c.clk.expired(); e != nil {
-				return e
-			}
-			if c.r.Buffered() == 0 && st.canPark {
-				// The reader gives up its buffer; after the wait, it
-				// reads into one of the shared pool.
-				c.r.Park()
-				c.r.SetIdleRelease(true)
-				return errPark
+			if err := st.park.timedOut(c); err != nil {
+				if err == errPark {
+					// After the wait, the reader reads into a buffer of
+					// the shared pool.
+					c.r.SetIdleRelease(true)
+				}
+				return err
 			}
 			continue // in the middle of an element
 		}
 		if el == nil {
 			continue
 		}
-		if st.canPark {
+		if st.park.can {
 			// A busy stream keeps its read buffer between elements:
 			// giving it up whenever the reader caught up with the peer
 			// cost a pooled buffer, a read split in two and, for
@@ -574,12 +526,6 @@ func (st *in) run() error {
 			st.inStream = false
 		}
 	}
-}
-
-// clearPark removes parkAfter's read deadline.
-func (st *in) clearPark() {
-	st.c.nc.SetReadDeadline(time.Time{})
-	st.setAt = time.Time{}
 }
 
 // header reads a stream header and answers with ours and the features.
@@ -673,7 +619,7 @@ func (st *in) element(el *xmlstream.Element) (bool, error) {
 		ctx, cancel := context.WithDeadline(context.Background(), c.clk.negotiationDeadline())
 		defer cancel()
 		// The handshake reads with the stream's deadline, not parkAfter.
-		st.clearPark()
+		st.park.clear(c)
 		if e := c.clk.expired(); e != nil {
 			return false, e
 		}
