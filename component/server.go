@@ -323,7 +323,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return lerr
 	case <-ctx.Done():
 		for _, c := range conns {
-			c.nc.Close()
+			c.wc.Close()
 		}
 		return ctx.Err()
 	}
@@ -346,7 +346,7 @@ func (s *Server) Close() error {
 	lerr, conns := s.stop()
 	for _, c := range conns {
 		c.close(nil, false)
-		c.nc.Close()
+		c.wc.Close()
 	}
 	return lerr
 }
@@ -621,13 +621,20 @@ func (c *serverConn) serve() {
 // than a quarter: the handshake and stanza handling leave the reading
 // goroutine with a stack of 4 KiB or more, which a component that then
 // idles would hold. So a quiet stream parks (readLoop): its goroutine
-// ends, and a fresh one, with the smallest stack, waits until the socket
-// is readable and goes on. A stream whose socket cannot be waited on
-// (xmlstream.CanWait) keeps its goroutine.
+// ends, nothing waits but the process's epoll goroutine (internal/netpoll)
+// until the socket is readable, and a fresh goroutine, with the smallest
+// stack, goes on. Where there is no epoll, the fresh goroutine waits; a
+// stream whose socket cannot be waited on (xmlstream.CanWait) keeps its
+// goroutine.
 func (c *serverConn) run() {
 	err := c.readLoop()
 	if err == errPark {
-		go c.resume()
+		// No goroutine waits where there is epoll (deadline.Conn.Park):
+		// a read deadline (idle, closing) or closing ends the park as
+		// the socket's readiness does.
+		if !c.wc.Park(c.resume) {
+			go c.resume()
+		}
 		return
 	}
 	c.stop(err)
@@ -663,7 +670,7 @@ func (c *serverConn) setReadDeadline(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.closing {
-		c.nc.SetReadDeadline(t)
+		c.wc.SetReadDeadline(t)
 	}
 }
 
@@ -1037,9 +1044,9 @@ func (c *serverConn) flush(send bool) {
 	c.mu.Lock()
 	if send {
 		closeWrite(c.nc)
-		c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+		c.wc.SetReadDeadline(time.Now().Add(lingerTimeout))
 	} else {
-		c.nc.SetReadDeadline(aLongTimeAgo)
+		c.wc.SetReadDeadline(aLongTimeAgo)
 	}
 	c.mu.Unlock()
 }
@@ -1058,7 +1065,7 @@ func (c *serverConn) finish() {
 			break
 		}
 	}
-	c.nc.Close()
+	c.wc.Close()
 	c.s.forget(c)
 	c.s.setState(c.nc, StateClosed)
 	c.logger().Debug("component: connection closed")

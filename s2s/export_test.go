@@ -10,22 +10,20 @@ import (
 // ReadNext reads the next element the peer sent on c (tests only).
 func ReadNext(c *Conn) (*xmlstream.Element, error) { return c.r.Next() }
 
-// Parked returns how many inbound streams wait for their socket to be
-// readable (tests only).
-func Parked() int { return parked("(*in).serve(") }
+// Parked returns how many inbound streams are parked (tests only).
+func Parked() int { return int(parkedIn.Load()) }
 
-// ParkedOut returns how many outbound streams wait for their socket to be
-// readable (tests only).
-func ParkedOut() int { return parked("(*link).unpark(") }
+// ParkedOut returns how many outbound streams are parked (tests only).
+func ParkedOut() int { return int(parkedOut.Load()) }
 
-// parked counts the goroutines waiting in xmlstream.WaitReadable called
-// from fn.
-func parked(fn string) int {
+// Goroutines returns how many goroutines have fn in their stack (tests
+// only).
+func Goroutines(fn string) int {
 	buf := make([]byte, 4<<20)
 	n := runtime.Stack(buf, true)
 	count := 0
 	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-		if strings.Contains(g, "xmlstream.WaitReadable(") && strings.Contains(g, fn) {
+		if strings.Contains(g, fn) {
 			count++
 		}
 	}

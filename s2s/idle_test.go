@@ -48,8 +48,9 @@ func TestQuietAfterDialback(t *testing.T) {
 	}
 }
 
-// TestIdleStreamsPark: quiet inbound streams wait for their socket on a
-// fresh goroutine, and carry stanzas again when the peer writes.
+// TestIdleStreamsPark: quiet inbound streams park, with no goroutine
+// waiting for them where there is epoll, and carry stanzas again when the
+// peer writes.
 func TestIdleStreamsPark(t *testing.T) {
 	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
 		t.Skip("streams wait in their TLS read on this system")
@@ -65,6 +66,11 @@ func TestIdleStreamsPark(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if runtime.GOOS == "linux" {
+		waitFor(t, wait, "goroutine-free parks of the inbound streams", func() bool {
+			return s2s.Goroutines("(*in).serve(") == 0
+		})
+	}
 	in := b.S2S.Streams()
 	exchange(t, a, b, 5)
 	if now := b.S2S.Streams(); len(in) != 1 || !slices.Contains(now, in[0]) {
@@ -72,9 +78,10 @@ func TestIdleStreamsPark(t *testing.T) {
 	}
 }
 
-// TestOutboundStreamsPark: a quiet outbound stream waits for its socket on
-// a fresh goroutine; when stanzas go out again on it, their acknowledgements
-// wake it, and it parks again once they are handled.
+// TestOutboundStreamsPark: a quiet outbound stream parks, with no goroutine
+// waiting for it where there is epoll; when stanzas go out again on it,
+// their acknowledgements wake it, and it parks again once they are
+// handled.
 func TestOutboundStreamsPark(t *testing.T) {
 	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
 		t.Skip("streams wait in their TLS read on this system")
@@ -93,6 +100,11 @@ func TestOutboundStreamsPark(t *testing.T) {
 		waitFor(t, wait, "a's outbound stream to park with nothing unacknowledged", func() bool {
 			return s2s.ParkedOut() == 1 && a.Pool.Queued() == 0
 		})
+		if runtime.GOOS == "linux" {
+			waitFor(t, wait, "a goroutine-free park of the outbound stream", func() bool {
+				return s2s.Goroutines("(*link).watchFrom(") == 0
+			})
+		}
 	}
 	if n := ups.out.Load(); n != 1 {
 		t.Errorf("a opened %d outbound streams, want 1", n)

@@ -2,6 +2,7 @@ package s2s
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/s2sd/s2sd/internal/xmlstream"
@@ -13,10 +14,12 @@ import (
 // and stanza handling leave the goroutine that did them with an 8 KiB
 // stack, which a stream that then idles for hours would hold, more than
 // half of it unused (a read parked in crypto/tls uses over 2 KiB). So a
-// parked stream's goroutine ends, and a fresh one waits until the socket
-// is readable, with a 2 KiB stack, then reads and handles what came. A
-// busy stream keeps its goroutine; so does every stream where the socket
-// cannot be waited on (xmlstream.CanWait).
+// parked stream's goroutine ends, and no goroutine waits until its socket
+// is readable (park: the process's one epoll goroutine watches it, see
+// internal/netpoll); then a fresh goroutine, with the smallest stack,
+// reads and handles what came. A busy stream keeps its goroutine. Where
+// there is no epoll, a fresh goroutine waits; where the socket cannot be
+// waited on at all (xmlstream.CanWait), the stream keeps its goroutine.
 //
 // The stream's own deadlines (negotiation, idle) are its clock's
 // (clock.go); the only read deadline the reading loop sets is parkAfter's,
@@ -89,9 +92,25 @@ func (p *parking) timedOut(c *Conn) error {
 	return nil
 }
 
-// waitReadable waits until a parked stream's socket is readable. Whatever
-// ends the wait (bytes, end of stream, error, closing, the clock's
-// deadline), the read that follows tells.
+// park parks c, counted in n, until its socket is readable, then runs
+// resume on a fresh goroutine. Where it can, no goroutine waits
+// meanwhile (deadline.Conn.Park): the clock's expiry (a read deadline)
+// and closing end the park as the socket's readiness does. Elsewhere a
+// goroutine waits, in resume's waitReadable.
+func park(c *Conn, n *atomic.Int64, resume func()) {
+	n.Add(1)
+	if !c.raw.Park(resume) {
+		go resume()
+	}
+}
+
+// parkedIn and parkedOut count the inbound and outbound streams parked.
+var parkedIn, parkedOut atomic.Int64
+
+// waitReadable waits until a parked stream's socket is readable, which it
+// usually is already when resume runs. Whatever ends the wait (bytes, end
+// of stream, error, closing, the clock's deadline), the read that follows
+// tells.
 func waitReadable(c *Conn) {
 	xmlstream.WaitReadable(c.raw)
 }

@@ -591,7 +591,7 @@ func (l *link) watch(c *Conn) {
 func (l *link) watchFrom(c *Conn, p *parking) {
 	err := l.read(c, p)
 	if err == errPark {
-		go l.unpark(c, p)
+		park(c, &parkedOut, func() { l.unpark(c, p) })
 		return
 	}
 	defer l.p.wg.Done()
@@ -611,6 +611,7 @@ func (l *link) watchFrom(c *Conn, p *parking) {
 // unpark waits until a parked stream's socket is readable, then reads on.
 func (l *link) unpark(c *Conn, p *parking) {
 	waitReadable(c)
+	parkedOut.Add(-1)
 	l.watchFrom(c, p)
 }
 

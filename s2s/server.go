@@ -437,11 +437,12 @@ func (st *in) serve() {
 	if st.wait {
 		st.wait = false
 		waitReadable(st.c)
+		parkedIn.Add(-1)
 	}
 	err := st.run()
 	if err == errPark {
 		st.wait = true
-		go st.serve()
+		park(st.c, &parkedIn, st.serve)
 		return
 	}
 	s, c := st.s, st.c

@@ -2,7 +2,7 @@
 // streams whose writes go through a writer goroutine (xmlstream.Writer):
 // a peer that stops reading makes a write fail after the timeout, instead
 // of holding the writer, and what it queued, for as long as the
-// connection lives.
+// connection lives. It also parks a quiet connection's reads (Park).
 package deadline
 
 import (
@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/s2sd/s2sd/internal/netpoll"
 )
 
 // Conn is a connection whose every write fails when it makes no progress
@@ -27,6 +29,10 @@ type Conn struct {
 	wdl     atomic.Int64 // the write deadline in force, as nanoseconds since epoch
 	fixed   atomic.Bool  // Fix was called: the deadline no longer moves
 	fixedAt atomic.Int64 // Fix's deadline, as nanoseconds since epoch
+
+	parked atomic.Pointer[netpoll.Waiter] // Park's, until it fires
+	rdl    atomic.Int64                   // the read deadline, as nanoseconds since epoch; 0: none
+	closed atomic.Bool
 }
 
 // epoch is the origin of the monotonic times Conn keeps.
@@ -63,6 +69,84 @@ func (c *Conn) Fix(t time.Time) {
 	c.fixedAt.Store(int64(t.Sub(epoch)))
 	c.fixed.Store(true)
 	c.Conn.SetWriteDeadline(t)
+}
+
+// SetReadDeadline implements net.Conn. A deadline (not zero) set while
+// the connection is parked ends the park: the function Park was given
+// runs, and its read returns at the deadline.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	err := c.Conn.SetReadDeadline(t)
+	if t.IsZero() {
+		c.rdl.Store(0)
+	} else {
+		c.rdl.Store(max(1, int64(t.Sub(epoch))))
+		c.unpark()
+	}
+	return err
+}
+
+// SetDeadline implements net.Conn.
+func (c *Conn) SetDeadline(t time.Time) error {
+	err := c.Conn.SetDeadline(t)
+	if t.IsZero() {
+		c.rdl.Store(0)
+	} else {
+		c.rdl.Store(max(1, int64(t.Sub(epoch))))
+		c.unpark()
+	}
+	return err
+}
+
+// Close implements net.Conn. Closing a parked connection ends the park.
+func (c *Conn) Close() error {
+	err := c.Conn.Close()
+	c.closed.Store(true)
+	c.unpark()
+	return err
+}
+
+// Park runs f on a fresh goroutine once the connection is readable (bytes,
+// the end of the stream, an error), its read deadline passes, a read
+// deadline is set, or it is closed, without a goroutine waiting meanwhile
+// (netpoll). f is expected to read: its read tells which. f runs once per
+// Park. Park reports false, and does not run f, when the socket cannot be
+// watched: the caller waits otherwise (xmlstream.WaitReadable). The
+// connection must have no read in progress.
+func (c *Conn) Park(f func()) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var w *netpoll.Waiter
+	w = netpoll.New(func() {
+		c.parked.CompareAndSwap(w, nil)
+		f()
+	})
+	c.parked.Store(w)
+	// A deadline set or a Close after the Store ends the park
+	// (unpark); one before it is seen here.
+	if c.closed.Load() {
+		w.Fire()
+	}
+	var dl time.Time
+	if d := c.rdl.Load(); d != 0 {
+		dl = epoch.Add(time.Duration(d))
+	}
+	if !w.Arm(rc, dl) {
+		c.parked.CompareAndSwap(w, nil)
+		return false
+	}
+	return true
+}
+
+// Parked reports whether a Park is in progress: its f has not run yet.
+func (c *Conn) Parked() bool { return c.parked.Load() != nil }
+
+// unpark ends a park in progress.
+func (c *Conn) unpark() {
+	if w := c.parked.Load(); w != nil {
+		w.Fire()
+	}
 }
 
 // SyscallConn returns the socket's, if it has one.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -45,4 +46,107 @@ func TestConn(t *testing.T) {
 	if c.Timeout() != timeout {
 		t.Fatalf("Timeout() = %v", c.Timeout())
 	}
+}
+
+// tcpPair returns the two ends of a TCP connection on loopback.
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// TestPark: a parked connection's function runs, and its read tells why,
+// when the peer writes, when a read deadline is set or passes, and when
+// the connection is closed; on a connection without a socket, Park
+// reports false.
+func TestPark(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("no epoll on " + runtime.GOOS)
+	}
+	// park parks c and returns what its first read gets once woken.
+	park := func(t *testing.T, c *Conn) <-chan error {
+		t.Helper()
+		res := make(chan error, 1)
+		if !c.Park(func() {
+			var b [8]byte
+			_, err := c.Read(b[:])
+			res <- err
+		}) {
+			t.Fatal("Park failed on a TCP connection")
+		}
+		if !c.Parked() {
+			t.Fatal("not Parked after Park")
+		}
+		return res
+	}
+	wait := func(t *testing.T, res <-chan error) error {
+		t.Helper()
+		select {
+		case err := <-res:
+			return err
+		case <-time.After(5 * time.Second):
+			t.Fatal("the park did not end")
+			return nil
+		}
+	}
+	t.Run("bytes", func(t *testing.T) {
+		a, b := tcpPair(t)
+		c := New(b, time.Second)
+		res := park(t, c)
+		a.Write([]byte("hello"))
+		if err := wait(t, res); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if c.Parked() {
+			t.Fatal("Parked after the park ended")
+		}
+	})
+	t.Run("deadline set", func(t *testing.T) {
+		_, b := tcpPair(t)
+		c := New(b, time.Second)
+		res := park(t, c)
+		c.SetReadDeadline(time.Unix(1, 0))
+		if err := wait(t, res); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read: %v", err)
+		}
+	})
+	t.Run("deadline passes", func(t *testing.T) {
+		_, b := tcpPair(t)
+		c := New(b, time.Second)
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		res := park(t, c)
+		if err := wait(t, res); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read: %v", err)
+		}
+	})
+	t.Run("closed", func(t *testing.T) {
+		_, b := tcpPair(t)
+		c := New(b, time.Second)
+		res := park(t, c)
+		c.Close()
+		if err := wait(t, res); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("read: %v", err)
+		}
+	})
+	t.Run("no socket", func(t *testing.T) {
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		if New(a, time.Second).Park(func() { t.Error("ran") }) {
+			t.Fatal("Park succeeded without a socket")
+		}
+	})
 }

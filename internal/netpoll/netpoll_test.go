@@ -1,0 +1,210 @@
+package netpoll_test
+
+import (
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/s2sd/s2sd/internal/netpoll"
+)
+
+// pair returns the two ends of a TCP connection on loopback.
+func pair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a.(*net.TCPConn), b.(*net.TCPConn)
+}
+
+func rawConn(t *testing.T, c *net.TCPConn) syscall.RawConn {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+func linuxOnly(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("no epoll on " + runtime.GOOS)
+	}
+}
+
+// TestReadable: a Waiter runs its function once its socket is readable,
+// not before, and once only.
+func TestReadable(t *testing.T) {
+	linuxOnly(t)
+	a, b := pair(t)
+	ran := make(chan struct{}, 2)
+	w := netpoll.New(func() { ran <- struct{}{} })
+	if !w.Arm(rawConn(t, b), time.Time{}) {
+		t.Fatal("Arm failed on a TCP socket")
+	}
+	if n := netpoll.Armed(); n != 1 {
+		t.Fatalf("Armed() = %d, want 1", n)
+	}
+	select {
+	case <-ran:
+		t.Fatal("ran before anything was written")
+	case <-time.After(100 * time.Millisecond):
+	}
+	a.Write([]byte("x"))
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("did not run once the socket was readable")
+	}
+	a.Write([]byte("y"))
+	w.Fire()
+	select {
+	case <-ran:
+		t.Fatal("ran twice")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if n := netpoll.Armed(); n != 0 {
+		t.Fatalf("Armed() = %d after the Waiter ran, want 0", n)
+	}
+	// The socket can be armed on again, and is readable at once.
+	again := make(chan struct{})
+	if !netpoll.New(func() { close(again) }).Arm(rawConn(t, b), time.Time{}) {
+		t.Fatal("Arm failed on the same socket again")
+	}
+	select {
+	case <-again:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a socket with bytes waiting did not wake a new Waiter")
+	}
+}
+
+// TestEndOfStream: the peer closing its end wakes the Waiter.
+func TestEndOfStream(t *testing.T) {
+	linuxOnly(t)
+	a, b := pair(t)
+	ran := make(chan struct{})
+	if !netpoll.New(func() { close(ran) }).Arm(rawConn(t, b), time.Time{}) {
+		t.Fatal("Arm failed")
+	}
+	a.Close()
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the peer's close did not wake the Waiter")
+	}
+}
+
+// TestDeadline: a Waiter armed with a deadline runs at the deadline when
+// nothing comes; Fire before it runs the function once, and the deadline
+// then does nothing.
+func TestDeadline(t *testing.T) {
+	linuxOnly(t)
+	_, b := pair(t)
+	ran := make(chan time.Time, 2)
+	start := time.Now()
+	if !netpoll.New(func() { ran <- time.Now() }).Arm(rawConn(t, b), start.Add(100*time.Millisecond)) {
+		t.Fatal("Arm failed")
+	}
+	select {
+	case at := <-ran:
+		if d := at.Sub(start); d < 100*time.Millisecond {
+			t.Fatalf("ran after %v, before the deadline", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the deadline did not wake the Waiter")
+	}
+
+	var runs atomic.Int32
+	w := netpoll.New(func() { runs.Add(1) })
+	w.Arm(rawConn(t, b), time.Now().Add(50*time.Millisecond))
+	w.Fire()
+	time.Sleep(150 * time.Millisecond)
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("ran %d times, want 1", n)
+	}
+}
+
+// TestClosedSocket: a socket closed already cannot be armed on, and the
+// function never runs, Fire included.
+func TestClosedSocket(t *testing.T) {
+	linuxOnly(t)
+	_, b := pair(t)
+	rc := rawConn(t, b)
+	b.Close()
+	var runs atomic.Int32
+	w := netpoll.New(func() { runs.Add(1) })
+	if w.Arm(rc, time.Time{}) {
+		t.Fatal("Arm succeeded on a closed socket")
+	}
+	w.Fire()
+	time.Sleep(50 * time.Millisecond)
+	if n := runs.Load(); n != 0 {
+		t.Fatalf("ran %d times after a failed Arm", n)
+	}
+}
+
+// TestRace: Waiters fired by their socket and by Fire at once, on many
+// sockets, each run their function exactly once, and none stays armed.
+func TestRace(t *testing.T) {
+	linuxOnly(t)
+	const conns, rounds = 16, 50
+	var wg sync.WaitGroup
+	for range conns {
+		a, b := pair(t)
+		rc := rawConn(t, b)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 16)
+			for r := range rounds {
+				var runs atomic.Int32
+				done := make(chan struct{})
+				w := netpoll.New(func() {
+					if runs.Add(1) == 1 {
+						close(done)
+					}
+				})
+				if !w.Arm(rc, time.Time{}) {
+					t.Error("Arm failed")
+					return
+				}
+				go a.Write([]byte{byte(r)})
+				if r%2 == 0 {
+					go w.Fire()
+				}
+				<-done
+				// Take the byte, so that the socket is quiet again.
+				b.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := b.Read(buf[:1]); err != nil {
+					t.Error(err)
+					return
+				}
+				w.Fire()
+				time.Sleep(time.Millisecond)
+				if n := runs.Load(); n != 1 {
+					t.Errorf("ran %d times", n)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := netpoll.Armed(); n != 0 {
+		t.Fatalf("Armed() = %d after every Waiter ran", n)
+	}
+}
