@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"os"
 	"sync"
 	"syscall"
 
@@ -12,9 +13,17 @@ import (
 // registered one-shot under a token of its own, never reused, so that an
 // event fetched just before its Waiter fired for another reason wakes no
 // other Waiter.
+//
+// The goroutine waits in the runtime's poller, not in epoll_wait: the
+// instance is itself watched by the runtime (epoll instances nest), and
+// is read with a zero timeout once the runtime says it is readable. A
+// goroutine blocked in a system call would keep its P until the runtime's
+// monitor took it back, up to milliseconds later, with the goroutines it
+// just started waiting behind it.
 var poller struct {
 	once sync.Once
-	fd   int // -1 when epoll is unavailable
+	fd   int      // -1 when epoll is unavailable
+	file *os.File // fd, for the runtime's poller; kept for the process's life
 
 	mu      sync.Mutex
 	next    uint64
@@ -27,9 +36,20 @@ func start() {
 	if err != nil {
 		return
 	}
-	poller.fd = fd
+	// Non-blocking, so that os.NewFile gives the runtime's poller the fd.
+	if unix.SetNonblock(fd, true) != nil {
+		unix.Close(fd)
+		return
+	}
+	f := os.NewFile(uintptr(fd), "netpoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return
+	}
+	poller.fd, poller.file = fd, f
 	poller.waiters = map[uint64]*Waiter{}
-	go loop(fd)
+	go loop(rc)
 }
 
 // add registers w on the socket of rc; w.mu is held.
@@ -79,22 +99,38 @@ func forget(token uint64) {
 
 // loop fires the Waiters whose sockets are readable, for the life of the
 // process.
-func loop(fd int) {
+func loop(rc syscall.RawConn) {
 	events := make([]unix.EpollEvent, 128)
 	for {
-		n, err := unix.EpollWait(fd, events, -1)
-		if err != nil {
-			// EINTR; nothing else can fail on a valid instance.
-			continue
-		}
-		for _, ev := range events[:n] {
-			token := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			poller.mu.Lock()
-			w := poller.waiters[token]
-			poller.mu.Unlock()
-			if w != nil {
-				w.Fire()
+		err := rc.Read(func(fd uintptr) bool {
+			n, err := unix.EpollWait(int(fd), events, 0)
+			if err != nil || n <= 0 {
+				return false // wait until the runtime's poller says so
 			}
+			fire(events[:n])
+			return true
+		})
+		if err != nil {
+			// The runtime does not poll the instance: wait in epoll_wait.
+			for {
+				n, err := unix.EpollWait(poller.fd, events, -1)
+				if err == nil {
+					fire(events[:n])
+				} // else EINTR; nothing else fails on a valid instance
+			}
+		}
+	}
+}
+
+// fire fires the Waiters of events.
+func fire(events []unix.EpollEvent) {
+	for _, ev := range events {
+		token := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+		poller.mu.Lock()
+		w := poller.waiters[token]
+		poller.mu.Unlock()
+		if w != nil {
+			w.Fire()
 		}
 	}
 }

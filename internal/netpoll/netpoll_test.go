@@ -13,7 +13,7 @@ import (
 )
 
 // pair returns the two ends of a TCP connection on loopback.
-func pair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+func pair(t testing.TB) (*net.TCPConn, *net.TCPConn) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -206,5 +206,25 @@ func TestRace(t *testing.T) {
 	wg.Wait()
 	if n := netpoll.Armed(); n != 0 {
 		t.Fatalf("Armed() = %d after every Waiter ran", n)
+	}
+}
+
+// BenchmarkWake measures a park and its end: arm a Waiter, the peer
+// writes a byte, the function runs and takes it.
+func BenchmarkWake(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Skip("no epoll on " + runtime.GOOS)
+	}
+	x, y := pair(b)
+	rc, _ := y.SyscallConn()
+	ran := make(chan struct{})
+	buf := make([]byte, 1)
+	for b.Loop() {
+		if !netpoll.New(func() { ran <- struct{}{} }).Arm(rc, time.Time{}) {
+			b.Fatal("Arm failed")
+		}
+		x.Write(buf)
+		<-ran
+		y.Read(buf)
 	}
 }
