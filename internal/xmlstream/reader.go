@@ -1217,7 +1217,12 @@ func (s *scanner) finish(el *Element, top []attr, inherited []string) (*Element,
 	if s.r.alias {
 		el.Raw = s.bytes(0, s.pos)
 	} else {
-		el.Raw = append([]byte(nil), s.bytes(0, s.pos)...)
+		// make and copy, recognized together, allocate without
+		// clearing: append would clear the size class's slack.
+		src := s.bytes(0, s.pos)
+		raw := make([]byte, len(src))
+		copy(raw, src)
+		el.Raw = raw
 	}
 	el.attrs = top
 	el.inherited = inherited
