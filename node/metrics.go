@@ -103,6 +103,22 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 	return m, nil
 }
 
+// watchParked registers s2sd_streams_parked, read from in and out when
+// scraped.
+func (m *metrics) watchParked(in, out func() int) error {
+	for dir, f := range map[string]func() int{"in": in, "out": out} {
+		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "s2sd_streams_parked",
+			Help:        "Server-to-server streams parked, by direction: quiet, without a read buffer or (on Linux) a goroutine of their own.",
+			ConstLabels: prometheus.Labels{"dir": dir},
+		}, func() float64 { return float64(f()) })
+		if err := m.reg.Register(g); err != nil {
+			return fmt.Errorf("node: metrics: %w", err)
+		}
+	}
+	return nil
+}
+
 func (m *metrics) Routed(kind string, from, to route.Origin) {
 	k := kindIndex(kind)
 	if k < 0 || int(from) >= nOrigins || int(to) >= nOrigins {

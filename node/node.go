@@ -234,6 +234,9 @@ func New(cfg *Config, opts Options) (*Node, error) {
 			}
 		},
 	}
+	if err := n.metrics.watchParked(n.s2s.Parked, n.pool.Parked); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 

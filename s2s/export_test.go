@@ -10,12 +10,6 @@ import (
 // ReadNext reads the next element the peer sent on c (tests only).
 func ReadNext(c *Conn) (*xmlstream.Element, error) { return c.r.Next() }
 
-// Parked returns how many inbound streams are parked (tests only).
-func Parked() int { return int(parkedIn.Load()) }
-
-// ParkedOut returns how many outbound streams are parked (tests only).
-func ParkedOut() int { return int(parkedOut.Load()) }
-
 // Goroutines returns how many goroutines have fn in their stack (tests
 // only).
 func Goroutines(fn string) int {

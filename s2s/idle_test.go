@@ -60,9 +60,10 @@ func TestIdleStreamsPark(t *testing.T) {
 	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{})
 	exchange(t, a, b, 5)
 	deadline := time.Now().Add(wait)
-	for s2s.Parked() < 2 {
+	parked := func() int { return a.S2S.Parked() + b.S2S.Parked() }
+	for parked() < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d inbound streams parked, want 2", s2s.Parked())
+			t.Fatalf("%d inbound streams parked, want 2", parked())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -98,7 +99,7 @@ func TestOutboundStreamsPark(t *testing.T) {
 		// Parked, with everything acknowledged: the acknowledgements were
 		// read, by the stream's first goroutine or by the one that woke.
 		waitFor(t, wait, "a's outbound stream to park with nothing unacknowledged", func() bool {
-			return s2s.ParkedOut() == 1 && a.Pool.Queued() == 0
+			return a.Pool.Parked() == 1 && a.Pool.Queued() == 0
 		})
 		if runtime.GOOS == "linux" {
 			waitFor(t, wait, "a goroutine-free park of the outbound stream", func() bool {

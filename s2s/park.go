@@ -92,7 +92,8 @@ func (p *parking) timedOut(c *Conn) error {
 	return nil
 }
 
-// park parks c, counted in n, until its socket is readable, then runs
+// park parks c, counted in n (Server.Parked, Pool.Parked), until its
+// socket is readable, then runs
 // resume on a fresh goroutine. Where it can, no goroutine waits
 // meanwhile (deadline.Conn.Park): the clock's expiry (a read deadline)
 // and closing end the park as the socket's readiness does. Elsewhere a
@@ -103,9 +104,6 @@ func park(c *Conn, n *atomic.Int64, resume func()) {
 		go resume()
 	}
 }
-
-// parkedIn and parkedOut count the inbound and outbound streams parked.
-var parkedIn, parkedOut atomic.Int64
 
 // waitReadable waits until a parked stream's socket is readable, which it
 // usually is already when resume runs. Whatever ends the wait (bytes, end

@@ -84,6 +84,7 @@ type Pool struct {
 	links  map[string]*link // by remote domain
 	closed atomic.Bool
 	wg     sync.WaitGroup
+	parked atomic.Int64 // see Parked
 	// ctx is the base of every dial and backoff wait: Shutdown cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -591,7 +592,7 @@ func (l *link) watch(c *Conn) {
 func (l *link) watchFrom(c *Conn, p *parking) {
 	err := l.read(c, p)
 	if err == errPark {
-		park(c, &parkedOut, func() { l.unpark(c, p) })
+		park(c, &l.p.parked, func() { l.unpark(c, p) })
 		return
 	}
 	defer l.p.wg.Done()
@@ -611,7 +612,7 @@ func (l *link) watchFrom(c *Conn, p *parking) {
 // unpark waits until a parked stream's socket is readable, then reads on.
 func (l *link) unpark(c *Conn, p *parking) {
 	waitReadable(c)
-	parkedOut.Add(-1)
+	l.p.parked.Add(-1)
 	l.watchFrom(c, p)
 }
 
@@ -990,6 +991,11 @@ func (p *Pool) Streams() []*Conn {
 	}
 	return out
 }
+
+// Parked returns how many outbound streams are parked: quiet, they hold
+// no read buffer and, on Linux, no goroutine until the peer writes
+// (park.go).
+func (p *Pool) Parked() int { return int(p.parked.Load()) }
 
 // Queued returns the number of stanzas waiting for a stream.
 func (p *Pool) Queued() int {

@@ -98,6 +98,7 @@ type Server struct {
 	tlsCfg    atomic.Pointer[sharedTLS]
 	verifying atomic.Int32 // dialback verifications under way
 	draining  atomic.Bool  // see Drain
+	parked    atomic.Int64 // see Parked
 }
 
 // Update changes a Server that may be serving: f may set Roots, Dialer,
@@ -363,6 +364,11 @@ func (s *Server) Streams() []*Conn {
 	return out
 }
 
+// Parked returns how many inbound streams are parked: quiet, they hold
+// no read buffer and, on Linux, no goroutine until the peer writes
+// (park.go).
+func (s *Server) Parked() int { return int(s.parked.Load()) }
+
 // in is the state of one inbound stream.
 type in struct {
 	s       *Server
@@ -437,12 +443,12 @@ func (st *in) serve() {
 	if st.wait {
 		st.wait = false
 		waitReadable(st.c)
-		parkedIn.Add(-1)
+		st.s.parked.Add(-1)
 	}
 	err := st.run()
 	if err == errPark {
 		st.wait = true
-		park(st.c, &parkedIn, st.serve)
+		park(st.c, &st.s.parked, st.serve)
 		return
 	}
 	s, c := st.s, st.c

@@ -109,22 +109,48 @@ func TestComponentsOverS2S(t *testing.T) {
 		t.Fatalf("unknown iq: %s", s.El.Raw)
 	}
 	// a's metrics saw the stream come up and the stanzas go out.
-	resp, err := http.Get("http://" + a.Metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	metrics := func() string {
+		resp, err := http.Get("http://" + a.Metrics + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return string(body)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := metrics()
 	for _, want := range []string{
 		`s2sd_dial_seconds_count{phase="connect"}`,
 		`s2sd_dial_seconds_count{phase="dns"}`,
 		`s2sd_stanzas_routed_total{from="component",kind="message",to="remote"} 10`,
 		`s2sd_streams{dir="out"} 2`, // to bot.b.test and to b.test
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	// Quiet, both outbound streams park (after 100 ms), and so do the
+	// inbound ones that carried the answers.
+	deadline := time.Now().Add(10 * time.Second)
+	parkedIn := regexp.MustCompile(`s2sd_streams_parked\{dir="in"\} [1-9]`)
+	for !strings.Contains(body, `s2sd_streams_parked{dir="out"} 2`) || !parkedIn.MatchString(body) {
+		if time.Now().After(deadline) {
+			t.Fatalf("streams not parked after 10 s of quiet:\n%s", grepLines(body, "s2sd_streams"))
+		}
+		time.Sleep(100 * time.Millisecond)
+		body = metrics()
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.Lines(s) {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "")
 }
 
 func TestComponentHandshakeFailures(t *testing.T) {
