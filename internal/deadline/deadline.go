@@ -76,25 +76,26 @@ func (c *Conn) Fix(t time.Time) {
 // runs, and its read returns at the deadline.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	err := c.Conn.SetReadDeadline(t)
-	if t.IsZero() {
-		c.rdl.Store(0)
-	} else {
-		c.rdl.Store(max(1, int64(t.Sub(epoch))))
-		c.unpark()
-	}
+	c.readDeadline(t)
 	return err
 }
 
-// SetDeadline implements net.Conn.
+// SetDeadline implements net.Conn, as SetReadDeadline does for reads.
 func (c *Conn) SetDeadline(t time.Time) error {
 	err := c.Conn.SetDeadline(t)
+	c.readDeadline(t)
+	return err
+}
+
+// readDeadline records the read deadline set; one that is not zero ends a
+// park.
+func (c *Conn) readDeadline(t time.Time) {
 	if t.IsZero() {
 		c.rdl.Store(0)
-	} else {
-		c.rdl.Store(max(1, int64(t.Sub(epoch))))
-		c.unpark()
+		return
 	}
-	return err
+	c.rdl.Store(max(1, int64(t.Sub(epoch))))
+	c.unpark()
 }
 
 // Close implements net.Conn. Closing a parked connection ends the park.

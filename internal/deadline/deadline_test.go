@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/s2sd/s2sd/internal/loopback"
 )
 
 // TestConn: a write the peer does not take fails after the timeout; one it
@@ -48,26 +50,6 @@ func TestConn(t *testing.T) {
 	}
 }
 
-// tcpPair returns the two ends of a TCP connection on loopback.
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	a, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
-
 // TestPark: a parked connection's function runs, and its read tells why,
 // when the peer writes, when a read deadline is set or passes, and when
 // the connection is closed; on a connection without a socket, Park
@@ -103,7 +85,7 @@ func TestPark(t *testing.T) {
 		}
 	}
 	t.Run("bytes", func(t *testing.T) {
-		a, b := tcpPair(t)
+		a, b := loopback.Pair(t)
 		c := New(b, time.Second)
 		res := park(t, c)
 		a.Write([]byte("hello"))
@@ -115,7 +97,7 @@ func TestPark(t *testing.T) {
 		}
 	})
 	t.Run("deadline set", func(t *testing.T) {
-		_, b := tcpPair(t)
+		_, b := loopback.Pair(t)
 		c := New(b, time.Second)
 		res := park(t, c)
 		c.SetReadDeadline(time.Unix(1, 0))
@@ -124,7 +106,7 @@ func TestPark(t *testing.T) {
 		}
 	})
 	t.Run("deadline passes", func(t *testing.T) {
-		_, b := tcpPair(t)
+		_, b := loopback.Pair(t)
 		c := New(b, time.Second)
 		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		res := park(t, c)
@@ -133,7 +115,7 @@ func TestPark(t *testing.T) {
 		}
 	})
 	t.Run("closed", func(t *testing.T) {
-		_, b := tcpPair(t)
+		_, b := loopback.Pair(t)
 		c := New(b, time.Second)
 		res := park(t, c)
 		c.Close()

@@ -9,28 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s2sd/s2sd/internal/loopback"
 	"github.com/s2sd/s2sd/internal/netpoll"
 )
-
-// pair returns the two ends of a TCP connection on loopback.
-func pair(t testing.TB) (*net.TCPConn, *net.TCPConn) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	a, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a.(*net.TCPConn), b.(*net.TCPConn)
-}
 
 func rawConn(t *testing.T, c *net.TCPConn) syscall.RawConn {
 	t.Helper()
@@ -51,7 +32,7 @@ func linuxOnly(t *testing.T) {
 // not before, and once only.
 func TestReadable(t *testing.T) {
 	linuxOnly(t)
-	a, b := pair(t)
+	a, b := loopback.Pair(t)
 	ran := make(chan struct{}, 2)
 	w := netpoll.New(func() { ran <- struct{}{} })
 	if !w.Arm(rawConn(t, b), time.Time{}) {
@@ -82,31 +63,38 @@ func TestReadable(t *testing.T) {
 		t.Fatalf("Armed() = %d after the Waiter ran, want 0", n)
 	}
 	// The socket can be armed on again, and is readable at once.
-	again := make(chan struct{})
-	if !netpoll.New(func() { close(again) }).Arm(rawConn(t, b), time.Time{}) {
-		t.Fatal("Arm failed on the same socket again")
+	mustRun(t, arm(t, b, time.Time{}), "a socket with bytes waiting")
+}
+
+// arm arms a Waiter on c, until dl if it is not zero, and returns a
+// channel closed when its function runs.
+func arm(t *testing.T, c *net.TCPConn, dl time.Time) <-chan struct{} {
+	t.Helper()
+	ran := make(chan struct{})
+	if !netpoll.New(func() { close(ran) }).Arm(rawConn(t, c), dl) {
+		t.Fatal("Arm failed")
 	}
+	return ran
+}
+
+// mustRun fails the test unless ran is closed within 5 s: what should
+// have woken the Waiter did not.
+func mustRun(t *testing.T, ran <-chan struct{}, what string) {
+	t.Helper()
 	select {
-	case <-again:
+	case <-ran:
 	case <-time.After(5 * time.Second):
-		t.Fatal("a socket with bytes waiting did not wake a new Waiter")
+		t.Fatalf("%s did not wake the Waiter", what)
 	}
 }
 
 // TestEndOfStream: the peer closing its end wakes the Waiter.
 func TestEndOfStream(t *testing.T) {
 	linuxOnly(t)
-	a, b := pair(t)
-	ran := make(chan struct{})
-	if !netpoll.New(func() { close(ran) }).Arm(rawConn(t, b), time.Time{}) {
-		t.Fatal("Arm failed")
-	}
+	a, b := loopback.Pair(t)
+	ran := arm(t, b, time.Time{})
 	a.Close()
-	select {
-	case <-ran:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the peer's close did not wake the Waiter")
-	}
+	mustRun(t, ran, "the peer's close")
 }
 
 // TestDeadline: a Waiter armed with a deadline runs at the deadline when
@@ -114,19 +102,11 @@ func TestEndOfStream(t *testing.T) {
 // then does nothing.
 func TestDeadline(t *testing.T) {
 	linuxOnly(t)
-	_, b := pair(t)
-	ran := make(chan time.Time, 2)
+	_, b := loopback.Pair(t)
 	start := time.Now()
-	if !netpoll.New(func() { ran <- time.Now() }).Arm(rawConn(t, b), start.Add(100*time.Millisecond)) {
-		t.Fatal("Arm failed")
-	}
-	select {
-	case at := <-ran:
-		if d := at.Sub(start); d < 100*time.Millisecond {
-			t.Fatalf("ran after %v, before the deadline", d)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the deadline did not wake the Waiter")
+	mustRun(t, arm(t, b, start.Add(100*time.Millisecond)), "the deadline")
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Fatalf("ran after %v, before the deadline", d)
 	}
 
 	var runs atomic.Int32
@@ -143,7 +123,7 @@ func TestDeadline(t *testing.T) {
 // function never runs, Fire included.
 func TestClosedSocket(t *testing.T) {
 	linuxOnly(t)
-	_, b := pair(t)
+	_, b := loopback.Pair(t)
 	rc := rawConn(t, b)
 	b.Close()
 	var runs atomic.Int32
@@ -165,7 +145,7 @@ func TestRace(t *testing.T) {
 	const conns, rounds = 16, 50
 	var wg sync.WaitGroup
 	for range conns {
-		a, b := pair(t)
+		a, b := loopback.Pair(t)
 		rc := rawConn(t, b)
 		wg.Add(1)
 		go func() {
@@ -215,7 +195,7 @@ func BenchmarkWake(b *testing.B) {
 	if runtime.GOOS != "linux" {
 		b.Skip("no epoll on " + runtime.GOOS)
 	}
-	x, y := pair(b)
+	x, y := loopback.Pair(b)
 	rc, _ := y.SyscallConn()
 	ran := make(chan struct{})
 	buf := make([]byte, 1)

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/s2sd/s2sd/internal/loopback"
 )
 
 // selfCert returns a fresh self-signed certificate for name.
@@ -39,31 +41,6 @@ type drained struct{}
 
 func (drained) Drained() bool { return true }
 
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (client, server net.Conn) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	acc := make(chan net.Conn, 1)
-	go func() {
-		c, _ := l.Accept()
-		acc <- c
-	}()
-	client, err = net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = <-acc
-	if server == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
-}
-
 func directOnly(t *testing.T) {
 	if !tryWriteSupported {
 		t.Skip("writes that never block are not available on " + runtime.GOOS)
@@ -75,7 +52,7 @@ func directOnly(t *testing.T) {
 func directWriter(t *testing.T, maxPending int) (w *Writer, a, b net.Conn) {
 	t.Helper()
 	directOnly(t)
-	a, b = tcpPair(t)
+	a, b = loopback.Pair(t)
 	sp := NewSpill(a)
 	w = NewWriter(sp, maxPending)
 	w.Direct(sp)
@@ -112,7 +89,7 @@ func TestSpillNeverBlocks(t *testing.T) {
 	directOnly(t)
 	for _, useTLS := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
-			a, b := tcpPair(t)
+			a, b := loopback.Pair(t)
 			sp := NewSpill(a)
 			var out io.Writer = sp
 			var in io.Reader = b
@@ -243,7 +220,7 @@ func TestDirectOrder(t *testing.T) {
 // sent, not while another is buffered or still on the socket.
 func TestReaderDrained(t *testing.T) {
 	directOnly(t)
-	a, b := tcpPair(t)
+	a, b := loopback.Pair(t)
 	r := NewReader(b, Limits{})
 	io.WriteString(a, hdr+"<a/><b/>")
 	if _, err := r.ReadHeader(); err != nil {
