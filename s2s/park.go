@@ -93,11 +93,10 @@ func (p *parking) timedOut(c *Conn) error {
 }
 
 // park parks c, counted in n (Server.Parked, Pool.Parked), until its
-// socket is readable, then runs
-// resume on a fresh goroutine. Where it can, no goroutine waits
-// meanwhile (deadline.Conn.Park): the clock's expiry (a read deadline)
-// and closing end the park as the socket's readiness does. Elsewhere a
-// goroutine waits, in resume's waitReadable.
+// socket is readable, then runs resume on a fresh goroutine. Where it
+// can, no goroutine waits meanwhile (deadline.Conn.Park): the clock's
+// expiry (a read deadline) and closing end the park as the socket's
+// readiness does. Elsewhere a goroutine waits, in resume's waitReadable.
 func park(c *Conn, n *atomic.Int64, resume func()) {
 	n.Add(1)
 	if !c.raw.Park(resume) {
