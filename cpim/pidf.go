@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"mime"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -338,12 +339,14 @@ func PIDFToPresence(pidf []byte, ns string) ([]byte, error) {
 // with the tuple id as resource (TupleResource); <basic>closed</basic>
 // gives type='unavailable', open or none no type (§5.2.9); <im:im> gives
 // <show/> (away, chat, dnd and xa as themselves, busy as dnd, online as no
-// show, §5.2.10); each tuple <note/> a <status/> (§5.2.11); the contact
-// priority a <priority/> (§5.2.12). A document without tuples gives
-// presence from the bare entity, unless its only children are notes
-// (§6.3.2: ErrNotMappable). Contact addresses other than the entity's im:
-// URI, timestamps, notes outside tuples, other im:im values and extension
-// elements are named in an *UnmappedError returned with the stanzas.
+// show, §5.2.10); each tuple <note/> a <status/> (§5.2.11), with its
+// xml:lang when XML Schema takes it for one; the contact priority a
+// <priority/> (§5.2.12). A document without tuples gives presence from
+// the bare entity, unless its only children are notes (§6.3.2:
+// ErrNotMappable). Contact addresses other than the entity's im: URI,
+// timestamps, notes outside tuples, other xml:lang values of notes, other
+// im:im values and extension elements are named in an *UnmappedError
+// returned with the stanzas.
 func PIDFToPresences(pidf []byte, ns string) ([][]byte, error) {
 	_, ss, err := pidfToPresences(pidf, ns, "")
 	return ss, err
@@ -492,6 +495,13 @@ func tupleToPresence(t *node, ns, bare, to, entity string, un *unmapped) ([]byte
 	for _, n := range notes {
 		if v, _ := n.text(); !xmlText(v) {
 			return nil, fmt.Errorf("%w: note is not XML text", ErrSyntax)
+		}
+		// PIDF's xml:lang is XML Schema's: another value makes the
+		// document invalid, and the note goes without it, as a status
+		// with such a language does the other way (PresenceToPIDF).
+		if l, ok := n.lang(); ok && !schemaLang(l) {
+			un.add(where + "note xml:lang " + strconv.Quote(l))
+			n.attr = slices.DeleteFunc(n.attr, func(a xml.Attr) bool { return isXMLLang(a.Name) })
 		}
 	}
 	return presenceXML(ns, from, to, closed, show, notes, priority), nil
