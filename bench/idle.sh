@@ -17,7 +17,8 @@
 #     then holds M authenticated outbound streams (STARTTLS, dialback,
 #     XEP-0198), and what it keeps for each remote domain it has written to.
 # Each reports s2sd's VmRSS before and after, the difference per stream, and
-# the Go heap and goroutines per stream from s2sd's metrics.
+# the Go heap and goroutines per stream from s2sd's metrics, and for s2s
+# streams how many are parked (s2sd_streams_parked).
 #
 # Environment: M=1000 (lowered to what ulimit -n allows), KEEP=0 (1 keeps
 # the work directory).

@@ -83,6 +83,11 @@ type Result struct {
 	HeapAfter       float64 `json:"heap_inuse_after_kib,omitempty"`
 	HeapKiBPer      float64 `json:"heap_kib_per_stream,omitempty"`
 	GoroutinesPer   float64 `json:"goroutines_per_stream,omitempty"`
+	// Parked is s2sd_streams_parked in the direction measured (inbound
+	// for s2s, outbound for out) once all the streams are open, the warm
+	// ones included: idle streams that wait with no read buffer and, on
+	// Linux, no goroutine.
+	Parked int `json:"parked_streams,omitempty"`
 	// Where the resident memory is, per stream: goroutine stacks, and heap
 	// the runtime holds free but has not returned to the system yet.
 	StackKiBPer    float64 `json:"stack_kib_per_stream,omitempty"`
@@ -180,6 +185,9 @@ func main() {
 		fmt.Fprintf(os.Stderr, "; Go heap in use %.0f -> %.0f KiB = %.1f KiB per stream; %.1f goroutines per stream; stacks %.1f KiB and free heap not yet returned %.1f KiB per stream",
 			res.HeapBefore, res.HeapAfter, res.HeapKiBPer, res.GoroutinesPer, res.StackKiBPer, res.HeapFreeKiBPer)
 	}
+	if res.Parked != 0 {
+		fmt.Fprintf(os.Stderr, "; %d parked", res.Parked)
+	}
 	if res.RSSCollected != 0 {
 		fmt.Fprintf(os.Stderr, "; after a collection: VmRSS %d KiB = %.1f KiB per stream, Go heap in use %.1f KiB per stream (objects %.1f KiB)",
 			res.RSSCollected, res.KiBPerCollected, res.HeapLiveKiBPer, res.HeapObjKiBPer)
@@ -276,6 +284,12 @@ func measure(c common, mode string, open func(context.Context, int) (io.Closer, 
 	res.RSSAfter = rss(c.pid)
 	m1 := scrape(c.metrics)
 	heap1, gor1 := m1["go_memstats_heap_inuse_bytes"], m1["go_goroutines"]
+	switch mode {
+	case "s2s":
+		res.Parked = int(m1[`s2sd_streams_parked{dir="in"}`])
+	case "out":
+		res.Parked = int(m1[`s2sd_streams_parked{dir="out"}`])
+	}
 	if n := res.Opened - res.Warm; n > 0 {
 		res.KiBPerFromStart = float64(res.RSSAfter-res.RSSStart) / float64(res.Opened)
 		res.KiBPer = float64(res.RSSAfter-res.RSSBefore) / float64(n)
@@ -363,7 +377,7 @@ func scrape(url string) map[string]float64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		name, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok || !strings.HasPrefix(name, "go_") {
+		if !ok || !strings.HasPrefix(name, "go_") && !strings.HasPrefix(name, "s2sd_streams_parked{") {
 			continue
 		}
 		if f, err := strconv.ParseFloat(v, 64); err == nil {
