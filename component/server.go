@@ -549,9 +549,12 @@ func (s *Server) forget(c *serverConn) {
 
 // serverConn is one accepted component connection.
 type serverConn struct {
-	s   *Server
-	nc  net.Conn
-	wc  *deadline.Conn // nc with its writes bounded in time, which the writer writes to
+	s  *Server
+	nc net.Conn
+	// wc is nc with its writes bounded in time, which the writer writes
+	// to; read deadlines and Close go through it too, as they must end a
+	// park (deadline.Conn.Park).
+	wc  *deadline.Conn
 	id  string
 	r   *xmlstream.Reader
 	w   *xmlstream.Writer

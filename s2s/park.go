@@ -36,8 +36,8 @@ const (
 )
 
 // errPark is returned by a reading loop when the stream has been quiet for
-// parkAfter with nothing buffered: the goroutine ends, and a new one waits
-// (waitReadable).
+// parkAfter with nothing buffered: the goroutine ends, and the stream
+// parks (park).
 var errPark = errors.New("s2s: park")
 
 // parking is a reading loop's part in parking, kept across parks.
@@ -96,16 +96,22 @@ func (p *parking) timedOut(c *Conn) error {
 // socket is readable, then runs resume on a fresh goroutine. Where it
 // can, no goroutine waits meanwhile (deadline.Conn.Park): the clock's
 // expiry (a read deadline) and closing end the park as the socket's
-// readiness does. Elsewhere a goroutine waits, in resume's waitReadable.
+// readiness does. Elsewhere the fresh goroutine waits (waitReadable)
+// before resume.
 func park(c *Conn, n *atomic.Int64, resume func()) {
 	n.Add(1)
-	if !c.raw.Park(resume) {
-		go resume()
+	wake := func() {
+		waitReadable(c)
+		n.Add(-1)
+		resume()
+	}
+	if !c.raw.Park(wake) {
+		go wake()
 	}
 }
 
 // waitReadable waits until a parked stream's socket is readable, which it
-// usually is already when resume runs. Whatever ends the wait (bytes, end
+// is already when epoll ended the park. Whatever ends the wait (bytes, end
 // of stream, error, closing, the clock's deadline), the read that follows
 // tells.
 func waitReadable(c *Conn) {

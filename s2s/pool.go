@@ -582,8 +582,8 @@ func (l *link) up(c *Conn) {
 // watch reads what the peer sends on an outbound stream (acknowledgements,
 // dialback answers, stream errors, the end of the stream) until the stream
 // ends, expires (idle) or is aborted. A stream quiet for parkAfter parks
-// (park.go): the goroutine ends, and a fresh one waits until the socket
-// is readable (unpark).
+// (park.go): the goroutine ends, and reading goes on, on a fresh one,
+// once the socket is readable.
 func (l *link) watch(c *Conn) {
 	p := parking{can: xmlstream.CanWait(c.raw)}
 	l.watchFrom(c, &p)
@@ -592,7 +592,7 @@ func (l *link) watch(c *Conn) {
 func (l *link) watchFrom(c *Conn, p *parking) {
 	err := l.read(c, p)
 	if err == errPark {
-		park(c, &l.p.parked, func() { l.unpark(c, p) })
+		park(c, &l.p.parked, func() { l.watchFrom(c, p) })
 		return
 	}
 	defer l.p.wg.Done()
@@ -607,13 +607,6 @@ func (l *link) watchFrom(c *Conn, p *parking) {
 	}
 	l.down(c)
 	c.close()
-}
-
-// unpark waits until a parked stream's socket is readable, then reads on.
-func (l *link) unpark(c *Conn, p *parking) {
-	waitReadable(c)
-	l.p.parked.Add(-1)
-	l.watchFrom(c, p)
 }
 
 // read handles what the peer sends until the stream fails or ends, or,

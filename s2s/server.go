@@ -397,7 +397,6 @@ type in struct {
 	lim      *xmlstream.Limiter
 	inStream bool // the stream header is read: elements come next
 	park     parking
-	wait     bool // wait until the socket is readable before reading
 }
 
 // handle serves one accepted connection, for which s.wg was incremented.
@@ -437,17 +436,11 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 	st.serve()
 }
 
-// serve runs the stream until it ends or parks (park.go): then a fresh
-// goroutine waits for the socket and serves on.
+// serve runs the stream until it ends or parks (park.go): then it serves
+// on, on a fresh goroutine, once the socket is readable.
 func (st *in) serve() {
-	if st.wait {
-		st.wait = false
-		waitReadable(st.c)
-		st.s.parked.Add(-1)
-	}
 	err := st.run()
 	if err == errPark {
-		st.wait = true
 		park(st.c, &st.s.parked, st.serve)
 		return
 	}

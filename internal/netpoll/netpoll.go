@@ -44,10 +44,10 @@ type Waiter struct {
 func New(f func()) *Waiter { return &Waiter{f: f} }
 
 // Arm starts watching the socket of rc, until dl if it is not zero. It
-// reports false when the socket
-// cannot be watched (no epoll here, or the socket is closed): f never runs
-// then, Fire included, and the caller waits otherwise. A Waiter fired
-// before Arm stays fired, and Arm reports true.
+// reports false when the socket cannot be watched (no epoll here, or the
+// socket is closed): f never runs then, Fire included, and the caller
+// waits otherwise. A Waiter fired before Arm stays fired, and Arm reports
+// true.
 func (w *Waiter) Arm(rc syscall.RawConn, dl time.Time) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
