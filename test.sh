@@ -43,6 +43,9 @@ fi
 
 go build ./...
 go test -count=1 -timeout 20m ./...
+# The stream parser's portable code, which other architectures run in
+# place of its assembly.
+go test -count=1 -tags purego ./internal/xmlstream
 # e2e/omemo is a module of its own (it links GPL-3.0 libsignal, which the
 # rest of the project never imports); its interop test runs /usr/bin/python3.
 (cd e2e/omemo && go build ./... && go vet ./... && go test -count=1 -timeout 10m ./...)

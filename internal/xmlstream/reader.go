@@ -584,6 +584,10 @@ func (s *scanner) text(q byte) (refs bool, err error) {
 		tbl = &stopQuot
 	}
 	pm, pc, sc := stopWords(q)
+	x := q
+	if q == 0 {
+		x = '>'
+	}
 	for {
 		for {
 			// Fast path: skip the bytes that need no attention, 32 at a
@@ -595,6 +599,12 @@ func (s *scanner) text(q byte) (refs bool, err error) {
 			i := 0
 			var high uint64 // the high bits of the bytes skipped
 			for {
+				if n, h := plainRun(buf[i:], x); n > 0 {
+					i += n
+					if h {
+						high |= highs
+					}
+				}
 				for ; i+32 <= len(buf); i += 32 {
 					x0 := binary.LittleEndian.Uint64(buf[i:])
 					x1 := binary.LittleEndian.Uint64(buf[i+8:])

@@ -1,0 +1,101 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// func plainRun(b []byte, x byte) (n int, high bool)
+//
+// SSE2, which every amd64 processor has: 16 bytes per step. A byte
+// stops the run when it is a control character other than tab, LF and
+// CR (below 0x20 as a signed byte, which non-ASCII bytes also are, so
+// their high bits are taken out), '<', '&' or x.
+TEXT ·plainRun(SB), NOSPLIT, $0-41
+	MOVQ b_base+0(FP), SI
+	MOVQ b_len+8(FP), BX
+	MOVBQZX x+24(FP), AX
+
+	// X1 = '<', X2 = '&', X3 = 0x20, X4 = x, in every byte.
+	MOVQ $0x3c3c3c3c3c3c3c3c, CX
+	MOVQ CX, X1
+	PUNPCKLQDQ X1, X1
+	MOVQ $0x2626262626262626, CX
+	MOVQ CX, X2
+	PUNPCKLQDQ X2, X2
+	MOVQ $0x2020202020202020, CX
+	MOVQ CX, X3
+	PUNPCKLQDQ X3, X3
+	MOVQ $0x0101010101010101, CX
+	IMULQ CX, AX
+	MOVQ AX, X4
+	PUNPCKLQDQ X4, X4
+	// X8 = 0x04, X9 = '\r', X10 = '\n': a tab or CR ORed with 0x04 is
+	// CR, and no other byte is.
+	MOVQ $0x0404040404040404, CX
+	MOVQ CX, X8
+	PUNPCKLQDQ X8, X8
+	MOVQ $0x0d0d0d0d0d0d0d0d, CX
+	MOVQ CX, X9
+	PUNPCKLQDQ X9, X9
+	MOVQ $0x0a0a0a0a0a0a0a0a, CX
+	MOVQ CX, X10
+	PUNPCKLQDQ X10, X10
+
+	XORQ DI, DI // n
+	XORL R8, R8 // high bits seen
+	SUBQ $16, BX
+	JL   done
+
+loop:
+	CMPQ DI, BX
+	JG   done
+	MOVOU (SI)(DI*1), X0
+
+	// Bytes below 0x20 as signed bytes: controls and non-ASCII.
+	MOVOU   X3, X5
+	PCMPGTB X0, X5
+	PMOVMSKB X5, AX
+	// Non-ASCII: their high bits.
+	PMOVMSKB X0, DX
+	// Tabs and newlines, which text may hold.
+	MOVOU   X0, X6
+	POR     X8, X6
+	PCMPEQB X9, X6
+	MOVOU   X0, X7
+	PCMPEQB X10, X7
+	POR     X7, X6
+	PMOVMSKB X6, CX
+	ORL     DX, CX
+	NOTL    CX
+	ANDL    CX, AX // other controls only
+
+	MOVOU   X0, X6
+	PCMPEQB X1, X6
+	MOVOU   X0, X7
+	PCMPEQB X2, X7
+	POR     X7, X6
+	MOVOU   X0, X7
+	PCMPEQB X4, X7
+	POR     X7, X6
+	PMOVMSKB X6, CX
+	ORL     CX, AX
+	JNZ     found
+
+	ORL  DX, R8
+	ADDQ $16, DI
+	JMP  loop
+
+found:
+	BSFL AX, AX
+	// The high bits of the bytes before the stop.
+	MOVL AX, CX
+	MOVL $1, R9
+	SHLL CX, R9
+	DECL R9
+	ANDL R9, DX
+	ORL  DX, R8
+	ADDQ AX, DI
+
+done:
+	MOVQ DI, n+32(FP)
+	TESTL R8, R8
+	SETNE high+40(FP)
+	RET

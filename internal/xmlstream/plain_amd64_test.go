@@ -1,0 +1,80 @@
+//go:build amd64 && !purego
+
+package xmlstream
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+)
+
+// plainRunRef is plainRun's contract, a byte at a time.
+func plainRunRef(b []byte, x byte) (n int, high bool) {
+	full := len(b) - len(b)%plainBlock
+	for n < full {
+		c := b[n]
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == '<' || c == '&' || c == x {
+			break
+		}
+		high = high || c >= 0x80
+		n++
+	}
+	return n, high
+}
+
+func checkPlainRun(t *testing.T, b []byte, x byte) {
+	t.Helper()
+	n, high := plainRun(b, x)
+	wn, whigh := plainRunRef(b, x)
+	if n != wn || high != whigh {
+		t.Fatalf("plainRun(%q, %q) = %d, %v; want %d, %v", b, x, n, high, wn, whigh)
+	}
+}
+
+// TestPlainRun checks the assembly against plainRunRef with every byte
+// value at every position of a block, at every alignment, and with runs
+// of random bytes.
+func TestPlainRun(t *testing.T) {
+	base := bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz ABCDE"), 4)
+	for _, x := range []byte{'>', '\'', '"'} {
+		for off := range plainBlock {
+			for pos := range 2 * plainBlock {
+				for c := range 256 {
+					b := append([]byte(nil), base[off:]...)
+					b[pos] = byte(c)
+					checkPlainRun(t, b, x)
+					checkPlainRun(t, b[:pos+1], x)
+				}
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		b := make([]byte, rng.IntN(200))
+		for i := range b {
+			switch rng.IntN(4) {
+			case 0:
+				b[i] = byte(rng.IntN(256))
+			default:
+				b[i] = byte(' ' + rng.IntN(95))
+			}
+		}
+		checkPlainRun(t, b, "'\">"[rng.IntN(3)])
+	}
+}
+
+func FuzzPlainRun(f *testing.F) {
+	f.Add([]byte("0123456789abcdef0123456789abcdef<"), byte('>'))
+	f.Add([]byte("caf\xc3\xa9 au lait, s'il vous pla\xc3\xaet \x01"), byte('\''))
+	f.Fuzz(func(t *testing.T, b []byte, x byte) {
+		checkPlainRun(t, b, x)
+	})
+}
+
+func BenchmarkPlainRun(b *testing.B) {
+	buf := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ. "), 64)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		plainRun(buf, '>')
+	}
+}
