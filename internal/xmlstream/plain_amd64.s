@@ -2,13 +2,13 @@
 
 #include "textflag.h"
 
-// func plainRun(b []byte, x byte) (n int, high bool)
+// func plainRunSSE2(b []byte, x byte) (n int, high bool)
 //
 // SSE2, which every amd64 processor has: 16 bytes per step. A byte
 // stops the run when it is a control character other than tab, LF and
 // CR (below 0x20 as a signed byte, which non-ASCII bytes also are, so
 // their high bits are taken out), '<', '&' or x.
-TEXT ·plainRun(SB), NOSPLIT, $0-41
+TEXT ·plainRunSSE2(SB), NOSPLIT, $0-41
 	MOVQ b_base+0(FP), SI
 	MOVQ b_len+8(FP), BX
 	MOVBQZX x+24(FP), AX
@@ -95,6 +95,89 @@ found:
 	ADDQ AX, DI
 
 done:
+	MOVQ DI, n+32(FP)
+	TESTL R8, R8
+	SETNE high+40(FP)
+	RET
+
+// func plainRunAVX2(b []byte, x byte) (n int, high bool)
+//
+// plainRunSSE2 with AVX2: 32 bytes per step.
+TEXT ·plainRunAVX2(SB), NOSPLIT, $0-41
+	MOVQ b_base+0(FP), SI
+	MOVQ b_len+8(FP), BX
+	MOVBQZX x+24(FP), AX
+
+	MOVL $0x3c, CX
+	MOVQ CX, X1
+	VPBROADCASTB X1, Y1 // '<'
+	MOVL $0x26, CX
+	MOVQ CX, X2
+	VPBROADCASTB X2, Y2 // '&'
+	MOVL $0x20, CX
+	MOVQ CX, X3
+	VPBROADCASTB X3, Y3 // 0x20
+	MOVQ AX, X4
+	VPBROADCASTB X4, Y4 // x
+	MOVL $0x04, CX
+	MOVQ CX, X8
+	VPBROADCASTB X8, Y8 // 0x04
+	MOVL $0x0d, CX
+	MOVQ CX, X9
+	VPBROADCASTB X9, Y9 // '\r'
+	MOVL $0x0a, CX
+	MOVQ CX, X10
+	VPBROADCASTB X10, Y10 // '\n'
+
+	XORQ DI, DI // n
+	XORL R8, R8 // high bits seen
+	SUBQ $32, BX
+	JL   avxdone
+
+avxloop:
+	CMPQ DI, BX
+	JG   avxdone
+	VMOVDQU (SI)(DI*1), Y0
+
+	// Bytes below 0x20 as signed bytes, less the non-ASCII ones, tabs
+	// and newlines.
+	VPCMPGTB  Y0, Y3, Y5
+	VPMOVMSKB Y5, AX
+	VPMOVMSKB Y0, DX
+	VPOR      Y8, Y0, Y6
+	VPCMPEQB  Y9, Y6, Y6
+	VPCMPEQB  Y10, Y0, Y7
+	VPOR      Y7, Y6, Y6
+	VPMOVMSKB Y6, CX
+	ORL       DX, CX
+	NOTL      CX
+	ANDL      CX, AX
+
+	VPCMPEQB  Y1, Y0, Y6
+	VPCMPEQB  Y2, Y0, Y7
+	VPOR      Y7, Y6, Y6
+	VPCMPEQB  Y4, Y0, Y7
+	VPOR      Y7, Y6, Y6
+	VPMOVMSKB Y6, CX
+	ORL       CX, AX
+	JNZ       avxfound
+
+	ORL  DX, R8
+	ADDQ $32, DI
+	JMP  avxloop
+
+avxfound:
+	BSFL AX, AX
+	MOVL AX, CX
+	MOVL $1, R9
+	SHLL CX, R9
+	DECL R9
+	ANDL R9, DX
+	ORL  DX, R8
+	ADDQ AX, DI
+
+avxdone:
+	VZEROUPPER
 	MOVQ DI, n+32(FP)
 	TESTL R8, R8
 	SETNE high+40(FP)

@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"testing"
+
+	"golang.org/x/sys/cpu"
 )
 
 // plainRunRef is plainRun's contract, a byte at a time.
@@ -35,6 +37,29 @@ func checkPlainRun(t *testing.T, b []byte, x byte) {
 // value at every position of a block, at every alignment, and with runs
 // of random bytes.
 func TestPlainRun(t *testing.T) {
+	for _, avx2 := range []bool{false, true} {
+		if avx2 && !cpu.X86.HasAVX2 {
+			continue
+		}
+		t.Run(map[bool]string{false: "SSE2", true: "AVX2"}[avx2], func(t *testing.T) {
+			defer setKernel(avx2)()
+			testPlainRun(t)
+		})
+	}
+}
+
+// setKernel makes plainRun use the AVX2 kernel or the SSE2 one, and
+// returns what puts the processor's choice back.
+func setKernel(avx2 bool) func() {
+	use, block := useAVX2, plainBlock
+	useAVX2, plainBlock = avx2, 16
+	if avx2 {
+		plainBlock = 32
+	}
+	return func() { useAVX2, plainBlock = use, block }
+}
+
+func testPlainRun(t *testing.T) {
 	base := bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz ABCDE"), 4)
 	for _, x := range []byte{'>', '\'', '"'} {
 		for off := range plainBlock {
@@ -67,11 +92,27 @@ func FuzzPlainRun(f *testing.F) {
 	f.Add([]byte("0123456789abcdef0123456789abcdef<"), byte('>'))
 	f.Add([]byte("caf\xc3\xa9 au lait, s'il vous pla\xc3\xaet \x01"), byte('\''))
 	f.Fuzz(func(t *testing.T, b []byte, x byte) {
-		checkPlainRun(t, b, x)
+		for _, avx2 := range []bool{false, cpu.X86.HasAVX2} {
+			restore := setKernel(avx2)
+			checkPlainRun(t, b, x)
+			restore()
+		}
 	})
 }
 
 func BenchmarkPlainRun(b *testing.B) {
+	for _, avx2 := range []bool{false, true} {
+		if avx2 && !cpu.X86.HasAVX2 {
+			continue
+		}
+		b.Run(map[bool]string{false: "SSE2", true: "AVX2"}[avx2], func(b *testing.B) {
+			defer setKernel(avx2)()
+			benchPlainRun(b)
+		})
+	}
+}
+
+func benchPlainRun(b *testing.B) {
 	buf := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ. "), 64)
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
