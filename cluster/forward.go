@@ -160,6 +160,7 @@ func (c *Cluster) wait(s *route.Stanza) error {
 	if c.waitingLocked() >= maxWaiting {
 		return stanza.New(stanza.ResourceConstraint, "no cluster node can take stanzas for "+s.To.Domainpart()+" now")
 	}
+	s.Own()
 	c.waiting = append(c.waiting, waiting{s: s, since: time.Now()})
 	c.waitCount[s.To.Domainpart()]++
 	return nil
@@ -307,6 +308,7 @@ func (c *Cluster) deliverComponent(ctx context.Context, domain string, s *route.
 		// acknowledges the stanza then: Shutdown waits for it.
 		if s.Source != nil && c.waitComponent() {
 			s.Source = nil
+			s.Own()
 			go func() {
 				defer c.compWaits.Done()
 				if err := c.deliverComponent(context.Background(), domain, s, until); err != nil {

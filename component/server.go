@@ -603,8 +603,13 @@ type serverConn struct {
 	flights  []flight
 }
 
+// flight is a stanza queued on w: its bytes as queued, which the Writer
+// keeps in place until the connection takes them (for good once it
+// failed), and where they end in w's byte count. The stanza itself is
+// not kept: it may borrow the buffer of the stream it came from
+// (s2s.Server.Lend).
 type flight struct {
-	st  *route.Stanza
+	raw []byte
 	end int64
 }
 
@@ -841,10 +846,10 @@ var releaseAfter = time.Second
 func (c *serverConn) bounceUnwritten() {
 	c.mu.Lock()
 	_, written := c.w.Progress()
-	var lost []*route.Stanza
+	var lost [][]byte
 	for _, f := range c.inflight {
 		if f.end > written {
-			lost = append(lost, f.st)
+			lost = append(lost, f.raw)
 		}
 	}
 	c.inflight = nil
@@ -853,7 +858,19 @@ func (c *serverConn) bounceUnwritten() {
 		return
 	}
 	c.logger().Info("component: connection lost with stanzas not written; bouncing them", "count", len(lost))
-	for _, st := range lost {
+	for _, raw := range lost {
+		// The writer has stopped (finish waits for it): the bytes are
+		// as queued. They were checked on the way in.
+		el, err := xmlstream.ParseElement(raw, streamCtx)
+		if err != nil {
+			c.logger().Error("component: a stanza not written does not parse; not bounced", "err", err)
+			continue
+		}
+		st, err := route.NewStanza(el, streamCtx, route.FromLocal)
+		if err != nil {
+			c.logger().Error("component: a stanza not written does not parse; not bounced", "err", err)
+			continue
+		}
 		if reply := route.ErrorReply(st, stanza.New(stanza.ServiceUnavailable, "the component disconnected before receiving it")); reply != nil {
 			c.s.Handler.Deliver(context.Background(), reply)
 		}
@@ -940,7 +957,13 @@ func (c *serverConn) send(st *route.Stanza) error {
 	if c.closing {
 		return route.ErrNotConnected
 	}
-	err := c.w.AppendFrom(st.Source, len(st.El.Raw)+xmlstream.ReframeRoom, func(b []byte) []byte { return st.AppendTo(b, streamCtx) })
+	var raw []byte
+	err := c.w.AppendFrom(st.Source, len(st.El.Raw)+xmlstream.ReframeRoom, func(b []byte) []byte {
+		n := len(b)
+		b = st.AppendTo(b, streamCtx)
+		raw = b[n:len(b):len(b)]
+		return b
+	})
 	switch {
 	case err == nil:
 		queued, written := c.w.Progress()
@@ -949,7 +972,7 @@ func (c *serverConn) send(st *route.Stanza) error {
 			i++
 		}
 		clear(c.inflight[:i])
-		c.inflight = fifo.Push(c.inflight[i:], &c.flights, flight{st: st, end: queued})
+		c.inflight = fifo.Push(c.inflight[i:], &c.flights, flight{raw: raw, end: queued})
 		c.out.Add(1)
 		return nil
 	case errors.Is(err, xmlstream.ErrPendingFull):

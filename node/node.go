@@ -55,7 +55,9 @@ type Options struct {
 	// WrapRemote, when set, wraps the handler of remote domains: it is
 	// called once, by New, with the node's *s2s.Pool, and the Router
 	// calls what it returns for every stanza to a domain that is neither
-	// local nor a component's, bounces included.
+	// local nor a component's, bounces included. Stanzas from remote
+	// servers borrow their stream's read buffer (s2s.Server.Lend): a
+	// wrapper that keeps one past Deliver calls its Own method first.
 	WrapRemote func(h route.Handler) route.Handler
 	// WrapComponent, when set, wraps the handler of a component domain: it
 	// is called with the domain and the node's *component.Server for each
@@ -63,7 +65,8 @@ type Options struct {
 	// domain, and the Router calls what it returns for every stanza to
 	// that domain, whether or not the component is connected to this node
 	// (component.Server.Deliver then returns route.ErrNotConnected, which
-	// the Router bounces as service-unavailable).
+	// the Router bounces as service-unavailable). As for WrapRemote, a
+	// wrapper that keeps a stanza past Deliver calls its Own method first.
 	WrapComponent func(domain string, h route.Handler) route.Handler
 	// OnComponent, when set, is told when a component authenticates on
 	// this node (up) and when its stream ends; see
@@ -211,6 +214,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 	n.s2s = &s2s.Server{
 		Hosted:             n.router.Hosted,
 		Handler:            n.router,
+		Lend:               true,
 		GetCertificate:     getCert,
 		Roots:              c.roots,
 		Policy:             policy,

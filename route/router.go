@@ -14,6 +14,11 @@ import (
 // synchronously is sent back to the stanza's sender by the Router; a handler
 // that fails later (a remote server that cannot be reached) calls
 // Router.Bounce itself.
+//
+// A stanza read from a stream may borrow that stream's read buffer
+// (s2s.Server.Lend): it is then valid only until Deliver returns. A
+// handler that keeps it longer, in a queue or on another goroutine, calls
+// Stanza.Own first.
 type Handler interface {
 	Deliver(ctx context.Context, s *Stanza) error
 }

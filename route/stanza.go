@@ -148,6 +148,12 @@ func (s *Stanza) FromDomain() string {
 // IsError reports whether the stanza is of type error.
 func (s *Stanza) IsError() bool { return s.Type == "error" }
 
+// Own makes the stanza valid after Deliver returns: a stanza whose element
+// borrows the buffer of the stream it was read from (see Handler) gets a
+// copy of its own. It does nothing for any other. Call it before the
+// stanza goes to a queue or to another goroutine.
+func (s *Stanza) Own() { s.El.Own() }
+
 // Reframe returns the stanza's bytes for a stream with context dst: the
 // raw bytes themselves when nothing changes (never modify them).
 func (s *Stanza) Reframe(dst xmlstream.StreamContext) []byte {

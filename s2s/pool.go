@@ -140,6 +140,7 @@ func (p *Pool) Deliver(ctx context.Context, s *route.Stanza) error {
 	if p.isClosed() {
 		return stanza.New(stanza.ServiceUnavailable, "server shutting down")
 	}
+	s.Own() // queued until the remote server acknowledges it
 	e := entry{local: s.FromDomain(), s: s, raw: s.Reframe(outCtx), at: time.Now()}
 	return p.deliver(s.ToDomain(), e, true)
 }

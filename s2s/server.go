@@ -35,6 +35,12 @@ type Server struct {
 	Hosted func(domain string) bool
 	// Handler receives stanzas read from remote servers.
 	Handler route.Handler
+	// Lend hands stanzas to Handler in the stream's read buffer rather
+	// than in a copy of their own: each is valid only until Deliver
+	// returns, and a handler that keeps one calls its Own method first
+	// (route.Handler). It spares a copy and an allocation per stanza.
+	// Set it when every handler the stanzas reach does so.
+	Lend bool
 	// GetCertificate returns our certificate for a domain (TLS SNI).
 	GetCertificate func(domain string) (*tls.Certificate, error)
 	// TLSConfig is the base TLS configuration. It is cloned once, when the
@@ -424,6 +430,7 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 		nc = tc
 	}
 	c := newConn(nc, raw, clk, live.limits, log)
+	c.r.SetBorrow(s.Lend)
 	c.setState(Received)
 	s.mu.Lock()
 	if s.conns == nil {
@@ -607,6 +614,11 @@ func (st *in) features(h xmlstream.Header) []byte {
 // restarts.
 func (st *in) element(el *xmlstream.Element) (bool, error) {
 	s, c := st.s, st.c
+	if el.Space != xmlstream.NSServer {
+		// Only stanzas are lent (Server.Lend); negotiation keeps what
+		// it reads, on other goroutines too (dialback).
+		el.Own()
+	}
 	switch el.Space {
 	case nsTLS:
 		if el.Local != "starttls" || c.State()&Secure != 0 {

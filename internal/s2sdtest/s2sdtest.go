@@ -22,7 +22,9 @@ var (
 	buildErr  error
 )
 
-// Binary builds cmd/s2sd once per test binary and returns its path.
+// Binary builds cmd/s2sd once per test binary and returns its path. It is
+// built with -tags s2sdpoison: a stanza kept past its delivery without
+// route.Stanza.Own reads as '#' at once (xmlstream.PoisonBorrowed).
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -32,7 +34,7 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "s2sd")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/s2sd/s2sd/cmd/s2sd").CombinedOutput()
+		out, err := exec.Command("go", "build", "-tags", "s2sdpoison", "-o", binPath, "github.com/s2sd/s2sd/cmd/s2sd").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

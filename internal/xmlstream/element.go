@@ -16,13 +16,32 @@ type Element struct {
 
 	attrs     []attr
 	inherited []string // prefixes bound only on the stream header
-	hdrDecls  []Decl
+	hdrDecls  *[]Decl  // the header's, shared by its elements
 	// The fields without pointers come last, so that the collector scans
 	// only the words above. Six attributes inline cover a stanza's usual
 	// from, to, type, id and xml:lang, and fill the 256-byte size class.
 	nameEnd  int32
 	startEnd int32
+	borrowed bool // Raw is in a Reader's buffer (Reader.SetBorrow)
 	attrBuf  [6]attr
+}
+
+// Borrowed reports whether Raw is in the buffer of the Reader that read
+// the element (Reader.SetBorrow): valid only until that Reader is used
+// again, unless Own is called first.
+func (e *Element) Borrowed() bool { return e.borrowed }
+
+// Own gives a borrowed element bytes of its own, so that it stays valid
+// after its Reader reads on: code that keeps an element, or hands it to
+// another goroutine, calls it first. It does nothing for an element that
+// is not borrowed. It is not safe to call while another goroutine uses
+// the element.
+func (e *Element) Own() {
+	if e.borrowed {
+		raw := make([]byte, len(e.Raw))
+		copy(raw, e.Raw)
+		e.Raw, e.borrowed = raw, false
+	}
 }
 
 // Name returns the element's expanded name.
@@ -83,7 +102,11 @@ func (e *Element) Inner() []byte {
 // needs the whole tree (negotiation, local services). Prefixes bound on the
 // stream header are declared for it.
 func (e *Element) Decoder() *xml.Decoder {
-	return xml.NewDecoder(bytes.NewReader(e.AppendTo(nil, StreamContext{Decls: e.hdrDecls}, StreamContext{})))
+	var decls []Decl
+	if e.hdrDecls != nil {
+		decls = *e.hdrDecls
+	}
+	return xml.NewDecoder(bytes.NewReader(e.AppendTo(nil, StreamContext{Decls: decls}, StreamContext{})))
 }
 
 // Unmarshal decodes the element into v with encoding/xml.

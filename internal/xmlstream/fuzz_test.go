@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"testing/iotest"
 
 	"github.com/s2sd/s2sd/stream"
 )
@@ -56,6 +57,38 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBorrow: a Reader whose elements borrow its buffer returns the same
+// elements as one that copies them, each intact until the next read.
+func FuzzBorrow(f *testing.F) {
+	f.Add([]byte(hdr + "<message to='b.test'><body>hi</body></message> <iq/>\n<presence/></stream:stream>"))
+	f.Add([]byte(hdr + "<a>" + string(bytes.Repeat([]byte("x"), 5000)) + "</a><b/>"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		lim := Limits{MaxStanza: 4096, MaxDepth: 16}
+		own := NewReader(bytes.NewReader(in), lim)
+		lent := NewReader(iotestHalf(in), lim)
+		lent.SetBorrow(true)
+		_, err1 := own.ReadHeader()
+		_, err2 := lent.ReadHeader()
+		if (err1 == nil) != (err2 == nil) {
+			t.Fatalf("header: %v, borrowing %v", err1, err2)
+		}
+		for err1 == nil {
+			var a, b *Element
+			a, err1 = own.Next()
+			b, err2 = lent.Next()
+			if (err1 == nil) != (err2 == nil) {
+				t.Fatalf("%v, borrowing %v", err1, err2)
+			}
+			if err1 == nil && (!bytes.Equal(a.Raw, b.Raw) || a.Attr("id") != b.Attr("id")) {
+				t.Fatalf("%q, borrowing %q", a.Raw, b.Raw)
+			}
+		}
+	})
+}
+
+// iotestHalf reads in as iotest.HalfReader would: elements then span reads.
+func iotestHalf(in []byte) io.Reader { return iotest.HalfReader(bytes.NewReader(in)) }
 
 func checkErr(t *testing.T, err error) {
 	var se *stream.Error

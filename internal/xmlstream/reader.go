@@ -97,7 +97,14 @@ type Reader struct {
 	r, w int
 	err  error
 	hdr  Header
-	eof  bool
+	// hdrDecls are hdr.Decls, where the elements read under hdr share
+	// them (nil when there are none)
+	hdrDecls *[]Decl
+	eof      bool
+	// borrow: elements' Raw are in buf (SetBorrow); lent is the last one
+	// handed out, for PoisonBorrowed
+	borrow bool
+	lent   []byte
 	// alias: buf is the caller's, and elements' Raw alias it (ParseElement)
 	alias bool
 	// release: between elements, give the buffer back and wait for the
@@ -142,6 +149,7 @@ func NewReader(src io.Reader, lim Limits) *Reader {
 // as a stream restart after STARTTLS or SASL requires (RFC 6120 §4.3.3). It
 // fails if bytes the peer sent are still buffered.
 func (r *Reader) Reset(src io.Reader) error {
+	r.reclaim()
 	if r.w > r.r {
 		return ErrBufferedData
 	}
@@ -151,8 +159,46 @@ func (r *Reader) Reset(src io.Reader) error {
 	r.err = nil
 	r.eof = false
 	r.parked = false
-	r.hdr = Header{}
+	r.setHeader(Header{})
 	return nil
+}
+
+func (r *Reader) setHeader(h Header) {
+	r.hdr, r.hdrDecls = h, nil
+	if len(h.Decls) > 0 {
+		r.hdrDecls = &h.Decls
+	}
+}
+
+// SetBorrow makes the elements Next returns borrow the Reader's buffer
+// instead of getting a copy of their own: an element's Raw is then valid
+// until the Reader is used again (Next, ReadHeader, Reset, Park, Release),
+// unless Element.Own is called before. It spares a copy and an
+// allocation per element, for a stream whose elements are mostly handled
+// before the next is read.
+func (r *Reader) SetBorrow(on bool) { r.borrow = on }
+
+// poison, under PoisonBorrowed, overwrites the bytes of the last element
+// lent, now that the Reader is used again.
+var poison atomic.Bool
+
+// PoisonBorrowed makes every Reader overwrite a borrowed element's bytes
+// with '#' as soon as it is used again, so that code that keeps one
+// without Element.Own reads garbage at once, rather than once in a while
+// when the buffer happens to be reused: for tests.
+func PoisonBorrowed(on bool) { poison.Store(on) }
+
+// reclaim ends the loan of the last element lent.
+func (r *Reader) reclaim() {
+	if r.lent == nil {
+		return
+	}
+	if poison.Load() {
+		for i := range r.lent {
+			r.lent[i] = '#'
+		}
+	}
+	r.lent = nil
 }
 
 // Header returns the last stream header read.
@@ -273,6 +319,7 @@ func (r *Reader) SetIdleRelease(on bool) { r.release = on }
 // waits without one, and takes one again when bytes come. A shared pool
 // would keep the buffer alive for two more collections.
 func (r *Reader) Release() {
+	r.reclaim()
 	if r.r == r.w && !r.alias {
 		r.buf, r.r, r.w = nil, 0, 0
 	}
@@ -285,6 +332,7 @@ func (r *Reader) Release() {
 // first read after that goes straight into a buffer of the pool, as
 // bytes are there to read.
 func (r *Reader) Park() {
+	r.reclaim()
 	if r.r != r.w || r.alias {
 		return
 	}
@@ -396,6 +444,7 @@ func (r *Reader) fail(err error) error {
 // to http://etherx.jabber.org/streams; which default namespace is acceptable
 // is for the caller to decide.
 func (r *Reader) ReadHeader() (Header, error) {
+	r.reclaim()
 	if r.err != nil {
 		return Header{}, r.err
 	}
@@ -411,7 +460,7 @@ func (r *Reader) ReadHeader() (Header, error) {
 	if err != nil {
 		return Header{}, r.fail(err)
 	}
-	r.hdr = hdr
+	r.setHeader(hdr)
 	return hdr, nil
 }
 
@@ -419,6 +468,7 @@ func (r *Reader) ReadHeader() (Header, error) {
 // elements is skipped. At </stream:stream> it returns ErrStreamEnd. The
 // element's Raw bytes are its own and stay valid.
 func (r *Reader) Next() (*Element, error) {
+	r.reclaim()
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -455,7 +505,7 @@ func ParseElement(raw []byte, ctx StreamContext) (*Element, error) {
 		return nil, stream.Errorf(stream.PolicyViolation, "element larger than %d bytes", r.lim.MaxStanza)
 	}
 	r.buf, r.w, r.eof, r.alias = raw, len(raw), true, true
-	r.hdr = Header{NS: ctx.NS, Lang: ctx.Lang, Decls: ctx.Decls}
+	r.setHeader(Header{NS: ctx.NS, Lang: ctx.Lang, Decls: ctx.Decls})
 	el, err := r.Next()
 	if err != nil {
 		return nil, err
@@ -1224,9 +1274,16 @@ func (s *scanner) finish(el *Element, top []attr, inherited []string) (*Element,
 		// that arrived whole in one read is checked here.
 		return nil, stream.Errorf(stream.PolicyViolation, "element larger than %d bytes", s.limit)
 	}
-	if s.r.alias {
+	switch {
+	case s.r.alias:
 		el.Raw = s.bytes(0, s.pos)
-	} else {
+	case s.r.borrow:
+		// Capped, so that appending to Raw never writes over what
+		// follows it in the buffer.
+		el.Raw = s.bytes(0, s.pos)[:s.pos:s.pos]
+		el.borrowed = true
+		s.r.lent = el.Raw
+	default:
 		// make and copy, recognized together, allocate without
 		// clearing: append would clear the size class's slack.
 		src := s.bytes(0, s.pos)
@@ -1236,7 +1293,7 @@ func (s *scanner) finish(el *Element, top []attr, inherited []string) (*Element,
 	}
 	el.attrs = top
 	el.inherited = inherited
-	el.hdrDecls = s.r.hdr.Decls
+	el.hdrDecls = s.r.hdrDecls
 	s.r.r = s.start + s.pos
 	return el, nil
 }

@@ -150,6 +150,11 @@ func (w *Writer) AppendFunc(size int, f func([]byte) []byte) error {
 // is handling on the goroutine that reads src: when src is drained and
 // nothing else is queued or being written, the element is written on the
 // caller's goroutine (see Direct). src may be nil.
+//
+// The bytes f appends stay where f put them until the connection has taken
+// them, and for good once a write failed: a caller may keep a slice of
+// them, with where they end in Progress's count, to tell afterwards what
+// was lost. So it is for AppendFunc and WriteFrom.
 func (w *Writer) AppendFrom(src Source, size int, f func([]byte) []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -266,7 +271,6 @@ func (w *Writer) direct() {
 	w.sp.setTry(true)
 	_, err := w.w.Write(b)
 	held := w.sp.setTry(false)
-	putChunk(b)
 	w.mu.Lock()
 	w.writing = false
 	if err != nil {
@@ -276,12 +280,14 @@ func (w *Writer) direct() {
 	}
 	if held {
 		// The writer goroutine writes the rest before anything else.
+		// b is not reused: its bytes are not all written (AppendFrom).
 		w.spilled = true
 		w.spillN += int64(n)
 		w.kickLocked()
 		return
 	}
 	w.written += int64(n)
+	putChunk(b)
 	if w.pending > 0 || w.closed || w.readyLocked() {
 		w.kickLocked()
 	}
@@ -306,9 +312,9 @@ func (w *Writer) failLocked(err error) {
 	}
 	w.err = err
 	w.closed = true
-	for _, c := range w.chunks {
-		putChunk(c)
-	}
+	// The chunks are dropped, not reused: what was lost stays as it was
+	// queued (AppendFrom).
+	clear(w.chunks)
 	w.chunks, w.pending = nil, 0
 	w.spilled, w.spillN = false, 0
 }
@@ -393,14 +399,17 @@ func (w *Writer) loop() {
 			n += m
 			clear(w.iov[:cap(w.iov)])
 		}
-		for i := range batch {
-			putChunk(batch[i])
-			batch[i] = nil
-		}
 		w.mu.Lock()
-		w.batch = batch[:0]
 		w.written += n
 		w.writing = false
+		for i := range batch {
+			if err == nil {
+				// Written, and counted: no one needs its bytes now.
+				putChunk(batch[i])
+			}
+			batch[i] = nil
+		}
+		w.batch = batch[:0]
 		if err != nil {
 			w.failLocked(err)
 			w.running = false

@@ -34,6 +34,9 @@ type Server struct {
 	Cert     tls.Certificate
 	Received chan *route.Stanza
 	Listener net.Listener
+	// Lent counts the stanzas that reached the server's local handler in
+	// the buffer of the stream they were read on (Options.Lend).
+	Lent atomic.Int64
 
 	closeOnce sync.Once
 }
@@ -68,6 +71,8 @@ type Options struct {
 	// OnStream, when set, is told of every stream up and down, inbound
 	// and outbound.
 	OnStream func(c *s2s.Conn, up bool)
+	// Lend is the server's s2s.Server.Lend.
+	Lend bool
 }
 
 // NewServer starts a server for domain whose resolver asks dns.
@@ -107,6 +112,10 @@ func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
 		// A test that reads slowly holds the stream back, as a busy
 		// local user would; it never turns stanzas into bounces, which
 		// a test watching only Received would count as lost.
+		if s.El.Borrowed() {
+			srv.Lent.Add(1)
+		}
+		s.Own() // kept in Received
 		select {
 		case srv.Received <- s:
 			return nil
@@ -132,6 +141,7 @@ func NewServer(t testing.TB, dns *DNS, domain string, o Options) *Server {
 	s := &s2s.Server{
 		Hosted:             r.Hosted,
 		Handler:            r,
+		Lend:               o.Lend,
 		GetCertificate:     getCert,
 		Roots:              o.Roots,
 		Policy:             o.Policy,

@@ -1,0 +1,78 @@
+package xmlstream
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// TestBorrow: with SetBorrow, elements are the bytes the peer sent, in
+// the Reader's buffer; Own keeps them through later reads; appending to a
+// borrowed Raw never changes the element after it; and PoisonBorrowed
+// shows at once an element kept without Own.
+func TestBorrow(t *testing.T) {
+	var want []string
+	var in strings.Builder
+	in.WriteString(hdr)
+	for i := range 200 {
+		el := fmt.Sprintf("<message to='b.test' id='m%d'><body>%s</body></message>", i, strings.Repeat("x", i*37%5000))
+		want = append(want, el)
+		in.WriteString(el)
+		in.WriteString("\n")
+	}
+	for _, src := range []struct {
+		name string
+		wrap func([]byte) *Reader
+	}{
+		{"whole", func(b []byte) *Reader { return NewReader(bytes.NewReader(b), Limits{}) }},
+		{"halves", func(b []byte) *Reader { return NewReader(iotest.HalfReader(bytes.NewReader(b)), Limits{}) }},
+		{"bytes", func(b []byte) *Reader { return NewReader(iotest.OneByteReader(bytes.NewReader(b)), Limits{}) }},
+	} {
+		t.Run(src.name, func(t *testing.T) {
+			r := src.wrap([]byte(in.String()))
+			r.SetBorrow(true)
+			if _, err := r.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			var kept []*Element
+			for i := range want {
+				el, err := r.Next()
+				if err != nil {
+					t.Fatalf("element %d: %v", i, err)
+				}
+				if !el.Borrowed() || string(el.Raw) != want[i] {
+					t.Fatalf("element %d: borrowed %v, %q", i, el.Borrowed(), el.Raw)
+				}
+				_ = append(el.Raw, "<garbage/>"...)
+				if i%2 == 0 {
+					el.Own()
+					if el.Borrowed() {
+						t.Fatal("borrowed after Own")
+					}
+					kept = append(kept, el)
+				}
+			}
+			for i, el := range kept {
+				if string(el.Raw) != want[2*i] || el.Attr("id") != fmt.Sprintf("m%d", 2*i) {
+					t.Fatalf("kept element %d changed: %q", 2*i, el.Raw)
+				}
+			}
+		})
+	}
+
+	PoisonBorrowed(true)
+	defer PoisonBorrowed(false)
+	r := NewReader(strings.NewReader(in.String()), Limits{})
+	r.SetBorrow(true)
+	r.ReadHeader()
+	first, _ := r.Next()
+	second, _ := r.Next()
+	if string(first.Raw) != strings.Repeat("#", len(want[0])) {
+		t.Fatalf("element kept without Own, under PoisonBorrowed: %q", first.Raw)
+	}
+	if string(second.Raw) != want[1] {
+		t.Fatalf("the element just read: %q", second.Raw)
+	}
+}
