@@ -29,11 +29,16 @@ func benchStream(n int) []byte {
 
 // readStream reads the stream in, header and elements, once per
 // iteration.
-func readStream(b *testing.B, in []byte) {
+func readStream(b *testing.B, in []byte) { readStreamBorrow(b, in, false) }
+
+// readStreamBorrow is readStream with the elements lent (SetBorrow) or
+// not.
+func readStreamBorrow(b *testing.B, in []byte, borrow bool) {
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
 	for b.Loop() {
 		r := NewReader(bytes.NewReader(in), Limits{})
+		r.SetBorrow(borrow)
 		r.ReadHeader()
 		for {
 			if _, err := r.Next(); err != nil {
@@ -76,6 +81,18 @@ func BenchmarkReaderLargeBody(b *testing.B) {
 // accented Latin and Japanese: non-ASCII text, checked as UTF-8.
 func BenchmarkReaderUTF8Body(b *testing.B) {
 	readStream(b, bodyStream(strings.Repeat("Größe, façade, naïve; 日本語のテキスト. ", 100)))
+}
+
+// BenchmarkReaderASCIIBodyLent is BenchmarkReaderASCIIBody with the
+// elements lent, as an s2s stream that lends its stanzas reads them.
+func BenchmarkReaderASCIIBodyLent(b *testing.B) {
+	readStreamBorrow(b, bodyStream(strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ. ", 64)), true)
+}
+
+// BenchmarkReaderLent is BenchmarkReader with the elements lent.
+func BenchmarkReaderLent(b *testing.B) {
+	readStreamBorrow(b, benchStream(1000), true)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/stanza")
 }
 
 // bodyStream is a stream of 100 messages with the given body.
