@@ -649,13 +649,7 @@ func (s *scanner) text(q byte) (refs bool, err error) {
 			i := 0
 			var high uint64 // the high bits of the bytes skipped
 			for {
-				if n, h := plainRun(buf[i:], x); n > 0 {
-					i += n
-					if h {
-						high |= highs
-					}
-				}
-				for ; i+32 <= len(buf); i += 32 {
+				for i+32 <= len(buf) {
 					x0 := binary.LittleEndian.Uint64(buf[i:])
 					x1 := binary.LittleEndian.Uint64(buf[i+8:])
 					x2 := binary.LittleEndian.Uint64(buf[i+16:])
@@ -664,6 +658,16 @@ func (s *scanner) text(q byte) (refs bool, err error) {
 						break
 					}
 					high |= x0 | x1 | x2 | x3
+					i += 32
+					// A long run: the vector scan takes the rest of it
+					// (short ones, most attribute values, end above
+					// without its call).
+					if n, h := plainRun(buf[i:], x); n > 0 {
+						i += n
+						if h {
+							high |= highs
+						}
+					}
 				}
 				for ; i+8 <= len(buf); i += 8 {
 					x := binary.LittleEndian.Uint64(buf[i:])
