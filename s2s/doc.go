@@ -49,6 +49,9 @@
 // each stanza to its Handler (a route.Router), which sends stanzas for
 // remote domains to a Pool; the Pool's Dialer resolves, connects,
 // negotiates and authenticates; stanzas go out on the stream, and those
-// that cannot go return to their senders through the Router. Package
-// s2stest starts servers and a DNS zone on loopback for tests.
+// that cannot go return to their senders through the Router. With
+// Server.Lend, a stanza reaches the Handler in the stream's read buffer,
+// valid until Deliver returns; the Pool copies what it queues
+// (route.Stanza.Own). Package s2stest starts servers and a DNS zone on
+// loopback for tests.
 package s2s
