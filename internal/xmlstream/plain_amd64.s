@@ -2,6 +2,19 @@
 
 #include "textflag.h"
 
+// STOPPED ends a run at the first stop in the block at DI: AX holds the
+// stops' mask, DX the block's high bits. The run grows by the bytes
+// before the stop, and R8 takes their high bits.
+#define STOPPED \
+	BSFL AX, AX; \
+	MOVL AX, CX; \
+	MOVL $1, R9; \
+	SHLL CX, R9; \
+	DECL R9; \
+	ANDL R9, DX; \
+	ORL  DX, R8; \
+	ADDQ AX, DI
+
 // func plainRunSSE2(b []byte, x byte) (n int, high bool)
 //
 // SSE2, which every amd64 processor has: 16 bytes per step. A byte
@@ -84,15 +97,7 @@ loop:
 	JMP  loop
 
 found:
-	BSFL AX, AX
-	// The high bits of the bytes before the stop.
-	MOVL AX, CX
-	MOVL $1, R9
-	SHLL CX, R9
-	DECL R9
-	ANDL R9, DX
-	ORL  DX, R8
-	ADDQ AX, DI
+	STOPPED
 
 done:
 	MOVQ DI, n+32(FP)
@@ -167,14 +172,7 @@ avxloop:
 	JMP  avxloop
 
 avxfound:
-	BSFL AX, AX
-	MOVL AX, CX
-	MOVL $1, R9
-	SHLL CX, R9
-	DECL R9
-	ANDL R9, DX
-	ORL  DX, R8
-	ADDQ AX, DI
+	STOPPED
 
 avxdone:
 	VZEROUPPER

@@ -37,14 +37,19 @@ func checkPlainRun(t *testing.T, b []byte, x byte) {
 // value at every position of a block, at every alignment, and with runs
 // of random bytes.
 func TestPlainRun(t *testing.T) {
-	for _, avx2 := range []bool{false, true} {
-		if avx2 && !cpu.X86.HasAVX2 {
-			continue
-		}
-		t.Run(map[bool]string{false: "SSE2", true: "AVX2"}[avx2], func(t *testing.T) {
+	eachKernel(func(name string, avx2 bool) {
+		t.Run(name, func(t *testing.T) {
 			defer setKernel(avx2)()
 			testPlainRun(t)
 		})
+	})
+}
+
+// eachKernel calls f for each kernel this processor runs.
+func eachKernel(f func(name string, avx2 bool)) {
+	f("SSE2", false)
+	if cpu.X86.HasAVX2 {
+		f("AVX2", true)
 	}
 }
 
@@ -92,24 +97,20 @@ func FuzzPlainRun(f *testing.F) {
 	f.Add([]byte("0123456789abcdef0123456789abcdef<"), byte('>'))
 	f.Add([]byte("caf\xc3\xa9 au lait, s'il vous pla\xc3\xaet \x01"), byte('\''))
 	f.Fuzz(func(t *testing.T, b []byte, x byte) {
-		for _, avx2 := range []bool{false, cpu.X86.HasAVX2} {
-			restore := setKernel(avx2)
+		eachKernel(func(_ string, avx2 bool) {
+			defer setKernel(avx2)()
 			checkPlainRun(t, b, x)
-			restore()
-		}
+		})
 	})
 }
 
 func BenchmarkPlainRun(b *testing.B) {
-	for _, avx2 := range []bool{false, true} {
-		if avx2 && !cpu.X86.HasAVX2 {
-			continue
-		}
-		b.Run(map[bool]string{false: "SSE2", true: "AVX2"}[avx2], func(b *testing.B) {
+	eachKernel(func(name string, avx2 bool) {
+		b.Run(name, func(b *testing.B) {
 			defer setKernel(avx2)()
 			benchPlainRun(b)
 		})
-	}
+	})
 }
 
 func benchPlainRun(b *testing.B) {
