@@ -15,7 +15,7 @@ import (
 // TestDisconnectBouncesUnwritten: a component that vanishes (TCP reset)
 // while stanzas wait in its write queue gets none of them silently lost:
 // every stanza the connection did not take comes back to its sender as
-// service-unavailable, and none is bounced twice.
+// service-unavailable, with its content, and none is bounced twice.
 func TestDisconnectBouncesUnwritten(t *testing.T) {
 	h := &stanzas{ch: make(chan *route.Stanza, 1000)}
 	s := &Server{Handler: h, MaxPending: 64 << 20}
@@ -46,6 +46,11 @@ func TestDisconnectBouncesUnwritten(t *testing.T) {
 		case st := <-h.ch:
 			if st.Type != "error" || !strings.Contains(string(st.El.Raw), "service-unavailable") {
 				t.Fatalf("handler got %s", st.El.Raw)
+			}
+			// The bounce carries the original content, parsed from the
+			// bytes as they were queued on the dead connection.
+			if !strings.Contains(string(st.El.Raw), "<body>"+body+"</body>") {
+				t.Fatalf("bounce of %s without the original body", st.ID)
 			}
 			if bounced[st.ID] {
 				t.Fatalf("%s bounced twice", st.ID)

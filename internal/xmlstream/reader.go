@@ -166,7 +166,8 @@ func (r *Reader) Reset(src io.Reader) error {
 func (r *Reader) setHeader(h Header) {
 	r.hdr, r.hdrDecls = h, nil
 	if len(h.Decls) > 0 {
-		r.hdrDecls = &h.Decls
+		d := h.Decls // allocated here only, not h as a whole
+		r.hdrDecls = &d
 	}
 }
 
@@ -466,7 +467,8 @@ func (r *Reader) ReadHeader() (Header, error) {
 
 // Next returns the next top-level element of the stream. Whitespace between
 // elements is skipped. At </stream:stream> it returns ErrStreamEnd. The
-// element's Raw bytes are its own and stay valid.
+// element's Raw bytes are its own and stay valid, unless the Reader lends
+// them (SetBorrow).
 func (r *Reader) Next() (*Element, error) {
 	r.reclaim()
 	if r.err != nil {
