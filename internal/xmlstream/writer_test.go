@@ -168,6 +168,58 @@ func TestWriterError(t *testing.T) {
 	}
 }
 
+// TestLostBytesStay: the bytes a failed connection did not take stay
+// where they were queued, even while other writers take chunks from the
+// shared pool (a component bounces its in-flight stanzas from them).
+func TestLostBytesStay(t *testing.T) {
+	gate := make(chan struct{})
+	w := NewWriter(&gateThenFail{gate: gate, after: 1000}, 0)
+	var kept [][]byte
+	var want []string
+	for i := range 200 {
+		el := fmt.Sprintf("<message id='m%d'><body>%s</body></message>", i, strings.Repeat("y", i*97%3000))
+		want = append(want, el)
+		w.AppendFunc(len(el), func(b []byte) []byte {
+			n := len(b)
+			b = append(b, el...)
+			kept = append(kept, b[n:len(b):len(b)])
+			return b
+		})
+	}
+	close(gate)
+	<-w.Done()
+	_, written := w.Progress()
+	// Other writers now take and fill every chunk the pool holds.
+	for range 4 {
+		o := NewWriter(io.Discard, 0)
+		for range 300 {
+			o.Write(bytes.Repeat([]byte("#"), 4000))
+		}
+		o.Close()
+	}
+	var at int64
+	for i, b := range kept {
+		at += int64(len(b))
+		if at > written && string(b) != want[i] {
+			t.Fatalf("lost element %d changed: %.40q", i, b)
+		}
+	}
+}
+
+// gateThenFail takes after bytes once gate is closed, then fails.
+type gateThenFail struct {
+	gate  chan struct{}
+	after int
+}
+
+func (g *gateThenFail) Write(p []byte) (int, error) {
+	<-g.gate
+	f := failingWriter{after: g.after}
+	n, err := f.Write(p)
+	g.after = f.after
+	return n, err
+}
+
 // gateWriter fails every write, once released.
 type gateWriter struct{ release chan struct{} }
 
