@@ -87,6 +87,11 @@ type Cluster struct {
 	compGiveUp chan struct{}
 	giveUpOnce sync.Once
 	compClosed bool
+	// compQueue holds, per component domain, the stanzas that wait for
+	// it, in the order they came: one goroutine per domain delivers them
+	// (drainComponent), and a stanza for a domain with stanzas waiting
+	// goes behind them, so that none overtakes another.
+	compQueue map[string][]compWait
 	// refollow* restart the bucket watches (follow).
 	refollowLeases, refollowComps chan struct{}
 
@@ -149,6 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		waitCount:      map[string]int{},
 		retryKick:      make(chan struct{}, 1),
 		compGiveUp:     make(chan struct{}),
+		compQueue:      map[string][]compWait{},
 		refollowComps:  make(chan struct{}, 1),
 	}
 	if cfg.URL == "" {

@@ -607,6 +607,43 @@ func TestComponentWaitAcrossStop(t *testing.T) {
 	n1.bounces.none(t)
 }
 
+// TestComponentWaitKeepsOrder: stanzas from one stream for a component
+// attached nowhere wait for it in the order they came, and a stanza that
+// comes while they wait goes behind them, even once the component is
+// attached: the component gets them all, in order.
+func TestComponentWaitKeepsOrder(t *testing.T) {
+	nodes := startNodes(t, 1, 2*time.Second)
+	n1 := nodes[0]
+	n1.c.cfg.ComponentGrace = 10 * time.Second
+	var want []string
+	send := func(i int) {
+		id := fmt.Sprint("o", i)
+		want = append(want, id)
+		s := msg(t, "u@remote.example", "bot@bot.example", id, route.FromRemote)
+		s.Source = drained{}
+		if err := n1.compH.Deliver(context.Background(), s); err != nil {
+			t.Fatalf("stanza %s for a component attached nowhere: %v, want it taken", id, err)
+		}
+	}
+	for i := range 20 {
+		send(i)
+	}
+	time.Sleep(300 * time.Millisecond) // they wait, retrying
+	n1.comp.mu.Lock()
+	n1.comp.connected = true
+	n1.comp.mu.Unlock()
+	n1.c.ComponentUp("bot.example", false)
+	// Attached now: these still go behind the ones that wait.
+	for i := 20; i < 40; i++ {
+		send(i)
+	}
+	eventually(t, 10*time.Second, "every stanza delivered", func() bool { return len(n1.comp.ids()) == len(want) })
+	if got := n1.comp.ids(); !slices.Equal(got, want) {
+		t.Fatalf("component got %v, want %v", got, want)
+	}
+	n1.bounces.none(t)
+}
+
 // TestComponentWaitGivesUp: a node that stops while a stanza waits for a
 // component that attaches nowhere bounces it when its stop's time ends,
 // before it leaves the cluster.

@@ -25,7 +25,9 @@
 //     domain; a stanza for a component attached elsewhere goes there
 //     (WrapComponent). A stanza for a component attached nowhere waits
 //     ComponentGrace for it to come back (it may be reconnecting to another
-//     node) before it bounces with service-unavailable.
+//     node) before it bounces with service-unavailable. Stanzas that wait
+//     for a component do so in one queue per domain, in the order they
+//     came, and a stanza that comes meanwhile goes behind them.
 //   - Dialback: the secret is in s2sd-config, created once by the first
 //     node, so a db:verify that lands on any node answers for a key any
 //     node issued (Secret).

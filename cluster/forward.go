@@ -272,12 +272,74 @@ func (c *Cluster) WrapComponent(domain string, h route.Handler) route.Handler {
 	c.localComp[domain] = h
 	c.mu.Unlock()
 	return route.HandlerFunc(func(ctx context.Context, s *route.Stanza) error {
+		until := time.Now().Add(c.cfg.ComponentGrace)
+		if c.queueComponent(domain, s, until, false) {
+			return nil // behind the domain's stanzas that wait, in order
+		}
 		err := h.Deliver(ctx, s)
 		if !errors.Is(err, route.ErrNotConnected) {
 			return err
 		}
-		return c.deliverComponent(ctx, domain, s, time.Now().Add(c.cfg.ComponentGrace))
+		return c.deliverComponent(ctx, domain, s, until)
 	})
+}
+
+// compWait is a stanza that waits for its component.
+type compWait struct {
+	s     *route.Stanza
+	until time.Time
+}
+
+// queueComponent puts s behind the stanzas that wait for domain's
+// component, and starts the goroutine that delivers them when none runs.
+// Unless always, it does so only when stanzas wait already. It reports
+// whether s was queued: not once Shutdown has begun, when new stanzas
+// wait on their caller.
+func (c *Cluster) queueComponent(domain string, s *route.Stanza, until time.Time, always bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q, waiting := c.compQueue[domain]
+	if !waiting && !always || c.compClosed {
+		return false
+	}
+	c.compWaits.Add(1)
+	// The stream s was read from moves on: nothing may write through it,
+	// and s must not borrow its buffer.
+	s.Source = nil
+	s.Own()
+	c.compQueue[domain] = append(q, compWait{s: s, until: until})
+	if !waiting {
+		go c.drainComponent(domain)
+	}
+	return true
+}
+
+// drainComponent delivers the stanzas that wait for domain's component,
+// one after the other, each when the component is attached somewhere or
+// bounced when its wait ends; it returns when none is left.
+func (c *Cluster) drainComponent(domain string) {
+	for {
+		c.mu.Lock()
+		q := c.compQueue[domain]
+		if len(q) == 0 {
+			delete(c.compQueue, domain)
+			c.mu.Unlock()
+			return
+		}
+		w := q[0]
+		c.mu.Unlock()
+		// Without a Source, it waits here until delivered or given up.
+		if err := c.deliverComponent(context.Background(), domain, w.s, w.until); err != nil {
+			c.bounceComponent(w.s, err)
+		}
+		// Taken off only now: until w is delivered, the next stanzas
+		// for domain queue behind it.
+		c.mu.Lock()
+		c.compQueue[domain][0] = compWait{}
+		c.compQueue[domain] = c.compQueue[domain][1:]
+		c.mu.Unlock()
+		c.compWaits.Done()
+	}
 }
 
 func (c *Cluster) deliverComponent(ctx context.Context, domain string, s *route.Stanza, until time.Time) error {
@@ -304,17 +366,10 @@ func (c *Cluster) deliverComponent(ctx context.Context, domain string, s *route.
 			return route.ErrNotConnected
 		}
 		// Attached nowhere, or moving: wait for it a little, off the
-		// reading goroutine when there is one to free. The stream
-		// acknowledges the stanza then: Shutdown waits for it.
-		if s.Source != nil && c.waitComponent() {
-			s.Source = nil
-			s.Own()
-			go func() {
-				defer c.compWaits.Done()
-				if err := c.deliverComponent(context.Background(), domain, s, until); err != nil {
-					c.bounceComponent(s, err)
-				}
-			}()
+		// reading goroutine when there is one to free, in the domain's
+		// queue. The stream acknowledges the stanza then: Shutdown waits
+		// for it.
+		if s.Source != nil && c.queueComponent(domain, s, until, true) {
 			return nil
 		}
 		// The view may lag (a watch on a server that left): ask the
@@ -326,18 +381,6 @@ func (c *Cluster) deliverComponent(ctx context.Context, domain string, s *route.
 		case <-c.compGiveUp:
 		}
 	}
-}
-
-// waitComponent counts one more stanza waiting for its component off
-// its stream, unless Shutdown has begun.
-func (c *Cluster) waitComponent() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.compClosed {
-		return false
-	}
-	c.compWaits.Add(1)
-	return true
 }
 
 // gaveUp reports whether Shutdown ran out of time for the stanzas that
