@@ -12,7 +12,7 @@ import (
 
 // plainRunRef is plainRun's contract, a byte at a time.
 func plainRunRef(b []byte, x byte) (n int, high bool) {
-	full := len(b) - len(b)%plainBlock
+	full := len(b) - len(b)%plainBlock()
 	for n < full {
 		c := b[n]
 		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == '<' || c == '&' || c == x {
@@ -53,22 +53,27 @@ func eachKernel(f func(name string, avx2 bool)) {
 	}
 }
 
+// plainBlock is how many bytes the kernel in use examines at a time.
+func plainBlock() int {
+	if useAVX2 {
+		return 32
+	}
+	return 16
+}
+
 // setKernel makes plainRun use the AVX2 kernel or the SSE2 one, and
 // returns what puts the processor's choice back.
 func setKernel(avx2 bool) func() {
-	use, block := useAVX2, plainBlock
-	useAVX2, plainBlock = avx2, 16
-	if avx2 {
-		plainBlock = 32
-	}
-	return func() { useAVX2, plainBlock = use, block }
+	use := useAVX2
+	useAVX2 = avx2
+	return func() { useAVX2 = use }
 }
 
 func testPlainRun(t *testing.T) {
 	base := bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz ABCDE"), 4)
 	for _, x := range []byte{'>', '\'', '"'} {
-		for off := range plainBlock {
-			for pos := range 2 * plainBlock {
+		for off := range plainBlock() {
+			for pos := range 2 * plainBlock() {
 				for c := range 256 {
 					b := append([]byte(nil), base[off:]...)
 					b[pos] = byte(c)
