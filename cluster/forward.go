@@ -303,15 +303,20 @@ func (c *Cluster) queueComponent(domain string, s *route.Stanza, until time.Time
 		return false
 	}
 	c.compWaits.Add(1)
-	// The stream s was read from moves on: nothing may write through it,
-	// and s must not borrow its buffer.
-	s.Source = nil
-	s.Own()
+	leaveStream(s)
 	c.compQueue[domain] = append(q, compWait{s: s, until: until})
 	if !waiting {
 		go c.drainComponent(domain)
 	}
 	return true
+}
+
+// leaveStream readies s to be kept past its delivery: the stream it was
+// read from moves on, so nothing may write through it (Source), and s
+// must not borrow its buffer (Own).
+func leaveStream(s *route.Stanza) {
+	s.Source = nil
+	s.Own()
 }
 
 // drainComponent delivers the stanzas that wait for domain's component,

@@ -102,10 +102,7 @@ func (c *Cluster) send(node string, s *route.Stanza) error {
 	p.mu.Lock()
 	p.seq++
 	seq := p.seq
-	// The stream s was read from moves on: nothing may write through it,
-	// and s must not borrow its buffer.
-	s.Source = nil
-	s.Own()
+	leaveStream(s)
 	p.pending[seq] = &sent{s: s, node: node, at: time.Now()}
 	p.mu.Unlock()
 	seq36 := strconv.FormatUint(seq, 36)

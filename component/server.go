@@ -862,11 +862,10 @@ func (c *serverConn) bounceUnwritten() {
 		// The writer has stopped (finish waits for it): the bytes are
 		// as queued. They were checked on the way in.
 		el, err := xmlstream.ParseElement(raw, streamCtx)
-		if err != nil {
-			c.logger().Error("component: a stanza not written does not parse; not bounced", "err", err)
-			continue
+		var st *route.Stanza
+		if err == nil {
+			st, err = route.NewStanza(el, streamCtx, route.FromLocal)
 		}
-		st, err := route.NewStanza(el, streamCtx, route.FromLocal)
 		if err != nil {
 			c.logger().Error("component: a stanza not written does not parse; not bounced", "err", err)
 			continue
