@@ -644,6 +644,51 @@ func TestComponentWaitKeepsOrder(t *testing.T) {
 	n1.bounces.none(t)
 }
 
+// TestComponentWaitExpires: stanzas that wait in their component's queue
+// for a component that never attaches are bounced once their
+// ComponentGrace (1 s here) has passed, each once, in order, and none is
+// delivered; the queue is then gone, and a later stanza waits anew.
+func TestComponentWaitExpires(t *testing.T) {
+	nodes := startNodes(t, 1, 2*time.Second)
+	n1 := nodes[0]
+	send := func(id string) {
+		s := msg(t, "u@remote.example", "bot@bot.example", id, route.FromRemote)
+		s.Source = drained{}
+		if err := n1.compH.Deliver(context.Background(), s); err != nil {
+			t.Fatalf("stanza %s for a component attached nowhere: %v, want it taken", id, err)
+		}
+	}
+	var want []string
+	for i := range 5 {
+		send(fmt.Sprint("e", i))
+		want = append(want, fmt.Sprintf("e%d:service-unavailable", i))
+	}
+	time.Sleep(2500 * time.Millisecond) // past the grace
+	bounced := func() []string {
+		n1.bounces.mu.Lock()
+		defer n1.bounces.mu.Unlock()
+		return slices.Clone(n1.bounces.got)
+	}
+	if got := bounced(); !slices.Equal(got, want) {
+		t.Fatalf("bounced %v, want %v", got, want)
+	}
+	n1.c.mu.Lock()
+	_, queued := n1.c.compQueue["bot.example"]
+	n1.c.mu.Unlock()
+	if queued {
+		t.Fatal("the queue outlived its stanzas")
+	}
+	send("late")
+	want = append(want, "late:service-unavailable")
+	eventually(t, 5*time.Second, "the later stanza bounced after its own wait", func() bool { return len(bounced()) == len(want) })
+	if got := bounced(); !slices.Equal(got, want) {
+		t.Fatalf("bounced %v, want %v", got, want)
+	}
+	if got := n1.comp.ids(); len(got) != 0 {
+		t.Fatalf("component attached nowhere got %v", got)
+	}
+}
+
 // TestComponentWaitGivesUp: a node that stops while a stanza waits for a
 // component that attaches nowhere bounces it when its stop's time ends,
 // before it leaves the cluster.
