@@ -3,6 +3,7 @@ package xmlstream
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -110,4 +111,17 @@ func bodyStream(body string) []byte {
 // text scanner's fast path, uninterrupted.
 func BenchmarkReaderASCIIBody(b *testing.B) {
 	readStream(b, bodyStream(strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ. ", 64)))
+}
+
+// BenchmarkReaderRelay reads, lent, the messages bench/run.sh's driver
+// sends: four attributes and a 100-byte body, the relay's hot path.
+func BenchmarkReaderRelay(b *testing.B) {
+	var s bytes.Buffer
+	s.WriteString(hdr)
+	body := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ. ", 2)[:100]
+	for i := range 1000 {
+		fmt.Fprintf(&s, "<message from='send@send.a.test' to='recv@recv.b.test' type='normal' id='m0-%d'><body>%s</body></message>", i, body)
+	}
+	readStreamBorrow(b, s.Bytes(), true)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/stanza")
 }

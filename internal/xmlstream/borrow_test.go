@@ -55,7 +55,7 @@ func TestBorrow(t *testing.T) {
 				}
 			}
 			for i, el := range kept {
-				if string(el.Raw) != want[2*i] || el.Attr("id") != fmt.Sprintf("m%d", 2*i) {
+				if string(el.Raw) != want[2*i] || el.Attr("id") != fmt.Sprintf("m%d", 2*i) || el.Local != "message" {
 					t.Fatalf("kept element %d changed: %q", 2*i, el.Raw)
 				}
 			}
@@ -69,10 +69,42 @@ func TestBorrow(t *testing.T) {
 	r.ReadHeader()
 	first, _ := r.Next()
 	second, _ := r.Next()
-	if string(first.Raw) != strings.Repeat("#", len(want[0])) {
-		t.Fatalf("element kept without Own, under PoisonBorrowed: %q", first.Raw)
+	if string(first.Raw) != strings.Repeat("#", len(want[0])) || first.Local != "#" || first.Attr("id") != "" {
+		t.Fatalf("element kept without Own, under PoisonBorrowed: %s %q", first.Local, first.Raw)
 	}
 	if string(second.Raw) != want[1] {
 		t.Fatalf("the element just read: %q", second.Raw)
+	}
+}
+
+// TestBorrowAllocs: a stream read with SetBorrow, whose elements are
+// handled and let go, allocates nothing per element: the Reader takes
+// back an element not owned and reuses it.
+func TestBorrowAllocs(t *testing.T) {
+	var in strings.Builder
+	in.WriteString(hdr)
+	for i := range 300 {
+		fmt.Fprintf(&in, "<message from='a@a.test/r' to='b@b.test' type='chat' id='m%d'><body>hi</body><x xmlns='urn:x' a='1'/></message>", i)
+	}
+	r := NewReader(strings.NewReader(in.String()), Limits{})
+	r.SetBorrow(true)
+	r.ReadHeader()
+	for range 10 {
+		r.Next()
+	}
+	var ids []string
+	for i := range 300 {
+		ids = append(ids, fmt.Sprint("m", i))
+	}
+	n := 10
+	allocs := testing.AllocsPerRun(200, func() {
+		el, err := r.Next()
+		if id, _ := el.AttrBytes("id"); err != nil || string(id) != ids[n] {
+			t.Fatalf("element %d: %v", n, err)
+		}
+		n++
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per element lent", allocs)
 	}
 }

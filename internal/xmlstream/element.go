@@ -27,13 +27,13 @@ type Element struct {
 }
 
 // Borrowed reports whether Raw is in the buffer of the Reader that read
-// the element (Reader.SetBorrow): valid only until that Reader is used
-// again, unless Own is called first.
+// the element (Reader.SetBorrow): the element is valid only until that
+// Reader is used again, unless Own is called first.
 func (e *Element) Borrowed() bool { return e.borrowed }
 
-// Own gives a borrowed element bytes of its own, so that it stays valid
-// after its Reader reads on: code that keeps an element, or hands it to
-// another goroutine, calls it first. It does nothing for an element that
+// Own gives a borrowed element bytes of its own, and takes it from its
+// Reader, so that it stays valid after the Reader reads on: code that
+// keeps an element, or hands it to another goroutine, calls it first. It does nothing for an element that
 // is not borrowed. It is not safe to call while another goroutine uses
 // the element.
 func (e *Element) Own() {

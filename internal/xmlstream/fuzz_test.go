@@ -80,7 +80,8 @@ func FuzzBorrow(f *testing.F) {
 			if (err1 == nil) != (err2 == nil) {
 				t.Fatalf("%v, borrowing %v", err1, err2)
 			}
-			if err1 == nil && (!bytes.Equal(a.Raw, b.Raw) || a.Attr("id") != b.Attr("id")) {
+			if err1 == nil && (!bytes.Equal(a.Raw, b.Raw) || a.Attr("id") != b.Attr("id") ||
+				a.Name() != b.Name() || !bytes.Equal(a.Inner(), b.Inner())) {
 				t.Fatalf("%q, borrowing %q", a.Raw, b.Raw)
 			}
 		}

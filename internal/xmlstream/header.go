@@ -141,7 +141,7 @@ func (s *scanner) streamHeader() (Header, error) {
 	case '?':
 		return Header{}, errRestricted("processing instruction")
 	}
-	name, attrs, empty, err := s.startTag(nil)
+	name, _, attrs, empty, err := s.startTag(nil)
 	if err != nil {
 		return Header{}, err
 	}

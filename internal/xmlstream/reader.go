@@ -102,9 +102,12 @@ type Reader struct {
 	hdrDecls *[]Decl
 	eof      bool
 	// borrow: elements' Raw are in buf (SetBorrow); lent is the last one
-	// handed out, for PoisonBorrowed
+	// handed out, lentEl its Element, and spare an Element that came back
+	// (never owned), for the next one
 	borrow bool
 	lent   []byte
+	lentEl *Element
+	spare  *Element
 	// alias: buf is the caller's, and elements' Raw alias it (ParseElement)
 	alias bool
 	// release: between elements, give the buffer back and wait for the
@@ -172,11 +175,12 @@ func (r *Reader) setHeader(h Header) {
 }
 
 // SetBorrow makes the elements Next returns borrow the Reader's buffer
-// instead of getting a copy of their own: an element's Raw is then valid
-// until the Reader is used again (Next, ReadHeader, Reset, Park, Release),
-// unless Element.Own is called before. It spares a copy and an
-// allocation per element, for a stream whose elements are mostly handled
-// before the next is read.
+// instead of getting a copy of their own: an element, its Raw and the
+// Element itself, is then valid only until the Reader is used again (Next,
+// ReadHeader, Reset, Park, Release), unless Element.Own is called before.
+// An element not owned by then is the Reader's again, and Next reuses it.
+// It spares a copy and two allocations per element, for a stream whose
+// elements are mostly handled before the next is read.
 func (r *Reader) SetBorrow(on bool) { r.borrow = on }
 
 // poison, under PoisonBorrowed, overwrites the bytes of the last element
@@ -184,9 +188,10 @@ func (r *Reader) SetBorrow(on bool) { r.borrow = on }
 var poison atomic.Bool
 
 // PoisonBorrowed makes every Reader overwrite a borrowed element's bytes
-// with '#' as soon as it is used again, so that code that keeps one
-// without Element.Own reads garbage at once, rather than once in a while
-// when the buffer happens to be reused: for tests.
+// with '#' as soon as it is used again, and its name with "#" (instead of
+// reusing it), so that code that keeps one without Element.Own reads
+// garbage at once, rather than once in a while when the buffer happens to
+// be reused: for tests.
 func PoisonBorrowed(on bool) { poison.Store(on) }
 
 // reclaim ends the loan of the last element lent.
@@ -194,12 +199,20 @@ func (r *Reader) reclaim() {
 	if r.lent == nil {
 		return
 	}
+	el := r.lentEl
 	if poison.Load() {
 		for i := range r.lent {
 			r.lent[i] = '#'
 		}
+		if el.borrowed {
+			// Not reused, but spoilt as well.
+			el.Local, el.Space, el.attrs = "#", "#", nil
+		}
+	} else if el.borrowed {
+		// Not owned: the element is the Reader's again.
+		r.spare = el
 	}
-	r.lent = nil
+	r.lent, r.lentEl = nil, nil
 }
 
 // Header returns the last stream header read.
@@ -549,6 +562,13 @@ func (s *scanner) more() error {
 
 // ensure makes at least n bytes from pos available.
 func (s *scanner) ensure(n int) error {
+	if s.start+s.pos+n <= s.r.w {
+		return nil
+	}
+	return s.ensureMore(n)
+}
+
+func (s *scanner) ensureMore(n int) error {
 	for s.avail()-s.pos < n {
 		if err := s.more(); err != nil {
 			return err
@@ -564,48 +584,79 @@ var (
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
-// nameBytes are the bytes a name may hold: ASCII letters and digits, '_',
-// '-', '.', ':' and, checked as UTF-8 once the name ends, non-ASCII.
-var nameBytes = func() (t [256]bool) {
+// spaces is isSpace as a table.
+var spaces = [256]bool{' ': true, '\t': true, '\r': true, '\n': true}
+
+// nameClass classes the bytes a name may hold, as bits: nameByte for
+// ASCII letters and digits, '_', '-', '.' and ':', with nameColon for ':',
+// nameNoStart for those a name may not begin with, and nameHigh for
+// non-ASCII bytes, checked as UTF-8 once the name ends. Zero ends a name.
+var nameClass = func() (t [256]uint8) {
 	for c := range 256 {
-		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '_' || c == '-' || c == '.' || c == ':' || c >= utf8.RuneSelf
+		switch {
+		case c == ':':
+			t[c] = nameByte | nameColon | nameNoStart
+		case c >= utf8.RuneSelf:
+			t[c] = nameByte | nameHigh
+		case c >= '0' && c <= '9' || c == '-' || c == '.':
+			t[c] = nameByte | nameNoStart
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_':
+			t[c] = nameByte
+		}
 	}
 	return t
 }()
 
-// name scans a name at pos and returns its span; the byte after it is
-// available.
-func (s *scanner) name() (span, error) {
+const (
+	nameByte = 1 << iota
+	nameColon
+	nameHigh
+	nameNoStart // not as a name's first byte
+)
+
+// name scans a name at pos and returns its span, and whether it holds a
+// colon; the byte after it is available.
+func (s *scanner) name() (span, bool, error) {
 	a := s.pos
-	var ored byte // the name's bytes ORed together: the high bit means non-ASCII
+	var class uint8 // the classes of the name's bytes, ORed together
 	for {
 		buf := s.r.buf[s.start:s.r.w]
-		for s.pos < len(buf) {
-			c := buf[s.pos]
-			if !nameBytes[c] {
-				if s.pos == a {
-					return span{}, errSyntax("expected a name")
+		i := s.pos // in a register, not in s
+		for i < len(buf) {
+			t := nameClass[buf[i]]
+			if t == 0 {
+				s.pos = i
+				if i == a {
+					return span{}, false, errSyntax("expected a name")
 				}
-				c := buf[a]
-				if c >= '0' && c <= '9' || c == '-' || c == '.' || c == ':' {
-					return span{}, errSyntax("invalid name")
+				if nameClass[buf[a]]&nameNoStart != 0 {
+					return span{}, false, errSyntax("invalid name")
 				}
 				// Names are nearly always ASCII, which needs no decoding.
-				if ored >= utf8.RuneSelf && !utf8.Valid(buf[a:s.pos]) {
-					return span{}, stream.New(stream.NotWellFormed, "invalid UTF-8 in a name")
+				if class&nameHigh != 0 && !utf8.Valid(buf[a:i]) {
+					return span{}, false, stream.New(stream.NotWellFormed, "invalid UTF-8 in a name")
 				}
-				return newSpan(a, s.pos), nil
+				return newSpan(a, i), class&nameColon != 0, nil
 			}
-			ored |= c
-			s.pos++
+			class |= t
+			i++
 		}
+		s.pos = i
 		if err := s.more(); err != nil {
-			return span{}, err
+			return span{}, false, err
 		}
 	}
 }
 
+// noWS reports, without a call, that the byte at pos is buffered and is
+// not whitespace: what most calls of skipWS find, and the hot paths ask
+// first.
+func (s *scanner) noWS() bool {
+	i := s.start + s.pos
+	return i < s.r.w && !spaces[s.r.buf[i]]
+}
+
+// skipWS skips whitespace at pos and reports whether there was any.
 func (s *scanner) skipWS() (bool, error) {
 	skipped := false
 	for {
@@ -951,76 +1002,125 @@ func (s *scanner) markup() error {
 type attr struct {
 	name, value span
 	escaped     bool // value holds '&'
+	prefixed    bool // name holds ':'
 }
 
 // startTag scans a start tag at pos ('<' already checked). It returns the
-// name, the attributes, and whether the tag is empty (<x/>).
-func (s *scanner) startTag(attrs []attr) (span, []attr, bool, error) {
+// name, whether the name has a prefix, the attributes, and whether the tag
+// is empty (<x/>).
+func (s *scanner) startTag(attrs []attr) (span, bool, []attr, bool, error) {
 	s.pos++ // '<'
-	name, err := s.name()
+	name, prefixed, err := s.name()
 	if err != nil {
-		return span{}, nil, false, err
+		return span{}, false, nil, false, err
 	}
 	for {
-		ws, err := s.skipWS()
-		if err != nil {
-			return span{}, nil, false, err
+		ws := false
+		if i := s.start + s.pos; i+1 < s.r.w && s.r.buf[i] == ' ' && !spaces[s.r.buf[i+1]] {
+			// One space between attributes, as nearly always.
+			s.pos++
+			ws = true
+		} else if !s.noWS() {
+			if ws, err = s.skipWS(); err != nil {
+				return span{}, false, nil, false, err
+			}
 		}
 		c := s.at(s.pos)
 		switch c {
 		case '>':
 			s.pos++
-			return name, attrs, false, nil
+			return name, prefixed, attrs, false, nil
 		case '/':
 			if err := s.ensure(2); err != nil {
-				return span{}, nil, false, err
+				return span{}, false, nil, false, err
 			}
 			if s.at(s.pos+1) != '>' {
-				return span{}, nil, false, errSyntax("expected '/>'")
+				return span{}, false, nil, false, errSyntax("expected '/>'")
 			}
 			s.pos += 2
-			return name, attrs, true, nil
+			return name, prefixed, attrs, true, nil
 		}
 		if !ws {
-			return span{}, nil, false, errSyntax("expected whitespace between attributes")
+			return span{}, false, nil, false, errSyntax("expected whitespace between attributes")
 		}
 		if len(attrs) >= s.r.lim.MaxAttrs {
-			return span{}, nil, false, stream.Errorf(stream.PolicyViolation, "more than %d attributes on an element", s.r.lim.MaxAttrs)
+			return span{}, false, nil, false, stream.Errorf(stream.PolicyViolation, "more than %d attributes on an element", s.r.lim.MaxAttrs)
 		}
-		an, err := s.name()
+		an, ap, err := s.name()
 		if err != nil {
-			return span{}, nil, false, err
+			return span{}, false, nil, false, err
 		}
-		if _, err := s.skipWS(); err != nil {
-			return span{}, nil, false, err
+		if !s.noWS() {
+			if _, err := s.skipWS(); err != nil {
+				return span{}, false, nil, false, err
+			}
 		}
 		if s.at(s.pos) != '=' {
-			return span{}, nil, false, errSyntax("expected '=' after an attribute name")
+			return span{}, false, nil, false, errSyntax("expected '=' after an attribute name")
 		}
 		s.pos++
-		if _, err := s.skipWS(); err != nil {
-			return span{}, nil, false, err
+		if !s.noWS() {
+			if _, err := s.skipWS(); err != nil {
+				return span{}, false, nil, false, err
+			}
 		}
 		q := s.at(s.pos)
 		if q != '\'' && q != '"' {
-			return span{}, nil, false, errSyntax("unquoted attribute value")
+			return span{}, false, nil, false, errSyntax("unquoted attribute value")
 		}
 		s.pos++
 		v0 := s.pos
-		refs, err := s.text(q)
+		refs, err := s.value(q)
 		if err != nil {
-			return span{}, nil, false, err
+			return span{}, false, nil, false, err
 		}
 		val := newSpan(v0, s.pos)
 		s.pos++ // quote
 		nb := s.span(an)
 		for _, a := range attrs {
-			if bytes.Equal(s.span(a.name), nb) {
-				return span{}, nil, false, errSyntax("duplicate attribute")
+			if a.name.end-a.name.start == an.end-an.start && bytes.Equal(s.span(a.name), nb) {
+				return span{}, false, nil, false, errSyntax("duplicate attribute")
 			}
 		}
-		attrs = append(attrs, attr{name: an, value: val, escaped: refs})
+		attrs = append(attrs, attr{name: an, value: val, escaped: refs, prefixed: ap})
 	}
+}
+
+// value scans an attribute value quoted with q, from pos to the closing
+// quote, as text(q) does. A short value of plain ASCII (an address, an id,
+// a type) is found here, one byte at a time, without text's setup; at
+// anything else text takes over where this stopped.
+func (s *scanner) value(q byte) (bool, error) {
+	tbl := &plainApos
+	if q == '"' {
+		tbl = &plainQuot
+	}
+	buf := s.r.buf[s.start+s.pos : s.r.w]
+	if len(buf) > 64 {
+		buf = buf[:64]
+	}
+	for i, c := range buf {
+		if tbl[c] {
+			s.pos += i
+			if c == q {
+				return false, nil
+			}
+			break
+		}
+	}
+	return s.text(q)
+}
+
+// plainApos and plainQuot are stopApos and stopQuot that stop also at
+// non-ASCII bytes.
+var plainApos, plainQuot = plainTable(&stopApos), plainTable(&stopQuot)
+
+func plainTable(stop *[256]bool) [256]bool {
+	t := *stop
+	for c := utf8.RuneSelf; c < 256; c++ {
+		t[c] = true
+	}
+	return t
 }
 
 // element scans one complete top-level element.
@@ -1032,7 +1132,13 @@ func (s *scanner) element() (*Element, error) {
 	r.names, r.decls, r.attrs = r.names[:0], r.decls[:0], r.attrs[:0]
 	var top []attr
 	var inherited []string
-	el := &Element{}
+	el := r.spare
+	if el != nil {
+		r.spare = nil
+		*el = Element{}
+	} else {
+		el = &Element{}
+	}
 	for {
 		if err := s.ensure(1); err != nil {
 			return nil, err
@@ -1056,20 +1162,27 @@ func (s *scanner) element() (*Element, error) {
 				return nil, s.streamEnd()
 			}
 			s.pos += 2
-			n, err := s.name()
-			if err != nil {
-				return nil, err
-			}
-			if _, err := s.skipWS(); err != nil {
-				return nil, err
-			}
-			if s.at(s.pos) != '>' {
-				return nil, errSyntax("expected '>' in an end tag")
-			}
-			s.pos++
 			open := r.names[len(r.names)-1]
-			if !bytes.Equal(s.span(open), s.span(n)) {
-				return nil, errSyntax("end tag does not match start tag")
+			// Nearly always the open name and '>', buffered: compared
+			// in place, without scanning a name.
+			if n := int(open.end - open.start); s.pos+n < s.avail() && s.at(s.pos+n) == '>' &&
+				string(s.bytes(s.pos, s.pos+n)) == string(s.span(open)) {
+				s.pos += n + 1
+			} else {
+				n, _, err := s.name()
+				if err != nil {
+					return nil, err
+				}
+				if _, err := s.skipWS(); err != nil {
+					return nil, err
+				}
+				if s.at(s.pos) != '>' {
+					return nil, errSyntax("expected '>' in an end tag")
+				}
+				s.pos++
+				if !bytes.Equal(s.span(open), s.span(n)) {
+					return nil, errSyntax("end tag does not match start tag")
+				}
 			}
 			r.names = r.names[:len(r.names)-1]
 			for len(r.decls) > 0 && r.decls[len(r.decls)-1].depth > len(r.names) {
@@ -1093,13 +1206,14 @@ func (s *scanner) element() (*Element, error) {
 			return nil, stream.Errorf(stream.PolicyViolation, "elements nested deeper than %d", r.lim.MaxDepth)
 		}
 		var name span
+		var prefixed bool
 		var attrs []attr
 		var empty bool
 		var err error
 		if depth == 1 {
-			name, attrs, empty, err = s.startTag(el.attrBuf[:0])
+			name, prefixed, attrs, empty, err = s.startTag(el.attrBuf[:0])
 		} else {
-			name, attrs, empty, err = s.startTag(r.attrs[:0])
+			name, prefixed, attrs, empty, err = s.startTag(r.attrs[:0])
 		}
 		if err != nil {
 			return nil, err
@@ -1127,7 +1241,7 @@ func (s *scanner) element() (*Element, error) {
 				r.decls = append(r.decls, decl{prefix: p, ns: s.unescape(a), depth: depth})
 			}
 		}
-		ns, via, err := s.resolve(s.span(name), r.decls, true)
+		ns, via, err := s.resolve(s.span(name), prefixed, r.decls, true)
 		if err != nil {
 			return nil, err
 		}
@@ -1135,13 +1249,16 @@ func (s *scanner) element() (*Element, error) {
 			inherited = append(inherited, via)
 		}
 		for _, a := range attrs {
+			if !a.prefixed {
+				continue
+			}
 			an := s.span(a.name)
 			if i := bytes.IndexByte(an, ':'); i > 0 {
 				p := an[:i]
 				if string(p) == "xmlns" || string(p) == "xml" {
 					continue
 				}
-				_, via, err := s.resolve(an, r.decls, false)
+				_, via, err := s.resolve(an, true, r.decls, false)
 				if err != nil {
 					return nil, err
 				}
@@ -1153,7 +1270,7 @@ func (s *scanner) element() (*Element, error) {
 		if depth == 1 {
 			el.nameEnd = name.end
 			el.startEnd = int32(s.pos)
-			el.Local, el.Space = localName(s.span(name)), ns
+			el.Local, el.Space = localName(s.span(name), prefixed), ns
 		}
 		if empty {
 			for len(r.decls) > 0 && r.decls[len(r.decls)-1].depth >= depth {
@@ -1179,9 +1296,10 @@ func contains(l []string, s string) bool {
 
 // resolve finds the namespace of a qualified name. via is the prefix when it
 // is bound only on the stream header.
-func (s *scanner) resolve(qname []byte, decls []decl, isElem bool) (ns, via string, err error) {
+func (s *scanner) resolve(qname []byte, prefixed bool, decls []decl, isElem bool) (ns, via string, err error) {
 	prefix := []byte(nil)
-	if i := bytes.IndexByte(qname, ':'); i >= 0 {
+	if prefixed {
+		i := bytes.IndexByte(qname, ':')
 		prefix = qname[:i]
 		if i == 0 || i == len(qname)-1 || bytes.IndexByte(qname[i+1:], ':') >= 0 {
 			return "", "", stream.New(stream.NotWellFormed, "invalid qualified name")
@@ -1211,8 +1329,10 @@ func (s *scanner) resolve(qname []byte, decls []decl, isElem bool) (ns, via stri
 	return "", "", stream.Errorf(stream.BadNamespacePrefix, "unbound namespace prefix %q", prefix)
 }
 
-func localName(q []byte) string {
-	if i := bytes.IndexByte(q, ':'); i >= 0 {
+func localName(q []byte, prefixed bool) string {
+	if !prefixed {
+		// As is.
+	} else if i := bytes.IndexByte(q, ':'); i >= 0 {
 		q = q[i+1:]
 	}
 	switch string(q) {
@@ -1241,7 +1361,7 @@ func (s *scanner) unescape(a attr) string {
 // streamEnd checks </stream:stream> at pos.
 func (s *scanner) streamEnd() error {
 	s.pos += 2
-	n, err := s.name()
+	n, _, err := s.name()
 	if err != nil {
 		return err
 	}
@@ -1288,7 +1408,7 @@ func (s *scanner) finish(el *Element, top []attr, inherited []string) (*Element,
 		// follows it in the buffer.
 		el.Raw = s.bytes(0, s.pos)[:s.pos:s.pos]
 		el.borrowed = true
-		s.r.lent = el.Raw
+		s.r.lent, s.r.lentEl = el.Raw, el
 	default:
 		// make and copy, recognized together, allocate without
 		// clearing: append would clear the size class's slack.
