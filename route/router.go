@@ -16,7 +16,8 @@ import (
 // Router.Bounce itself.
 //
 // A stanza read from a stream may borrow that stream's read buffer
-// (s2s.Server.Lend): it is then valid only until Deliver returns. A
+// (s2s.Server.Lend): it is then valid only until Deliver returns, the
+// Stanza itself included, which the stream reuses for a later stanza. A
 // handler that keeps it longer, in a queue or on another goroutine, calls
 // Stanza.Own first.
 type Handler interface {
@@ -65,6 +66,25 @@ type Router struct {
 type table struct {
 	local      map[string]bool
 	components map[string]Handler
+	// dests is both, for Lookup: one map access per stanza. A domain
+	// that is local and a component's is local.
+	dests map[string]dest
+}
+
+type dest struct {
+	to Destination
+	h  Handler // a component's
+}
+
+func newTable(local map[string]bool, components map[string]Handler) *table {
+	t := &table{local: local, components: components, dests: make(map[string]dest, len(local)+len(components))}
+	for d, h := range components {
+		t.dests[d] = dest{ToComponent, h}
+	}
+	for d := range local {
+		t.dests[d] = dest{to: ToLocal}
+	}
+	return t
 }
 
 var emptyTable table
@@ -93,7 +113,7 @@ func (r *Router) SetLocal(domains ...string) {
 		m[d] = true
 	}
 	r.mu.Lock()
-	r.table.Store(&table{local: m, components: r.load().components})
+	r.table.Store(newTable(m, r.load().components))
 	r.mu.Unlock()
 }
 
@@ -111,17 +131,16 @@ func (r *Router) SetComponent(domain string, h Handler) {
 	} else {
 		c[domain] = h
 	}
-	r.table.Store(&table{local: t.local, components: c})
+	r.table.Store(newTable(t.local, c))
 }
 
 // Lookup tells where stanzas for domain go.
 func (r *Router) Lookup(domain string) (Destination, Handler) {
-	t := r.load()
-	if t.local[domain] {
+	switch d := r.load().dests[domain]; d.to {
+	case ToLocal:
 		return ToLocal, r.Local
-	}
-	if h, ok := t.components[domain]; ok {
-		return ToComponent, h
+	case ToComponent:
+		return ToComponent, d.h
 	}
 	return ToRemote, r.Remote
 }

@@ -56,37 +56,61 @@ type Stanza struct {
 // stanza error: jid-malformed for a bad address, bad-request for an element
 // that is not a stanza.
 func NewStanza(el *xmlstream.Element, ctx xmlstream.StreamContext, origin Origin) (*Stanza, error) {
-	s := &Stanza{El: el, Ctx: ctx, Origin: origin, Kind: el.Local}
+	s := new(Stanza)
+	if err := s.Init(el, ctx, origin); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Init makes s the stanza of el, as NewStanza does, in place: s is
+// overwritten whole, also when Init fails. A stream's reading loop reuses
+// in this way a stanza that Deliver let go (see Handler), when its element
+// is still lent.
+func (s *Stanza) Init(el *xmlstream.Element, ctx xmlstream.StreamContext, origin Origin) error {
+	*s = Stanza{El: el, Ctx: ctx, Origin: origin, Kind: el.Local}
 	switch el.Local {
 	case "message", "presence", "iq":
 	default:
-		return nil, stanza.New(stanza.BadRequest, "not a stanza: "+el.Local)
+		return stanza.New(stanza.BadRequest, "not a stanza: "+el.Local)
 	}
 	switch el.Space {
 	case xmlstream.NSServer, xmlstream.NSComponent, xmlstream.NSClient:
 	default:
-		return nil, stanza.New(stanza.BadRequest, "stanza in namespace "+el.Space)
+		return stanza.New(stanza.BadRequest, "stanza in namespace "+el.Space)
 	}
-	// Addresses are looked up by their bytes and the type is interned, so
-	// that a stanza between known addresses allocates only its id here.
-	if v, _ := el.AttrBytes("to"); len(v) > 0 {
-		a, err := parseAddr(v)
+	// The attributes are read in one pass. Addresses are looked up by
+	// their bytes and the type is interned, so that a stanza between known
+	// addresses allocates only its id here.
+	var to, from []byte
+	for i := range el.NumAttr() {
+		name, v := el.AttrAt(i)
+		switch string(name) {
+		case "to":
+			to = v
+		case "from":
+			from = v
+		case "type":
+			s.Type = stanzaType(v)
+		case "id":
+			s.ID = string(v)
+		}
+	}
+	if len(to) > 0 {
+		a, err := parseAddr(to)
 		if err != nil {
-			return nil, &stanza.Error{Condition: stanza.JIDMalformed, Text: "bad 'to' address"}
+			return &stanza.Error{Condition: stanza.JIDMalformed, Text: "bad 'to' address"}
 		}
 		s.To, s.to = a.j, a
 	}
-	if v, _ := el.AttrBytes("from"); len(v) > 0 {
-		a, err := parseAddr(v)
+	if len(from) > 0 {
+		a, err := parseAddr(from)
 		if err != nil {
-			return nil, &stanza.Error{Condition: stanza.JIDMalformed, Text: "bad 'from' address"}
+			return &stanza.Error{Condition: stanza.JIDMalformed, Text: "bad 'from' address"}
 		}
 		s.From, s.from = a.j, a
 	}
-	v, _ := el.AttrBytes("type")
-	s.Type = stanzaType(v)
-	s.ID = el.Attr("id")
-	return s, nil
+	return nil
 }
 
 // stanzaType returns the type attribute's value as a string, without
@@ -150,8 +174,9 @@ func (s *Stanza) IsError() bool { return s.Type == "error" }
 
 // Own makes the stanza valid after Deliver returns: a stanza whose element
 // borrows the buffer of the stream it was read from (see Handler) gets a
-// copy of its own. It does nothing for any other. Call it before the
-// stanza goes to a queue or to another goroutine.
+// copy of its own, and is no longer reused by that stream. It does nothing
+// for any other. Call it before the stanza goes to a queue or to another
+// goroutine.
 func (s *Stanza) Own() { s.El.Own() }
 
 // Reframe returns the stanza's bytes for a stream with context dst: the

@@ -85,6 +85,23 @@ func (e *Element) AttrBytes(name string) ([]byte, bool) {
 	return nil, false
 }
 
+// NumAttr returns the number of the element's top-level attributes, for
+// AttrAt.
+func (e *Element) NumAttr() int { return len(e.attrs) }
+
+// AttrAt returns the qualified name and the unescaped value of the i-th
+// top-level attribute, in the order of the start tag: slices of Raw (never
+// to be modified), unless the value holds a reference. Code that reads
+// several attributes reads them this way in one pass.
+func (e *Element) AttrAt(i int) (name, value []byte) {
+	a := e.attrs[i]
+	v := e.Raw[a.value.start:a.value.end:a.value.end]
+	if a.escaped {
+		v = []byte(unescape(v))
+	}
+	return e.Raw[a.name.start:a.name.end:a.name.end], v
+}
+
 // Inner returns the element's content: the bytes between its start and end
 // tags (nil for an empty element).
 func (e *Element) Inner() []byte {

@@ -194,6 +194,10 @@ var poison atomic.Bool
 // be reused: for tests.
 func PoisonBorrowed(on bool) { poison.Store(on) }
 
+// Poisoning reports whether PoisonBorrowed is on: code that reuses what it
+// lent, as the Reader does, spoils it instead.
+func Poisoning() bool { return poison.Load() }
+
 // reclaim ends the loan of the last element lent.
 func (r *Reader) reclaim() {
 	if r.lent == nil {
@@ -334,6 +338,7 @@ func (r *Reader) SetIdleRelease(on bool) { r.release = on }
 // would keep the buffer alive for two more collections.
 func (r *Reader) Release() {
 	r.reclaim()
+	r.spare = nil
 	if r.r == r.w && !r.alias {
 		r.buf, r.r, r.w = nil, 0, 0
 	}
@@ -347,6 +352,7 @@ func (r *Reader) Release() {
 // bytes are there to read.
 func (r *Reader) Park() {
 	r.reclaim()
+	r.spare = nil // nor an Element kept for the next
 	if r.r != r.w || r.alias {
 		return
 	}
