@@ -892,25 +892,35 @@ func (c *serverConn) stanza(el *xmlstream.Element) (*route.Stanza, error) {
 		// RFC 6120 §4.9.3.7; XEP-0114 streams are addressed like s2s.
 		return nil, stream.New(stream.ImproperAddressing, "stanzas from a component need 'from' and 'to'")
 	}
-	fj, err := route.ParseJIDBytes(from)
-	if err != nil {
+	// The stanza is made first, which parses both addresses once; a
+	// bad 'from' ends the stream, a bad 'to' gets jid-malformed.
+	st, err := route.NewStanza(el, c.inCtx, route.FromComponent)
+	if err == nil {
+		if st.FromDomain() != c.domain {
+			return nil, errNotFromDomain()
+		}
+		return st, nil
+	}
+	fj, ferr := route.ParseJIDBytes(from)
+	if ferr != nil {
 		return nil, stream.New(stream.ImproperAddressing, "'from' is not a JID")
 	}
 	if fj.Domainpart() != c.domain {
-		// RFC 6120 §4.9.3.9; Prosody closes the stream the same way.
-		return nil, stream.New(stream.InvalidFrom, "'from' is not at the component's domain")
+		return nil, errNotFromDomain()
 	}
-	st, err := route.NewStanza(el, c.inCtx, route.FromComponent)
-	if err != nil {
-		// Only 'to' can be malformed now: answer jid-malformed.
-		var se *stanza.Error
-		if !errors.As(err, &se) {
-			return nil, err
-		}
-		env := &route.Stanza{El: el, Ctx: c.inCtx, Kind: el.Local, From: fj, Type: el.Attr("type"), ID: el.Attr("id"), Origin: route.FromComponent}
-		return env, se
+	// Only 'to' can be malformed now: answer jid-malformed.
+	var se *stanza.Error
+	if !errors.As(err, &se) {
+		return nil, err
 	}
-	return st, nil
+	env := &route.Stanza{El: el, Ctx: c.inCtx, Kind: el.Local, From: fj, Type: el.Attr("type"), ID: el.Attr("id"), Origin: route.FromComponent}
+	return env, se
+}
+
+// errNotFromDomain: RFC 6120 §4.9.3.9; Prosody closes the stream the same
+// way.
+func errNotFromDomain() error {
+	return stream.New(stream.InvalidFrom, "'from' is not at the component's domain")
 }
 
 // handle passes st to the Handler and answers its stanza error.

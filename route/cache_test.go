@@ -64,3 +64,28 @@ func TestCacheConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestCacheSpread: addresses as servers see them (many users at a few
+// domains, with or without a resource; the cheap hash that picks a shard
+// reads only their ends and length) spread over every shard, so that the
+// cache holds the thousands of addresses its size promises rather than
+// one shard's worth.
+func TestCacheSpread(t *testing.T) {
+	for _, f := range []string{"user%d@example.org", "u%d@a.test/r", "%d@conference.example.net/nick", "bot@svc%d.example", "%d.example"} {
+		var n [1 << shardBits]int
+		const total = 4000
+		for i := range total {
+			s := []byte(fmt.Sprintf(f, i))
+			for k := range cache.shards {
+				if cache.shard(s) == &cache.shards[k] {
+					n[k]++
+				}
+			}
+		}
+		for k, c := range n {
+			if c > 2*total/len(n) || c < total/len(n)/2 {
+				t.Errorf("%s: shard %d gets %d of %d addresses", f, k, c, total)
+			}
+		}
+	}
+}

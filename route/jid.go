@@ -1,8 +1,8 @@
 package route
 
 import (
+	"encoding/binary"
 	"errors"
-	"hash/maphash"
 	"net/netip"
 	"strings"
 	"sync"
@@ -34,7 +34,7 @@ var ErrBadDomain = errors.New("route: invalid domainpart")
 // lookups that had to take the mutex. A copy is at most jidCacheShard
 // entries, so an address costs a few entry copies on average.
 type jidCache struct {
-	shards [16]cacheShard
+	shards [1 << shardBits]cacheShard
 }
 
 type cacheShard struct {
@@ -53,19 +53,30 @@ type addr struct {
 }
 
 const (
+	shardBits     = 4
 	jidCacheShard = 256 // addresses in a shard, at most
 	promoteAt     = 32
 )
 
 var cache jidCache
 
+// shard picks s's shard with a multiply-and-fold over its bytes, eight at
+// a time: the shards only bound the cache's size and the cost of a
+// promotion, and the map in the shard hashes s again, so this hash need
+// only spread addresses, not resist an attacker (who can fill the cache
+// with new addresses anyway). maphash here cost as much as the lookup.
 func (c *jidCache) shard(s []byte) *cacheShard {
-	return &c.shards[maphash.Bytes(shardSeed, s)%uint64(len(c.shards))]
+	const m = 0x9e3779b97f4a7c15 // Fibonacci hashing: the top bits depend on all below
+	x := uint64(len(s))
+	for len(s) >= 8 {
+		x = (x ^ binary.LittleEndian.Uint64(s)) * m
+		s = s[8:]
+	}
+	for _, c := range s {
+		x = (x ^ uint64(c)) * m
+	}
+	return &c.shards[x>>(64-shardBits)]
 }
-
-// shardSeed seeds the hash that picks a shard: the runtime's, which is
-// several times faster than a byte-at-a-time hash on addresses.
-var shardSeed = maphash.MakeSeed()
 
 func (c *jidCache) get(s []byte) *addr {
 	sh := c.shard(s)
