@@ -30,14 +30,26 @@ type Source interface {
 // once is kept and written, before anything else, by the next write out of
 // try mode. Under TLS it goes below the tls.Conn, which then encrypts on
 // the caller's goroutine.
+//
+// A Spill also gathers: between Gather and EndGather, the TLS records
+// written to it go out together, in as few system calls as they fill
+// gatherSize, rather than one each.
 type Spill struct {
 	net.Conn
 	rc syscall.RawConn
 
-	mu  sync.Mutex // serializes writes; guards try and buf
-	try bool
-	buf []byte
+	mu     sync.Mutex // serializes writes; guards the rest
+	try    bool
+	buf    []byte
+	gather bool
+	gbuf   []byte // gathered, from gatherPool
 }
+
+// gatherSize bounds what a Spill gathers before it writes: a Writer's
+// chunk, as the four TLS records it makes, with their overhead.
+const gatherSize = chunkSize + 4<<10
+
+var gatherPool = sync.Pool{New: func() any { return make([]byte, 0, gatherSize) }}
 
 // NewSpill wraps nc, or returns nil where writes that never block are not
 // available (nc has no file descriptor, or the platform lacks support).
@@ -78,7 +90,50 @@ func (s *Spill) Write(b []byte) (int, error) {
 	if err := s.flushLocked(); err != nil {
 		return 0, err
 	}
+	if s.gather && len(b) <= gatherSize {
+		if len(s.gbuf)+len(b) > gatherSize {
+			if err := s.writeGathered(); err != nil {
+				return 0, err
+			}
+		}
+		if s.gbuf == nil {
+			s.gbuf = gatherPool.Get().([]byte)
+		}
+		s.gbuf = append(s.gbuf, b...)
+		return len(b), nil
+	}
+	if err := s.writeGathered(); err != nil {
+		return 0, err
+	}
 	return s.Conn.Write(b)
+}
+
+// Gather starts gathering what is written: see Spill.
+func (s *Spill) Gather() {
+	s.mu.Lock()
+	s.gather = true
+	s.mu.Unlock()
+}
+
+// EndGather writes what was gathered, blocking, and stops gathering. Its
+// error is that of the write: the bytes gathered are then lost, as those
+// of a failed write are.
+func (s *Spill) EndGather() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gather = false
+	return s.writeGathered()
+}
+
+// writeGathered writes what was gathered; s.mu is held.
+func (s *Spill) writeGathered() error {
+	if s.gbuf == nil {
+		return nil
+	}
+	_, err := s.Conn.Write(s.gbuf)
+	gatherPool.Put(s.gbuf[:0]) //nolint:staticcheck // a slice header is fine here
+	s.gbuf = nil
+	return err
 }
 
 // setTry turns try mode on or off, and reports whether bytes are kept.

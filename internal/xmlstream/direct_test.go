@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -255,5 +256,67 @@ func TestReaderDrained(t *testing.T) {
 	}
 	if NewReader(strings.NewReader(hdr), Limits{}).Drained() {
 		t.Error("a reader without a socket says it is drained")
+	}
+}
+
+// countingConn counts the writes that reach a socket.
+type countingConn struct {
+	*net.TCPConn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.TCPConn.Write(b)
+}
+
+// TestGatherRecords: under TLS, a backlog goes to the socket in writes of
+// up to a chunk, not one per TLS record (Spill.Gather), and arrives whole
+// and in order.
+func TestGatherRecords(t *testing.T) {
+	directOnly(t)
+	a, b := loopback.Pair(t)
+	cc := &countingConn{TCPConn: a}
+	sp := NewSpill(cc)
+	cert := selfCert(t, "b.test")
+	srv := tls.Server(b, &tls.Config{Certificates: []tls.Certificate{cert}})
+	cli := tls.Client(sp, &tls.Config{InsecureSkipVerify: true})
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Handshake() }()
+	if err := cli.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(cli, 4<<20)
+	w.Direct(sp)
+	var sent bytes.Buffer
+	body := strings.Repeat("y", 4000)
+	for i := range 500 { // 2 MB: at least 125 TLS records
+		el := fmt.Sprintf("<m i='%d'>%s</m>", i, body)
+		sent.WriteString(el)
+	}
+	var got bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.SetReadDeadline(time.Now().Add(20 * time.Second))
+		io.CopyN(&got, srv, int64(sent.Len()))
+	}()
+	before := cc.writes.Load()
+	if err := w.Write(sent.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if !bytes.Equal(got.Bytes(), sent.Bytes()) {
+		t.Fatalf("%d bytes arrived of %d sent, or out of order", got.Len(), sent.Len())
+	}
+	records := sent.Len() / tlsRecord
+	if n := cc.writes.Load() - before; n > int64(records)/3 {
+		t.Fatalf("%d writes to the socket for %d TLS records", n, records)
 	}
 }

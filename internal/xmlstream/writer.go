@@ -116,6 +116,9 @@ func (w *Writer) tail(size int) *[]byte {
 // records.
 const chunkSize = 64 << 10
 
+// tlsRecord is the most plaintext a TLS record holds.
+const tlsRecord = 16 << 10
+
 // freeChunks keeps chunks between batches, for every Writer: enough for a
 // few busy streams, little for a quiet process to hold on to.
 var freeChunks = make(chan []byte, 32)
@@ -386,6 +389,14 @@ func (w *Writer) loop() {
 				n = spillN
 			}
 		}
+		// Under TLS, more than a record's worth goes to the socket in
+		// one system call per chunk, not one per record (Spill.Gather).
+		gather := w.sp != nil && w.w != io.Writer(w.sp) && err == nil &&
+			(len(batch) > 1 || len(batch) == 1 && len(batch[0]) > tlsRecord)
+		if gather {
+			w.sp.Gather()
+		}
+		n0 := n
 		switch {
 		case err != nil || len(batch) == 0:
 		case len(batch) == 1:
@@ -398,6 +409,12 @@ func (w *Writer) loop() {
 			m, err = w.iov.WriteTo(w.w)
 			n += m
 			clear(w.iov[:cap(w.iov)])
+		}
+		if gather {
+			if gerr := w.sp.EndGather(); gerr != nil && err == nil {
+				// What TLS took was gathered, not written.
+				err, n = gerr, n0
+			}
 		}
 		w.mu.Lock()
 		w.written += n
