@@ -830,6 +830,7 @@ func (c *serverConn) readLoop() error {
 			continue
 		}
 		st.Source = c.r // handled here, on the reading goroutine
+		st.At = c.r.ReadAt()
 		c.in.Add(1)
 		c.handle(st)
 		c.lim.Wait(c.r)

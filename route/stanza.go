@@ -2,6 +2,7 @@ package route
 
 import (
 	"fmt"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -45,6 +46,10 @@ type Stanza struct {
 	// on that stream's reading goroutine: a writer asks it whether more
 	// follows (xmlstream.Writer.AppendFrom). Nil otherwise.
 	Source xmlstream.Source
+	// At is when the stanza's bytes were read, when its stream knows
+	// (xmlstream.Reader.ReadAt): a queue takes it as the stanza's arrival
+	// rather than read the clock for each stanza. Zero otherwise.
+	At time.Time
 
 	// The parsed addresses To and From came from (NewStanza), with their
 	// domains; ToDomain and FromDomain use them while To and From are

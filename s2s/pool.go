@@ -141,7 +141,11 @@ func (p *Pool) Deliver(ctx context.Context, s *route.Stanza) error {
 		return stanza.New(stanza.ServiceUnavailable, "server shutting down")
 	}
 	s.Own() // queued until the remote server acknowledges it
-	e := entry{local: s.FromDomain(), s: s, raw: s.Reframe(outCtx), at: time.Now()}
+	at := s.At // when its stream read it: no clock reading per stanza
+	if at.IsZero() {
+		at = time.Now()
+	}
+	e := entry{local: s.FromDomain(), s: s, raw: s.Reframe(outCtx), at: at}
 	return p.deliver(s.ToDomain(), e, true)
 }
 

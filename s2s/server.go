@@ -934,6 +934,7 @@ func (st *in) stanza(el *xmlstream.Element) error {
 	c.stanzas.Add(1)
 	if s.Handler != nil {
 		rs.Source = c.r // handled here, on the reading goroutine
+		rs.At = c.r.ReadAt()
 		if err := s.Handler.Deliver(context.Background(), rs); err != nil {
 			return err
 		}

@@ -3,9 +3,11 @@ package xmlstream
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // TestBorrow: with SetBorrow, elements are the bytes the peer sent, in
@@ -106,5 +108,33 @@ func TestBorrowAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per element lent", allocs)
+	}
+}
+
+// TestReadAt: ReadAt is when the bytes of the elements just returned were
+// read: the same for elements that came in one read, later for the next
+// read, and never before the bytes were sent.
+func TestReadAt(t *testing.T) {
+	pr, pw := io.Pipe()
+	r := NewReader(pr, Limits{})
+	t0 := time.Now()
+	go pw.Write([]byte(hdr + "<a/><b/>"))
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	r.Next()
+	at1 := r.ReadAt()
+	r.Next()
+	if at2 := r.ReadAt(); at1.Before(t0) || !at2.Equal(at1) {
+		t.Fatalf("read at %v then %v, sent at %v", at1, at2, t0)
+	}
+	time.Sleep(20 * time.Millisecond)
+	t1 := time.Now()
+	go pw.Write([]byte("<c/>"))
+	if el, err := r.Next(); err != nil || el.Local != "c" {
+		t.Fatal(el, err)
+	}
+	if at3 := r.ReadAt(); at3.Before(t1) {
+		t.Fatalf("third element read at %v, sent at %v", at3, t1)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/s2sd/s2sd/stream"
@@ -115,8 +116,9 @@ type Reader struct {
 	// Park), read them into a buffer of the pool.
 	release bool
 	parked  bool
-	want    int  // adaptive read size, above readSize on busy streams
-	full    bool // the last read filled what it asked for
+	readAt  time.Time // when the last bytes were read (ReadAt)
+	want    int       // adaptive read size, above readSize on busy streams
+	full    bool      // the last read filled what it asked for
 	// for Drained: the socket under src, and whether more was buffered
 	// (or the last read full) after the last element
 	rc   syscall.RawConn
@@ -219,6 +221,11 @@ func (r *Reader) reclaim() {
 	r.lent, r.lentEl = nil, nil
 }
 
+// ReadAt returns when the Reader last read bytes from its source: for an
+// element Next just returned, a moment after its last bytes arrived (one
+// clock reading per read, not per element).
+func (r *Reader) ReadAt() time.Time { return r.readAt }
+
 // Header returns the last stream header read.
 func (r *Reader) Header() Header { return r.hdr }
 
@@ -267,6 +274,9 @@ func (r *Reader) fill(keep, limit int) (int, error) {
 	n, err := r.src.Read(r.buf[r.w:end])
 	r.full = n == end-r.w
 	r.w += n
+	if n > 0 {
+		r.readAt = time.Now()
+	}
 	if !r.release {
 		// A read that fills what was asked means more is waiting: ask
 		// for more next time (fewer system calls on busy plain streams);
@@ -385,7 +395,7 @@ func (r *Reader) idleRead() error {
 		n, err = r.src.Read(r.buf)
 		r.full = n == len(r.buf)
 		if n > 0 {
-			r.w = n
+			r.w, r.readAt = n, time.Now()
 			return nil
 		}
 		r.putBuf()
@@ -397,7 +407,7 @@ func (r *Reader) idleRead() error {
 		r.full = n == len(idle)
 		if n > 0 {
 			r.buf = bufPool.Get().([]byte)
-			r.w = copy(r.buf, idle[:n])
+			r.w, r.readAt = copy(r.buf, idle[:n]), time.Now()
 			return nil
 		}
 	}
