@@ -141,7 +141,8 @@ func (p *Pool) Deliver(ctx context.Context, s *route.Stanza) error {
 		return stanza.New(stanza.ServiceUnavailable, "server shutting down")
 	}
 	s.Own() // queued until the remote server acknowledges it
-	at := s.At // when its stream read it: no clock reading per stanza
+	// Arrived when its stream read it: no clock reading per stanza.
+	at := s.At
 	if at.IsZero() {
 		at = time.Now()
 	}
