@@ -101,7 +101,10 @@ type Reader struct {
 	// hdrDecls are hdr.Decls, where the elements read under hdr share
 	// them (nil when there are none)
 	hdrDecls *[]Decl
-	eof      bool
+	// hdrNS is the default namespace under hdr: its first declaration
+	// of one, or its NS
+	hdrNS string
+	eof   bool
 	// borrow: elements' Raw are in buf (SetBorrow); lent is the last one
 	// handed out, lentEl its Element, and spare an Element that came back
 	// (never owned), for the next one
@@ -169,7 +172,13 @@ func (r *Reader) Reset(src io.Reader) error {
 }
 
 func (r *Reader) setHeader(h Header) {
-	r.hdr, r.hdrDecls = h, nil
+	r.hdr, r.hdrDecls, r.hdrNS = h, nil, h.NS
+	for _, d := range h.Decls {
+		if d.Prefix == "" {
+			r.hdrNS = d.NS // as resolve finds it
+			break
+		}
+	}
 	if len(h.Decls) > 0 {
 		d := h.Decls // allocated here only, not h as a whole
 		r.hdrDecls = &d
@@ -556,6 +565,9 @@ type scanner struct {
 	limit  int
 	header bool
 	pos    int // relative scan position
+	// special: the last start tag has an attribute whose name has a
+	// prefix or begins with 'x' (xmlns)
+	special bool
 }
 
 func (s *scanner) avail() int { return s.r.w - s.start }
@@ -1026,6 +1038,7 @@ type attr struct {
 // is empty (<x/>).
 func (s *scanner) startTag(attrs []attr) (span, bool, []attr, bool, error) {
 	s.pos++ // '<'
+	s.special = false
 	name, prefixed, err := s.name()
 	if err != nil {
 		return span{}, false, nil, false, err
@@ -1097,6 +1110,9 @@ func (s *scanner) startTag(attrs []attr) (span, bool, []attr, bool, error) {
 			if a.name.end-a.name.start == an.end-an.start && bytes.Equal(s.span(a.name), nb) {
 				return span{}, false, nil, false, errSyntax("duplicate attribute")
 			}
+		}
+		if ap || nb[0] == 'x' {
+			s.special = true
 		}
 		attrs = append(attrs, attr{name: an, value: val, escaped: refs, prefixed: ap})
 	}
@@ -1239,8 +1255,12 @@ func (s *scanner) element() (*Element, error) {
 		} else {
 			r.attrs = attrs
 		}
-		// Namespace declarations, then prefix checks.
+		// Namespace declarations, then prefix checks: only where a
+		// name begins with 'x' or has a prefix (s.special).
 		for _, a := range attrs {
+			if !s.special {
+				break
+			}
 			an := s.span(a.name)
 			if bytes.HasPrefix(an, []byte("xmlns")) {
 				p := ""
@@ -1257,12 +1277,21 @@ func (s *scanner) element() (*Element, error) {
 				r.decls = append(r.decls, decl{prefix: p, ns: s.unescape(a), depth: depth})
 			}
 		}
-		ns, via, err := s.resolve(s.span(name), prefixed, r.decls, true)
-		if err != nil {
-			return nil, err
-		}
-		if via != "" && !contains(inherited, via) {
-			inherited = append(inherited, via)
+		// An unprefixed name below the top element needs no namespace
+		// (only the top element's is kept) and binds no prefix: nothing
+		// to resolve.
+		var ns string
+		switch {
+		case prefixed:
+			var via string
+			if ns, via, err = s.resolve(s.span(name), true, r.decls, true); err != nil {
+				return nil, err
+			}
+			if via != "" && !contains(inherited, via) {
+				inherited = append(inherited, via)
+			}
+		case depth == 1:
+			ns = s.defaultNS(r.decls)
 		}
 		for _, a := range attrs {
 			if !a.prefixed {
@@ -1308,6 +1337,17 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// defaultNS is the default namespace for an unprefixed element name, as
+// resolve finds it: the innermost declaration in decls, or the header's.
+func (s *scanner) defaultNS(decls []decl) string {
+	for i := len(decls) - 1; i >= 0; i-- {
+		if decls[i].prefix == "" {
+			return decls[i].ns
+		}
+	}
+	return s.r.hdrNS
 }
 
 // resolve finds the namespace of a qualified name. via is the prefix when it

@@ -54,7 +54,8 @@ func TestElements(t *testing.T) {
 	in := hdr + " \n<message to='b.test' from='a.test' type='chat'><body>hi &amp; &#x263A;</body></message>\n\n " +
 		"<db:result from='a.test' to='b.test'>k3y</db:result>" +
 		"<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq><presence/>" +
-		"<message><x xmlns:p='urn:p'><p:y p:a='1'/><![CDATA[<raw>]]></x></message></stream:stream>"
+		"<message><x xmlns:p='urn:p'><p:y p:a='1'/><![CDATA[<raw>]]></x></message>" +
+		"<message xmlns='jabber:client' xml:lang='en'/><iq xmlns:x='urn:x' xmlns='urn:y'><q/></iq><x:iq xmlns:x='urn:z'/></stream:stream>"
 	els, err := readAll(t, in, Limits{})
 	if !errors.Is(err, ErrStreamEnd) {
 		t.Fatalf("err = %v, want ErrStreamEnd", err)
@@ -65,6 +66,9 @@ func TestElements(t *testing.T) {
 		{"iq", NSServer, "<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>"},
 		{"presence", NSServer, "<presence/>"},
 		{"message", NSServer, "<message><x xmlns:p='urn:p'><p:y p:a='1'/><![CDATA[<raw>]]></x></message>"},
+		{"message", NSClient, "<message xmlns='jabber:client' xml:lang='en'/>"},
+		{"iq", "urn:y", "<iq xmlns:x='urn:x' xmlns='urn:y'><q/></iq>"},
+		{"iq", "urn:z", "<x:iq xmlns:x='urn:z'/>"},
 	}
 	if len(els) != len(want) {
 		t.Fatalf("got %d elements, want %d", len(els), len(want))
