@@ -61,8 +61,10 @@ type Stanza struct {
 // stanza error: jid-malformed for a bad address, bad-request for an element
 // that is not a stanza.
 func NewStanza(el *xmlstream.Element, ctx xmlstream.StreamContext, origin Origin) (*Stanza, error) {
-	s := new(Stanza)
-	if err := s.Init(el, ctx, origin); err != nil {
+	// Built in place: a whole-struct assignment to new(Stanza) costs a
+	// second pass over it, with write barriers while the collector runs.
+	s := &Stanza{El: el, Ctx: ctx, Origin: origin, Kind: el.Local}
+	if err := s.fill(el); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -74,6 +76,11 @@ func NewStanza(el *xmlstream.Element, ctx xmlstream.StreamContext, origin Origin
 // is still lent.
 func (s *Stanza) Init(el *xmlstream.Element, ctx xmlstream.StreamContext, origin Origin) error {
 	*s = Stanza{El: el, Ctx: ctx, Origin: origin, Kind: el.Local}
+	return s.fill(el)
+}
+
+// fill checks el and reads its attributes into s.
+func (s *Stanza) fill(el *xmlstream.Element) error {
 	switch el.Local {
 	case "message", "presence", "iq":
 	default:
@@ -85,8 +92,9 @@ func (s *Stanza) Init(el *xmlstream.Element, ctx xmlstream.StreamContext, origin
 		return stanza.New(stanza.BadRequest, "stanza in namespace "+el.Space)
 	}
 	// The attributes are read in one pass. Addresses are looked up by
-	// their bytes and the type is interned, so that a stanza between known
-	// addresses allocates only its id here.
+	// their bytes, the type is interned and the id is the element's own
+	// bytes where they are its own (AttrStringAt), so that a stanza
+	// between known addresses allocates nothing here unless it is lent.
 	var to, from []byte
 	for i := range el.NumAttr() {
 		name, v := el.AttrAt(i)
@@ -98,7 +106,7 @@ func (s *Stanza) Init(el *xmlstream.Element, ctx xmlstream.StreamContext, origin
 		case "type":
 			s.Type = stanzaType(v)
 		case "id":
-			s.ID = string(v)
+			s.ID = el.AttrStringAt(i)
 		}
 	}
 	if len(to) > 0 {

@@ -138,3 +138,29 @@ func TestReadAt(t *testing.T) {
 		t.Fatalf("third element read at %v, sent at %v", at3, t1)
 	}
 }
+
+// TestAttrStringAt: an attribute's value as a string is right whether the
+// element's bytes are its own, lent or escaped, and a lent element's
+// string stays as it was once the Reader reads on and overwrites them.
+func TestAttrStringAt(t *testing.T) {
+	in := hdr + "<message id='first' to='a&amp;b'/><message id='second'/>"
+	for _, lend := range []bool{false, true} {
+		PoisonBorrowed(lend)
+		r := NewReader(strings.NewReader(in), Limits{})
+		r.SetBorrow(lend)
+		r.ReadHeader()
+		el, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, to := el.AttrStringAt(0), el.AttrStringAt(1)
+		if id != "first" || to != "a&b" {
+			t.Fatalf("lend %v: %q %q", lend, id, to)
+		}
+		r.Next() // a lent element is poisoned now
+		if id != "first" || to != "a&b" {
+			t.Fatalf("lend %v, after the next read: %q %q", lend, id, to)
+		}
+	}
+	PoisonBorrowed(false)
+}

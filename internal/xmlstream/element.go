@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/xml"
 	"strings"
+	"unsafe"
 )
 
 // Element is one top-level element of a stream: a stanza, or a negotiation
 // or dialback element. Raw holds its bytes exactly as the peer sent them, so
 // that a relay forwards it without decoding or re-encoding its payload.
+// Raw is read-only: its bytes are never to be modified, nor Raw replaced
+// (strings made from it may share its bytes: AttrStringAt).
 type Element struct {
 	Raw []byte
 	// Local and Space are the element's local name and resolved namespace.
@@ -23,6 +26,7 @@ type Element struct {
 	nameEnd  int32
 	startEnd int32
 	borrowed bool // Raw is in a Reader's buffer (Reader.SetBorrow)
+	private  bool // Raw is a copy made for the element, never written again
 	attrBuf  [6]attr
 }
 
@@ -40,7 +44,7 @@ func (e *Element) Own() {
 	if e.borrowed {
 		raw := make([]byte, len(e.Raw))
 		copy(raw, e.Raw)
-		e.Raw, e.borrowed = raw, false
+		e.Raw, e.borrowed, e.private = raw, false, true
 	}
 }
 
@@ -100,6 +104,22 @@ func (e *Element) AttrAt(i int) (name, value []byte) {
 		v = []byte(unescape(v))
 	}
 	return e.Raw[a.name.start:a.name.end:a.name.end], v
+}
+
+// AttrStringAt is AttrAt's value as a string. Where the element's bytes
+// are its own (read without SetBorrow, or after Own), the string is
+// those bytes, without a copy: they are never written again. Otherwise
+// (lent, or ParseElement's caller's) it is a copy.
+func (e *Element) AttrStringAt(i int) string {
+	a := e.attrs[i]
+	if a.escaped {
+		return unescape(e.Raw[a.value.start:a.value.end])
+	}
+	v := e.Raw[a.value.start:a.value.end]
+	if !e.private || len(v) == 0 {
+		return string(v)
+	}
+	return unsafe.String(&v[0], len(v))
 }
 
 // Inner returns the element's content: the bytes between its start and end

@@ -1471,7 +1471,7 @@ func (s *scanner) finish(el *Element, top []attr, inherited []string) (*Element,
 		src := s.bytes(0, s.pos)
 		raw := make([]byte, len(src))
 		copy(raw, src)
-		el.Raw = raw
+		el.Raw, el.private = raw, true
 	}
 	el.attrs = top
 	el.inherited = inherited
