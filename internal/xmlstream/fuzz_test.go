@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 	"testing/iotest"
 
@@ -100,3 +101,38 @@ func checkErr(t *testing.T, err error) {
 }
 
 var _ = xml.Name{}
+
+// FuzzStartTag: where the fast scan of a start tag takes it, it finds
+// exactly what the byte-by-byte scan finds: name, attributes, end.
+func FuzzStartTag(f *testing.F) {
+	for _, s := range []string{
+		"<message from='a@b.test/r' to='c.test' type='chat' id='m1'>",
+		"<body/>",
+		`<x:y xmlns:x="u" a = 'v' b='&amp;'>`,
+		"<iq\tid='1'\n/>",
+		"<a b='1' b='2'>",
+		"<é a='1'>",
+		"<a b='>'c='2'>",
+	} {
+		f.Add([]byte(s), 4)
+	}
+	f.Fuzz(func(t *testing.T, in []byte, maxAttrs int) {
+		if len(in) == 0 || in[0] != '<' || maxAttrs < 0 || maxAttrs > 64 {
+			return
+		}
+		name, prefixed, attrs, empty, special, end, ok := startTagFast(in, 0, nil, maxAttrs)
+		if !ok {
+			return
+		}
+		r := NewReader(nil, Limits{MaxAttrs: maxAttrs})
+		r.buf, r.w, r.eof, r.alias = in, len(in), true, true
+		s := scanner{r: r, limit: len(in)}
+		name2, prefixed2, attrs2, empty2, err := s.startTagSlow(nil)
+		if err != nil {
+			t.Fatalf("%q: fast scan took it, byte by byte: %v", in, err)
+		}
+		if name != name2 || prefixed != prefixed2 || empty != empty2 || special != s.special || end != s.pos || !slices.Equal(attrs, attrs2) {
+			t.Fatalf("%q: fast %v %v %v %v %v %d, byte by byte %v %v %v %v %v %d", in, name, prefixed, attrs, empty, special, end, name2, prefixed2, attrs2, empty2, s.special, s.pos)
+		}
+	})
+}

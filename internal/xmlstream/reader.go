@@ -1029,14 +1029,25 @@ func (s *scanner) markup() error {
 // attr is an attribute of a start tag, by offsets relative to the element.
 type attr struct {
 	name, value span
-	escaped     bool // value holds '&'
-	prefixed    bool // name holds ':'
+	escaped     bool   // value holds '&'
+	prefixed    bool   // name holds ':'
+	key         uint16 // nameKey(name)
 }
 
 // startTag scans a start tag at pos ('<' already checked). It returns the
 // name, whether the name has a prefix, the attributes, and whether the tag
 // is empty (<x/>).
 func (s *scanner) startTag(attrs []attr) (span, bool, []attr, bool, error) {
+	if name, prefixed, out, empty, special, end, ok := startTagFast(s.r.buf[s.start:s.r.w], s.pos, attrs, s.r.lim.MaxAttrs); ok {
+		s.pos, s.special = end, special
+		return name, prefixed, out, empty, nil
+	}
+	return s.startTagSlow(attrs)
+}
+
+// startTagSlow is startTag for any tag: byte by byte through the Reader,
+// reading more as it needs, with the error of anything wrong.
+func (s *scanner) startTagSlow(attrs []attr) (span, bool, []attr, bool, error) {
 	s.pos++ // '<'
 	s.special = false
 	name, prefixed, err := s.name()
@@ -1106,16 +1117,116 @@ func (s *scanner) startTag(attrs []attr) (span, bool, []attr, bool, error) {
 		val := newSpan(v0, s.pos)
 		s.pos++ // quote
 		nb := s.span(an)
+		key := nameKey(nb)
 		for _, a := range attrs {
-			if a.name.end-a.name.start == an.end-an.start && bytes.Equal(s.span(a.name), nb) {
+			if a.key == key && bytes.Equal(s.span(a.name), nb) {
 				return span{}, false, nil, false, errSyntax("duplicate attribute")
 			}
 		}
 		if ap || nb[0] == 'x' {
 			s.special = true
 		}
-		attrs = append(attrs, attr{name: an, value: val, escaped: refs, prefixed: ap})
+		attrs = append(attrs, attr{name: an, value: val, escaped: refs, prefixed: ap, key: key})
 	}
+}
+
+// startTagFast scans the start tag at buf[pos] ('<' checked) as startTag
+// does, when it is of the usual kind and whole in buf: ASCII names, '='
+// right after each attribute's name and the quote right after it, values
+// of ASCII without references, at most maxAttrs attributes, none twice. It
+// works on buf and locals alone, which the compiler keeps in registers,
+// where startTag goes through the Reader for every byte. For anything
+// else it reports ok false, and startTag scans the tag (and reports what
+// is wrong with it, if anything is). Offsets are buf's, as startTag's.
+func startTagFast(buf []byte, pos int, attrs []attr, maxAttrs int) (name span, prefixed bool, out []attr, empty, special bool, end int, ok bool) {
+	i := pos + 1
+	a := i
+	var class uint8
+	for i < len(buf) {
+		t := nameClass[buf[i]]
+		if t == 0 {
+			break
+		}
+		class |= t
+		i++
+	}
+	if i == a || i >= len(buf) || class&nameHigh != 0 || nameClass[buf[a]]&nameNoStart != 0 {
+		return
+	}
+	name, prefixed = newSpan(a, i), class&nameColon != 0
+	for {
+		// buf[i] is available here.
+		ws := false
+		for spaces[buf[i]] {
+			ws = true
+			if i++; i == len(buf) {
+				return
+			}
+		}
+		switch buf[i] {
+		case '>':
+			return name, prefixed, attrs, false, special, i + 1, true
+		case '/':
+			if i+1 < len(buf) && buf[i+1] == '>' {
+				return name, prefixed, attrs, true, special, i + 2, true
+			}
+			return
+		}
+		if !ws || len(attrs) >= maxAttrs {
+			return
+		}
+		a, class = i, 0
+		for i < len(buf) {
+			t := nameClass[buf[i]]
+			if t == 0 {
+				break
+			}
+			class |= t
+			i++
+		}
+		if i == a || i+1 >= len(buf) || class&nameHigh != 0 || nameClass[buf[a]]&nameNoStart != 0 || buf[i] != '=' {
+			return
+		}
+		an := newSpan(a, i)
+		q := buf[i+1]
+		if q != '\'' && q != '"' {
+			return
+		}
+		tbl := &plainApos
+		if q == '"' {
+			tbl = &plainQuot
+		}
+		i += 2
+		v0 := i
+		// Byte by byte: values are short (a word at a time was slower).
+		for i < len(buf) && !tbl[buf[i]] {
+			i++
+		}
+		// The closing quote, and a byte after it.
+		if i+1 >= len(buf) || buf[i] != q {
+			return
+		}
+		val := newSpan(v0, i)
+		i++
+		nb := buf[an.start:an.end]
+		key := nameKey(nb)
+		for _, x := range attrs {
+			if x.key == key && string(buf[x.name.start:x.name.end]) == string(nb) {
+				return
+			}
+		}
+		ap := class&nameColon != 0
+		if ap || nb[0] == 'x' {
+			special = true
+		}
+		attrs = append(attrs, attr{name: an, value: val, prefixed: ap, key: key})
+	}
+}
+
+// nameKey is a name's length and ends, which tell most names apart
+// before their bytes are compared.
+func nameKey(b []byte) uint16 {
+	return uint16(len(b))<<8 ^ uint16(b[0])<<4 ^ uint16(b[len(b)-1])
 }
 
 // value scans an attribute value quoted with q, from pos to the closing
