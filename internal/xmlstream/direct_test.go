@@ -95,18 +95,7 @@ func TestSpillNeverBlocks(t *testing.T) {
 			var out io.Writer = sp
 			var in io.Reader = b
 			if useTLS {
-				cert := selfCert(t, "b.test")
-				srv := tls.Server(b, &tls.Config{Certificates: []tls.Certificate{cert}})
-				cli := tls.Client(sp, &tls.Config{InsecureSkipVerify: true})
-				errc := make(chan error, 1)
-				go func() { errc <- srv.Handshake() }()
-				if err := cli.Handshake(); err != nil {
-					t.Fatal(err)
-				}
-				if err := <-errc; err != nil {
-					t.Fatal(err)
-				}
-				out, in = cli, srv
+				out, in = tlsPair(t, sp, b)
 			}
 			w := NewWriter(out, 256<<10)
 			w.Direct(sp)
@@ -259,6 +248,24 @@ func TestReaderDrained(t *testing.T) {
 	}
 }
 
+// tlsPair runs TLS over a connection: a client on a (a Spill), a server on
+// b, handshakes done.
+func tlsPair(t *testing.T, a, b net.Conn) (cli, srv *tls.Conn) {
+	t.Helper()
+	cert := selfCert(t, "b.test")
+	srv = tls.Server(b, &tls.Config{Certificates: []tls.Certificate{cert}})
+	cli = tls.Client(a, &tls.Config{InsecureSkipVerify: true})
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Handshake() }()
+	if err := cli.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	return cli, srv
+}
+
 // countingConn counts the writes that reach a socket.
 type countingConn struct {
 	*net.TCPConn
@@ -278,17 +285,7 @@ func TestGatherRecords(t *testing.T) {
 	a, b := loopback.Pair(t)
 	cc := &countingConn{TCPConn: a}
 	sp := NewSpill(cc)
-	cert := selfCert(t, "b.test")
-	srv := tls.Server(b, &tls.Config{Certificates: []tls.Certificate{cert}})
-	cli := tls.Client(sp, &tls.Config{InsecureSkipVerify: true})
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Handshake() }()
-	if err := cli.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
+	cli, srv := tlsPair(t, sp, b)
 	w := NewWriter(cli, 4<<20)
 	w.Direct(sp)
 	var sent bytes.Buffer

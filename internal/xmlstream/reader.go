@@ -1139,17 +1139,8 @@ func (s *scanner) startTagSlow(attrs []attr) (span, bool, []attr, bool, error) {
 // else it reports ok false, and startTag scans the tag (and reports what
 // is wrong with it, if anything is). Offsets are buf's, as startTag's.
 func startTagFast(buf []byte, pos int, attrs []attr, maxAttrs int) (name span, prefixed bool, out []attr, empty, special bool, end int, ok bool) {
-	i := pos + 1
-	a := i
-	var class uint8
-	for i < len(buf) {
-		t := nameClass[buf[i]]
-		if t == 0 {
-			break
-		}
-		class |= t
-		i++
-	}
+	a := pos + 1
+	i, class := nameEnd(buf, a)
 	if i == a || i >= len(buf) || class&nameHigh != 0 || nameClass[buf[a]]&nameNoStart != 0 {
 		return
 	}
@@ -1175,15 +1166,8 @@ func startTagFast(buf []byte, pos int, attrs []attr, maxAttrs int) (name span, p
 		if !ws || len(attrs) >= maxAttrs {
 			return
 		}
-		a, class = i, 0
-		for i < len(buf) {
-			t := nameClass[buf[i]]
-			if t == 0 {
-				break
-			}
-			class |= t
-			i++
-		}
+		a = i
+		i, class = nameEnd(buf, a)
 		if i == a || i+1 >= len(buf) || class&nameHigh != 0 || nameClass[buf[a]]&nameNoStart != 0 || buf[i] != '=' {
 			return
 		}
@@ -1227,6 +1211,21 @@ func startTagFast(buf []byte, pos int, attrs []attr, maxAttrs int) (name span, p
 // before their bytes are compared.
 func nameKey(b []byte) uint16 {
 	return uint16(len(b))<<8 ^ uint16(b[0])<<4 ^ uint16(b[len(b)-1])
+}
+
+// nameEnd returns where the name bytes from buf[i] end, and their
+// classes ORed together (nameClass).
+func nameEnd(buf []byte, i int) (int, uint8) {
+	var class uint8
+	for i < len(buf) {
+		t := nameClass[buf[i]]
+		if t == 0 {
+			break
+		}
+		class |= t
+		i++
+	}
+	return i, class
 }
 
 // value scans an attribute value quoted with q, from pos to the closing
