@@ -968,7 +968,7 @@ func (c *serverConn) send(st *route.Stanza) error {
 		return route.ErrNotConnected
 	}
 	var raw []byte
-	err := c.w.AppendFrom(st.Source, len(st.El.Raw)+xmlstream.ReframeRoom, func(b []byte) []byte {
+	queued, written, err := c.w.AppendFromProgress(st.Source, len(st.El.Raw)+xmlstream.ReframeRoom, func(b []byte) []byte {
 		n := len(b)
 		b = st.AppendTo(b, streamCtx)
 		raw = b[n:len(b):len(b)]
@@ -976,7 +976,6 @@ func (c *serverConn) send(st *route.Stanza) error {
 	})
 	switch {
 	case err == nil:
-		queued, written := c.w.Progress()
 		i := 0
 		for i < len(c.inflight) && c.inflight[i].end <= written {
 			i++

@@ -159,16 +159,25 @@ func (w *Writer) AppendFunc(size int, f func([]byte) []byte) error {
 // them, with where they end in Progress's count, to tell afterwards what
 // was lost. So it is for AppendFunc and WriteFrom.
 func (w *Writer) AppendFrom(src Source, size int, f func([]byte) []byte) error {
+	_, _, err := w.AppendFromProgress(src, size, f)
+	return err
+}
+
+// AppendFromProgress is AppendFrom that also returns what Progress would
+// right after it, without taking the Writer's lock a second time: a
+// caller that keeps where each element ends (see AppendFrom) calls it
+// for every element.
+func (w *Writer) AppendFromProgress(src Source, size int, f func([]byte) []byte) (queued, written int64, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		if w.err != nil {
-			return w.err
+			return w.queued, w.written, w.err
 		}
-		return ErrWriterClosed
+		return w.queued, w.written, ErrWriterClosed
 	}
 	if w.pending > w.maxPending {
-		return ErrPendingFull
+		return w.queued, w.written, ErrPendingFull
 	}
 	last := w.tail(size)
 	n := len(*last)
@@ -179,14 +188,14 @@ func (w *Writer) AppendFrom(src Source, size int, f func([]byte) []byte) error {
 		// More is buffered on the caller's goroutine: the writer
 		// goroutine is woken when the reader is about to wait.
 		r.hold(w)
-		return nil
+		return w.queued, w.written, nil
 	}
 	if src != nil && w.sp != nil && !w.writing && !w.spilled && len(w.chunks) == 1 && src.Drained() {
 		w.direct()
-		return nil
+		return w.queued, w.written, nil
 	}
 	w.kickLocked()
-	return nil
+	return w.queued, w.written, nil
 }
 
 // waiter is an AfterWritten callback: f runs once written reaches at.

@@ -547,3 +547,29 @@ func TestIdleWriterHoldsNoGoroutine(t *testing.T) {
 	}
 	idle("<a/><b/><c/>")
 }
+
+// TestAppendFromProgress: the counts AppendFromProgress returns are
+// Progress's right after the element was queued: queued grows by exactly
+// the element's bytes, and written never passes it.
+func TestAppendFromProgress(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	go io.Copy(io.Discard, b)
+	w := NewWriter(a, 1<<20)
+	defer w.Close()
+	var total int64
+	for i := range 100 {
+		el := fmt.Sprintf("<m i='%d'/>", i)
+		queued, written, err := w.AppendFromProgress(nil, len(el), func(q []byte) []byte { return append(q, el...) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += int64(len(el))
+		if queued != total || written > queued {
+			t.Fatalf("element %d: queued %d, written %d; %d bytes appended", i, queued, written, total)
+		}
+		if q, _ := w.Progress(); q != queued {
+			t.Fatalf("element %d: Progress says %d queued, AppendFromProgress %d", i, q, queued)
+		}
+	}
+}
