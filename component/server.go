@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -163,7 +164,9 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*serverConn]struct{}
 	domains   map[string]*serverConn
-	wg        sync.WaitGroup
+	// routes is a copy of domains for Deliver (publishRoutes)
+	routes atomic.Pointer[map[string]*serverConn]
+	wg     sync.WaitGroup
 }
 
 var _ route.Handler = (*Server)(nil)
@@ -389,9 +392,10 @@ func (s *Server) Connected() []string {
 // connected for the domain, and a *stanza.Error resource-constraint when
 // the component does not read fast enough.
 func (s *Server) Deliver(_ context.Context, st *route.Stanza) error {
-	s.mu.Lock()
-	c := s.domains[st.ToDomain()]
-	s.mu.Unlock()
+	var c *serverConn
+	if m := s.routes.Load(); m != nil {
+		c = (*m)[st.ToDomain()]
+	}
 	if c == nil {
 		return route.ErrNotConnected
 	}
@@ -513,9 +517,19 @@ func (s *Server) register(c *serverConn) (*serverConn, error) {
 		s.domains = make(map[string]*serverConn)
 	}
 	s.domains[c.domain] = c
+	s.publishRoutes()
 	c.registered = true
 	c.since = time.Now()
 	return old, nil
+}
+
+// publishRoutes makes Deliver see s.domains as it is now; s.mu is held.
+// Deliver reads a copy, made at each change (components come and go
+// rarely), without a lock: a stanza costs no lock that connecting,
+// disconnecting and AfterWritten share.
+func (s *Server) publishRoutes() {
+	m := maps.Clone(s.domains)
+	s.routes.Store(&m)
 }
 
 // unregister stops routing c's domain to c, once. It reports whether c
@@ -527,6 +541,7 @@ func (s *Server) unregister(c *serverConn) bool {
 		// c.domain is only read once registered: the handshake sets it
 		// before registering.
 		delete(s.domains, c.domain)
+		s.publishRoutes()
 	}
 	c.registered = false
 	s.mu.Unlock()
