@@ -66,10 +66,10 @@ func TestCacheConcurrent(t *testing.T) {
 }
 
 // TestCacheSpread: addresses as servers see them (many users at a few
-// domains, with or without a resource; the cheap hash that picks a shard
-// reads only their ends and length) spread over every shard, so that the
-// cache holds the thousands of addresses its size promises rather than
-// one shard's worth.
+// domains, with or without a resource, differing in a few bytes anywhere)
+// spread over every shard under the cheap hash that picks one, so that
+// the cache holds the thousands of addresses its size promises rather
+// than one shard's worth.
 func TestCacheSpread(t *testing.T) {
 	for _, f := range []string{"user%d@example.org", "u%d@a.test/r", "%d@conference.example.net/nick", "bot@svc%d.example", "%d.example"} {
 		var n [1 << shardBits]int

@@ -37,9 +37,9 @@ func (e *Element) Borrowed() bool { return e.borrowed }
 
 // Own gives a borrowed element bytes of its own, and takes it from its
 // Reader, so that it stays valid after the Reader reads on: code that
-// keeps an element, or hands it to another goroutine, calls it first. It does nothing for an element that
-// is not borrowed. It is not safe to call while another goroutine uses
-// the element.
+// keeps an element, or hands it to another goroutine, calls it first. It
+// does nothing for an element that is not borrowed. It is not safe to
+// call while another goroutine uses the element.
 func (e *Element) Own() {
 	if e.borrowed {
 		raw := make([]byte, len(e.Raw))
