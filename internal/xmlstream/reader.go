@@ -610,9 +610,9 @@ var (
 	errSyntax     = func(what string) error { return stream.New(stream.NotWellFormed, what) }
 )
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+func isSpace(c byte) bool { return spaces[c] }
 
-// spaces is isSpace as a table.
+// spaces are the bytes XML calls white space.
 var spaces = [256]bool{' ': true, '\t': true, '\r': true, '\n': true}
 
 // nameClass classes the bytes a name may hold, as bits: nameByte for
@@ -674,14 +674,6 @@ func (s *scanner) name() (span, bool, error) {
 			return span{}, false, err
 		}
 	}
-}
-
-// noWS reports, without a call, that the byte at pos is buffered and is
-// not whitespace: what most calls of skipWS find, and the hot paths ask
-// first.
-func (s *scanner) noWS() bool {
-	i := s.start + s.pos
-	return i < s.r.w && !spaces[s.r.buf[i]]
 }
 
 // skipWS skips whitespace at pos and reports whether there was any.
@@ -1055,15 +1047,9 @@ func (s *scanner) startTagSlow(attrs []attr) (span, bool, []attr, bool, error) {
 		return span{}, false, nil, false, err
 	}
 	for {
-		ws := false
-		if i := s.start + s.pos; i+1 < s.r.w && s.r.buf[i] == ' ' && !spaces[s.r.buf[i+1]] {
-			// One space between attributes, as nearly always.
-			s.pos++
-			ws = true
-		} else if !s.noWS() {
-			if ws, err = s.skipWS(); err != nil {
-				return span{}, false, nil, false, err
-			}
+		ws, err := s.skipWS()
+		if err != nil {
+			return span{}, false, nil, false, err
 		}
 		c := s.at(s.pos)
 		switch c {
@@ -1090,19 +1076,15 @@ func (s *scanner) startTagSlow(attrs []attr) (span, bool, []attr, bool, error) {
 		if err != nil {
 			return span{}, false, nil, false, err
 		}
-		if !s.noWS() {
-			if _, err := s.skipWS(); err != nil {
-				return span{}, false, nil, false, err
-			}
+		if _, err := s.skipWS(); err != nil {
+			return span{}, false, nil, false, err
 		}
 		if s.at(s.pos) != '=' {
 			return span{}, false, nil, false, errSyntax("expected '=' after an attribute name")
 		}
 		s.pos++
-		if !s.noWS() {
-			if _, err := s.skipWS(); err != nil {
-				return span{}, false, nil, false, err
-			}
+		if _, err := s.skipWS(); err != nil {
+			return span{}, false, nil, false, err
 		}
 		q := s.at(s.pos)
 		if q != '\'' && q != '"' {
@@ -1110,7 +1092,7 @@ func (s *scanner) startTagSlow(attrs []attr) (span, bool, []attr, bool, error) {
 		}
 		s.pos++
 		v0 := s.pos
-		refs, err := s.value(q)
+		refs, err := s.text(q)
 		if err != nil {
 			return span{}, false, nil, false, err
 		}
@@ -1228,33 +1210,9 @@ func nameEnd(buf []byte, i int) (int, uint8) {
 	return i, class
 }
 
-// value scans an attribute value quoted with q, from pos to the closing
-// quote, as text(q) does. A short value of plain ASCII (an address, an id,
-// a type) is found here, one byte at a time, without text's setup; at
-// anything else text takes over where this stopped.
-func (s *scanner) value(q byte) (bool, error) {
-	tbl := &plainApos
-	if q == '"' {
-		tbl = &plainQuot
-	}
-	buf := s.r.buf[s.start+s.pos : s.r.w]
-	if len(buf) > 64 {
-		buf = buf[:64]
-	}
-	for i, c := range buf {
-		if tbl[c] {
-			s.pos += i
-			if c == q {
-				return false, nil
-			}
-			break
-		}
-	}
-	return s.text(q)
-}
-
 // plainApos and plainQuot are stopApos and stopQuot that stop also at
-// non-ASCII bytes.
+// non-ASCII bytes: the values startTagFast takes (it leaves any other to
+// startTagSlow).
 var plainApos, plainQuot = plainTable(&stopApos), plainTable(&stopQuot)
 
 func plainTable(stop *[256]bool) [256]bool {
@@ -1367,12 +1325,12 @@ func (s *scanner) element() (*Element, error) {
 		}
 		// Namespace declarations, then prefix checks: only where a
 		// name begins with 'x' or has a prefix (s.special).
-		for _, a := range attrs {
-			if !s.special {
-				break
-			}
-			an := s.span(a.name)
-			if bytes.HasPrefix(an, []byte("xmlns")) {
+		if s.special {
+			for _, a := range attrs {
+				an := s.span(a.name)
+				if !bytes.HasPrefix(an, []byte("xmlns")) {
+					continue
+				}
 				p := ""
 				if len(an) > 5 {
 					if an[5] != ':' {
@@ -1496,10 +1454,8 @@ func (s *scanner) resolve(qname []byte, prefixed bool, decls []decl, isElem bool
 }
 
 func localName(q []byte, prefixed bool) string {
-	if !prefixed {
-		// As is.
-	} else if i := bytes.IndexByte(q, ':'); i >= 0 {
-		q = q[i+1:]
+	if prefixed {
+		q = q[bytes.IndexByte(q, ':')+1:]
 	}
 	switch string(q) {
 	case "message":
