@@ -190,8 +190,9 @@ func (r *Reader) setHeader(h Header) {
 // Element itself, is then valid only until the Reader is used again (Next,
 // ReadHeader, Reset, Park, Release), unless Element.Own is called before.
 // An element not owned by then is the Reader's again, and Next reuses it.
-// It spares a copy and two allocations per element, for a stream whose
-// elements are mostly handled before the next is read.
+// It spares, per element, the copy of its bytes and the allocation of
+// the Element, for a stream whose elements are mostly handled before the
+// next is read.
 func (r *Reader) SetBorrow(on bool) { r.borrow = on }
 
 // poison, under PoisonBorrowed, overwrites the bytes of the last element
