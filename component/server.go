@@ -106,6 +106,14 @@ type Server struct {
 	// service-unavailable.
 	Handler route.Handler
 
+	// Lend hands stanzas to Handler in the stream's read buffer rather
+	// than in a copy of their own, as s2s.Server.Lend does: each is valid
+	// only until Deliver returns, and a handler that keeps one calls its
+	// Own method first (route.Handler). The stream reuses the stanzas,
+	// and their elements, that were not kept. Set it when every handler
+	// the stanzas reach does so.
+	Lend bool
+
 	// Conflict is the policy for a second stream for a connected domain
 	// (default Replace).
 	Conflict ConflictPolicy
@@ -504,7 +512,7 @@ func (s *Server) register(c *serverConn) (*serverConn, error) {
 		return nil, stream.New(stream.Conflict, "a component is already connected for this domain")
 	}
 	c.mu.Lock()
-	if c.closing {
+	if c.closing.Load() {
 		c.mu.Unlock()
 		return nil, errClosing
 	}
@@ -598,6 +606,9 @@ type serverConn struct {
 	dlSet   bool      // a read deadline is set
 	idleAt  time.Time // when the stream idles out, if IdleTimeout is set; zero: from the next read
 	resumed bool      // the socket is readable: read, do not park
+	// spare is the last stanza lent to the Handler (Server.Lend) and let
+	// go, for the next: dropped when the stream parks.
+	spare *route.Stanza
 	// Stanzas read from the component and written to it.
 	in, out atomic.Uint64
 
@@ -606,9 +617,11 @@ type serverConn struct {
 	// handled while the stream drains.
 	graceful atomic.Bool
 
-	mu         sync.Mutex
-	log        *slog.Logger
-	closing    bool
+	mu  sync.Mutex
+	log *slog.Logger
+	// closing is set once, under mu; the reading goroutine reads it for
+	// each stanza, without mu.
+	closing    atomic.Bool
 	headerSent bool
 	// inflight are the stanzas queued on w and not yet taken by the
 	// connection, with where each ends in w's byte count: those still here
@@ -635,6 +648,7 @@ func (c *serverConn) serve() {
 		return
 	}
 	c.lim = xmlstream.NewLimiter(c.rate, c.burst)
+	c.r.SetBorrow(c.s.Lend) // stanzas alone from now on
 	c.quiet = true
 	c.run()
 }
@@ -652,6 +666,7 @@ func (c *serverConn) serve() {
 func (c *serverConn) run() {
 	err := c.readLoop()
 	if err == errPark {
+		c.spare = nil
 		// No goroutine waits where there is epoll (deadline.Conn.Park):
 		// a read deadline (idle, closing) or closing ends the park as
 		// the socket's readiness does.
@@ -692,16 +707,12 @@ func (c *serverConn) logger() *slog.Logger {
 func (c *serverConn) setReadDeadline(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.closing {
+	if !c.closing.Load() {
 		c.wc.SetReadDeadline(t)
 	}
 }
 
-func (c *serverConn) isClosing() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closing
-}
+func (c *serverConn) isClosing() bool { return c.closing.Load() }
 
 // handshake runs XEP-0114 §3 as the server.
 func (c *serverConn) handshake() error {
@@ -769,7 +780,7 @@ func (c *serverConn) handshake() error {
 func (c *serverConn) writeHeader(domain string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing {
+	if c.closing.Load() {
 		return errClosing
 	}
 	c.headerSent = true
@@ -848,6 +859,9 @@ func (c *serverConn) readLoop() error {
 		st.At = c.r.ReadAt()
 		c.in.Add(1)
 		c.handle(st)
+		if st.LetGo(el) {
+			c.spare = st // for the next stanza
+		}
 		c.lim.Wait(c.r)
 	}
 }
@@ -910,13 +924,19 @@ func (c *serverConn) stanza(el *xmlstream.Element) (*route.Stanza, error) {
 	}
 	// The stanza is made first, which parses both addresses once; a
 	// bad 'from' ends the stream, a bad 'to' gets jid-malformed.
-	st, err := route.NewStanza(el, c.inCtx, route.FromComponent)
+	st := c.spare
+	if st == nil {
+		st = new(route.Stanza)
+	}
+	c.spare = nil
+	err := st.Init(el, c.inCtx, route.FromComponent)
 	if err == nil {
 		if st.FromDomain() != c.domain {
 			return nil, errNotFromDomain()
 		}
 		return st, nil
 	}
+	c.spare = st // not handed out
 	fj, ferr := route.ParseJIDBytes(from)
 	if ferr != nil {
 		return nil, stream.New(stream.ImproperAddressing, "'from' is not a JID")
@@ -979,7 +999,7 @@ func (c *serverConn) reply(st *route.Stanza, se *stanza.Error) {
 func (c *serverConn) send(st *route.Stanza) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing {
+	if c.closing.Load() {
 		return route.ErrNotConnected
 	}
 	var raw []byte
@@ -1031,11 +1051,11 @@ func (c *serverConn) end(err error) {
 // background. Only the first call does anything.
 func (c *serverConn) close(se *stream.Error, send bool) {
 	c.mu.Lock()
-	if c.closing {
+	if c.closing.Load() {
 		c.mu.Unlock()
 		return
 	}
-	c.closing = true
+	c.closing.Store(true)
 	c.graceful.Store(send && (se == nil || se.Condition == stream.SystemShutdown))
 	if send {
 		_ = c.w.AppendFunc(1024, func(b []byte) []byte {

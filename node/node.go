@@ -56,8 +56,9 @@ type Options struct {
 	// called once, by New, with the node's *s2s.Pool, and the Router
 	// calls what it returns for every stanza to a domain that is neither
 	// local nor a component's, bounces included. Stanzas from remote
-	// servers borrow their stream's read buffer (s2s.Server.Lend): a
-	// wrapper that keeps one past Deliver calls its Own method first.
+	// servers and from components borrow their stream's read buffer
+	// (s2s.Server.Lend, component.Server.Lend): a wrapper that keeps one
+	// past Deliver calls its Own method first.
 	WrapRemote func(h route.Handler) route.Handler
 	// WrapComponent, when set, wraps the handler of a component domain: it
 	// is called with the domain and the node's *component.Server for each
@@ -186,6 +187,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 	n.comps = &component.Server{
 		Secret:       func(domain string) (string, bool) { return n.cfg.Load().Secret(domain) },
 		Handler:      n.router,
+		Lend:         true,
 		Conflict:     c.conflict,
 		RateLimit:    c.Limits.Rate,
 		RateBurst:    c.Limits.RateBurst,

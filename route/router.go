@@ -16,10 +16,11 @@ import (
 // Router.Bounce itself.
 //
 // A stanza read from a stream may borrow that stream's read buffer
-// (s2s.Server.Lend): it is then valid only until Deliver returns, the
-// Stanza itself included, which the stream reuses for a later stanza. A
-// handler that keeps it longer, in a queue or on another goroutine, calls
-// Stanza.Own first.
+// (s2s.Server.Lend, component.Server.Lend): it is then valid only until
+// Deliver returns, the Stanza itself included, which the stream reuses
+// for a later stanza. A handler that keeps it longer, in a queue or on
+// another goroutine, calls Stanza.Own first, or keeps its bytes alone
+// (Stanza.KeepBytes).
 type Handler interface {
 	Deliver(ctx context.Context, s *Stanza) error
 }

@@ -198,6 +198,35 @@ func (s *Stanza) Reframe(dst xmlstream.StreamContext) []byte {
 	return s.El.Reframe(s.Ctx, dst)
 }
 
+// LetGo reports whether the stream that lent s to a Handler, with element
+// el, may reuse it for its next stanza (Init) now that Deliver returned:
+// el is still lent, so nothing kept it (a handler that keeps a stanza
+// owns it first). Under xmlstream.PoisonBorrowed s is spoilt instead and
+// LetGo reports false, so that tests show at once a stanza kept without
+// Own.
+func (s *Stanza) LetGo(el *xmlstream.Element) bool {
+	if s.El != el || !el.Borrowed() {
+		return false
+	}
+	if xmlstream.Poisoning() {
+		*s = Stanza{Kind: "#", ID: "#", Type: "#"}
+		return false
+	}
+	return true
+}
+
+// KeepBytes is Reframe for bytes kept past Deliver, by a handler that
+// keeps them and not the stanza (a queue that can rebuild the stanza
+// from them): a lent stanza's bytes are copied, exactly, rather than the
+// stanza owned, which would also keep its Element and the Stanza from
+// reuse by their stream. Never modify them.
+func (s *Stanza) KeepBytes(dst xmlstream.StreamContext) []byte {
+	if !s.El.Borrowed() {
+		return s.Reframe(dst)
+	}
+	return s.El.AppendTo(make([]byte, 0, len(s.El.Raw)), s.Ctx, dst)
+}
+
 // AppendTo appends the stanza reframed for a stream with context dst.
 func (s *Stanza) AppendTo(b []byte, dst xmlstream.StreamContext) []byte {
 	return s.El.AppendTo(b, s.Ctx, dst)

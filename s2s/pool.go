@@ -114,14 +114,20 @@ type link struct {
 	wake      chan struct{}
 }
 
-// entry is a stanza waiting for, or travelling on, a stream.
+// entry is a stanza waiting for, or travelling on, a stream: its bytes
+// alone, from which a bounce or Evict builds the stanza again (stanza). A
+// queued stanza then holds no Element or route.Stanza, and a lent one
+// leaves both to its stream for the next.
 type entry struct {
 	id    uint64 // in the Store; 0 without one
 	local string
-	s     *route.Stanza
 	raw   []byte // reframed for jabber:server
 	at    time.Time
 }
+
+// stanza builds e's stanza again from its bytes, which parsed when it
+// was queued.
+func (e entry) stanza() (*route.Stanza, error) { return route.New(e.raw, nsServer) }
 
 var _ route.Handler = (*Pool)(nil)
 
@@ -140,21 +146,22 @@ func (p *Pool) Deliver(ctx context.Context, s *route.Stanza) error {
 	if p.isClosed() {
 		return stanza.New(stanza.ServiceUnavailable, "server shutting down")
 	}
-	s.Own() // queued until the remote server acknowledges it
 	// Arrived when its stream read it: no clock reading per stanza.
 	at := s.At
 	if at.IsZero() {
 		at = time.Now()
 	}
-	e := entry{local: s.FromDomain(), s: s, raw: s.Reframe(outCtx), at: at}
-	return p.deliver(s.ToDomain(), e, true)
+	// Queued until the remote server acknowledges it: its bytes alone.
+	e := entry{local: s.FromDomain(), raw: s.KeepBytes(outCtx), at: at}
+	return p.deliver(s.ToDomain(), e, s.Source, true)
 }
 
 // deliver queues e on remote's link, made anew if the one found was
-// removed meanwhile.
-func (p *Pool) deliver(remote string, e entry, persist bool) error {
+// removed meanwhile. src is the stream e was read from, when deliver
+// runs on its reading goroutine (route.Stanza.Source), or nil.
+func (p *Pool) deliver(remote string, e entry, src xmlstream.Source, persist bool) error {
 	for {
-		if err := p.link(remote).deliver(e, persist); err != errGone {
+		if err := p.link(remote).deliver(e, src, persist); err != errGone {
 			return err
 		}
 	}
@@ -222,20 +229,25 @@ func (p *Pool) Restore() (int, error) {
 // process takes another's stanzas while it runs (package cluster's
 // replicated queue).
 func (p *Pool) RestoreFrom(load func(func(id uint64, local, remote string, raw []byte, at time.Time)) error) (int, error) {
-	var entries []entry
+	type restored struct {
+		remote string
+		e      entry
+	}
+	var entries []restored
 	err := load(func(id uint64, local, remote string, raw []byte, at time.Time) {
-		s, err := route.New(raw, nsServer)
+		e := entry{id: id, local: local, raw: raw, at: at}
+		s, err := e.stanza()
 		if err != nil {
 			p.logger().Warn("queue store: dropping an entry that does not parse", "err", err)
 			p.Store.Delete(id)
 			return
 		}
-		entries = append(entries, entry{id: id, local: local, s: s, raw: raw, at: at})
+		entries = append(entries, restored{s.To.Domainpart(), e})
 	})
 	// What load gave before an error is queued all the same: the Store
 	// counts it as taken.
-	for _, e := range entries {
-		p.deliver(e.s.To.Domainpart(), e, false)
+	for _, r := range entries {
+		p.deliver(r.remote, r.e, nil, false)
 	}
 	if len(entries) > 0 {
 		p.logger().Info("restored queued stanzas", "count", len(entries))
@@ -243,7 +255,7 @@ func (p *Pool) RestoreFrom(load func(func(id uint64, local, remote string, raw [
 	return len(entries), err
 }
 
-func (l *link) deliver(e entry, persist bool) error {
+func (l *link) deliver(e entry, src xmlstream.Source, persist bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.gone {
@@ -260,10 +272,6 @@ func (l *link) deliver(e entry, persist bool) error {
 		return nil
 	}
 	if l.conn != nil && len(l.queue) == 0 && l.window() && l.conn.Authenticated(l.remote, e.local) {
-		var src xmlstream.Source
-		if e.s != nil {
-			src = e.s.Source
-		}
 		err := l.send(e, src)
 		if err == nil {
 			return nil
@@ -751,10 +759,16 @@ func (l *link) bounce(q []entry, e *stanza.Error) {
 		if x.id != 0 {
 			l.p.Store.Delete(x.id)
 		}
-		if l.p.Bouncer != nil {
-			ec := *e
-			l.p.Bouncer.Bounce(context.Background(), x.s, &ec)
+		if l.p.Bouncer == nil {
+			continue
 		}
+		s, err := x.stanza()
+		if err != nil {
+			l.p.logger().Error("a queued stanza does not parse; not bounced", "remote", l.remote, "err", err)
+			continue
+		}
+		ec := *e
+		l.p.Bouncer.Bounce(context.Background(), s, &ec)
 	}
 }
 
@@ -875,7 +889,12 @@ func (p *Pool) Evict(remote string) []*route.Stanza {
 		if e.id != 0 {
 			p.Store.Delete(e.id)
 		}
-		out = append(out, e.s)
+		s, err := e.stanza()
+		if err != nil {
+			p.logger().Error("a queued stanza does not parse; dropped", "remote", remote, "err", err)
+			continue
+		}
+		out = append(out, s)
 	}
 	p.forget(l)
 	return out

@@ -938,26 +938,12 @@ func (st *in) stanza(el *xmlstream.Element) error {
 		if err := s.Handler.Deliver(context.Background(), rs); err != nil {
 			return err
 		}
-		st.letGo(rs, el)
+		if rs.LetGo(el) {
+			st.spare = rs // for the next stanza
+		}
 	}
 	st.handled++
 	return nil
-}
-
-// letGo keeps rs for the next stanza when the Handler let it go: its
-// element is still lent, so nothing kept it (a Handler that keeps a
-// stanza owns it first: see route.Handler). Under
-// xmlstream.PoisonBorrowed it is spoilt instead, so that tests show at
-// once a stanza kept without Own.
-func (st *in) letGo(rs *route.Stanza, el *xmlstream.Element) {
-	if rs.El != el || !el.Borrowed() {
-		return
-	}
-	if xmlstream.Poisoning() {
-		*rs = route.Stanza{Kind: "#", ID: "#", Type: "#"}
-		return
-	}
-	st.spare = rs
 }
 
 // streamManagement answers XEP-0198 requests: enable once authenticated,
