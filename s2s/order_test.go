@@ -3,6 +3,7 @@ package s2s_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -140,4 +141,100 @@ func TestLendReuse(t *testing.T) {
 	if len(ptrs) > n/2 {
 		t.Fatalf("%d stanzas made for %d delivered: the ones let go were not reused", len(ptrs), n)
 	}
+}
+
+// TestAckRequestHeld: stanzas handled one after the other on the
+// goroutine that reads them (route.Stanza.Source) go out together when
+// that goroutine is about to read again, requests for acknowledgement
+// included: a request does not write what came before it on its own.
+// Then all arrive, and are acknowledged.
+func TestAckRequestHeld(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{})
+	a.Pool.AckEvery = 4 // a request every four stanzas
+	// The stream up first, so that stanzas go out as they are handled.
+	a.Send(t, "<message from='alice@a.test' to='bob@b.test' id='first'/>")
+	b.Expect(t, wait)
+	acked := func() bool {
+		for _, li := range a.Pool.Links() {
+			if li.Remote == "b.test" {
+				return li.Unacked == 0 && li.Queued == 0
+			}
+		}
+		return false
+	}
+	// Acknowledged, and past the acknowledgement tick the stanza armed
+	// (50 ms), which then stopped: none is due.
+	waitFor(t, wait, "acknowledgements", acked)
+	time.Sleep(150 * time.Millisecond)
+
+	// A Reader on a socket, as a component's or a remote server's is.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	nc, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sc, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	var batch strings.Builder
+	batch.WriteString("<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>")
+	for i := range 40 {
+		fmt.Fprintf(&batch, "<message from='alice@a.test' to='bob@b.test' id='h%d'/>", i)
+	}
+	if _, err := nc.Write([]byte(batch.String())); err != nil {
+		t.Fatal(err)
+	}
+	r := xmlstream.NewReader(sc, xmlstream.Limits{})
+	h, err := r.ReadHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nine of the forty, two requests among them: more stays buffered.
+	const handled = 9
+	start := time.Now()
+	for range handled {
+		el, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := route.NewStanza(el, h.Context(), route.FromLocal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Source = r
+		a.Router.Deliver(context.Background(), s)
+	}
+	if r.Buffered() == 0 {
+		t.Fatal("nothing left buffered after nine stanzas")
+	}
+	// Nothing goes out until the reader wakes the writer, or the stream's
+	// acknowledgement tick (50 ms after the first stanza) asks anyway.
+	var got []string
+	select {
+	case s := <-b.Received:
+		if d := time.Since(start); d < 40*time.Millisecond {
+			t.Fatalf("%s arrived %v after the first was handled, before its reader woke the writer", s.ID, d)
+		}
+		got = append(got, s.ID)
+	case <-time.After(time.Until(start.Add(40 * time.Millisecond))):
+	}
+	r.Wake()
+	for len(got) < handled {
+		got = append(got, b.Expect(t, wait).ID)
+	}
+	for i, id := range got {
+		if id != fmt.Sprint("h", i) {
+			t.Fatalf("got %s, want h%d", id, i)
+		}
+	}
+	waitFor(t, wait, "acknowledgements", acked)
 }

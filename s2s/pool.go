@@ -394,7 +394,7 @@ func (l *link) send(e entry, src xmlstream.Source) error {
 		l.inflight = fifo.Push(l.inflight, &l.flights, e)
 		l.unasked++
 		if l.unasked >= durInt(l.p.AckEvery, 64) {
-			l.askAck()
+			l.askAckFrom(src)
 		}
 	} else if e.id != 0 {
 		l.p.Store.Delete(e.id)
@@ -402,13 +402,21 @@ func (l *link) send(e entry, src xmlstream.Source) error {
 	return nil
 }
 
-func (l *link) askAck() {
+func (l *link) askAck() { l.askAckFrom(nil) }
+
+// askAckFrom asks for an acknowledgement after a stanza read from src
+// (link.send): the request goes out with that stanza's batch, when src's
+// reading goroutine is about to wait (xmlstream.Writer.AppendFrom), not
+// in a write of its own in the middle of it.
+func (l *link) askAckFrom(src xmlstream.Source) {
 	l.unasked = 0
 	l.asked = time.Now()
-	if l.conn != nil {
-		l.conn.SendRaw([]byte("<r xmlns='" + nsSM + "'/>"))
+	if l.conn != nil && l.conn.w != nil {
+		l.conn.w.WriteFrom(src, ackRequest)
 	}
 }
+
+var ackRequest = []byte("<r xmlns='" + nsSM + "'/>")
 
 // ack handles <a h='N'/>: the first N-acked inflight entries are done.
 func (l *link) ack(c *Conn, h uint32) {
