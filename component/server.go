@@ -417,7 +417,14 @@ func (s *Server) Deliver(_ context.Context, st *route.Stanza) error {
 // acknowledge stanzas to a remote server (XEP-0198) without stopping
 // its stream, so that an acknowledged stanza is not only in this
 // process's memory.
-func (s *Server) AfterWritten(done func(error)) {
+func (s *Server) AfterWritten(done func(error)) { s.AfterWrittenFrom(nil, done) }
+
+// AfterWrittenFrom is AfterWritten for a caller on the goroutine that
+// reads src (an s2s stream), handling one of its elements: the
+// connections' writers are not woken for it while src has more buffered,
+// and done runs once what is queued goes out with the rest of src's
+// batch (xmlstream.Writer.AfterWrittenFrom). src may be nil.
+func (s *Server) AfterWrittenFrom(src xmlstream.Source, done func(error)) {
 	s.mu.Lock()
 	ws := make([]*xmlstream.Writer, 0, len(s.domains))
 	for _, c := range s.domains {
@@ -432,7 +439,7 @@ func (s *Server) AfterWritten(done func(error)) {
 	var failed atomic.Bool
 	left.Store(int32(len(ws)))
 	for _, w := range ws {
-		w.AfterWritten(func(err error) {
+		w.AfterWrittenFrom(src, func(err error) {
 			if err != nil {
 				if !failed.Swap(true) {
 					done(err)

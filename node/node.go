@@ -226,7 +226,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		IdleTimeout:        c.S2S.IdleTimeout.Duration,
 		MaxConns:           c.S2S.MaxConns,
 		MaxConnsPerIP:      c.S2S.MaxConnsPerIP,
-		AfterWritten:       n.comps.AfterWritten,
+		AfterWritten:       n.comps.AfterWrittenFrom,
 		RateLimit:          c.Limits.Rate,
 		RateBurst:          c.Limits.RateBurst,
 		NegotiationTimeout: c.S2S.Negotiation.Duration,

@@ -20,7 +20,7 @@ import (
 func TestAckAfterWritten(t *testing.T) {
 	waiting := make(chan func(error), 4)
 	_, b, c, _, _ := replyWatchServer(t, func(s *s2s.Server) {
-		s.AfterWritten = func(done func(error)) { waiting <- done }
+		s.AfterWritten = func(_ xmlstream.Source, done func(error)) { waiting <- done }
 	})
 	if !c.StreamManagement() {
 		t.Fatal("stream management not enabled")

@@ -94,8 +94,12 @@ type Server struct {
 	// AfterWritten, when set, is called to acknowledge stanzas (XEP-0198):
 	// it calls done once what was delivered so far is written out, or
 	// with an error when it cannot be. It must not block, and done may
-	// run on any goroutine: the stream reads on while it waits.
-	AfterWritten func(done func(error))
+	// run on any goroutine: the stream reads on while it waits. src is
+	// the stream's reader, as route.Stanza.Source is: destinations that
+	// write a batch of its stanzas together write the acknowledged ones
+	// with it (component.Server.AfterWrittenFrom), and src may be
+	// ignored.
+	AfterWritten func(src xmlstream.Source, done func(error))
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -969,7 +973,7 @@ func (st *in) streamManagement(el *xmlstream.Element) error {
 		}
 		// The answer waits for the stanzas to be written out; reading
 		// goes on meanwhile.
-		s.AfterWritten(func(err error) {
+		s.AfterWritten(c.r, func(err error) {
 			if err != nil {
 				// Not written out: do not acknowledge; the peer sends
 				// them again on its next stream.
@@ -999,7 +1003,7 @@ func (st *in) lastAck(err error) {
 	}
 	if s.AfterWritten != nil {
 		done := make(chan error, 1)
-		s.AfterWritten(func(err error) { done <- err })
+		s.AfterWritten(nil, func(err error) { done <- err })
 		t := time.NewTimer(closeTimeout)
 		defer t.Stop()
 		select {

@@ -209,7 +209,15 @@ type waiter struct {
 // first. It never blocks: f runs on the writer's goroutine, or at once on
 // the caller's when nothing queued is waiting to be written. f must not
 // block, nor call the Writer's methods other than Write.
-func (w *Writer) AfterWritten(f func(error)) {
+func (w *Writer) AfterWritten(f func(error)) { w.AfterWrittenFrom(nil, f) }
+
+// AfterWrittenFrom is AfterWritten for a caller on the goroutine that
+// reads src, handling one of its elements: while src has more buffered,
+// f does not wake the writer's goroutine, as an element does not
+// (AppendFrom), and the bytes queued so far go out with the rest of src's
+// batch, when src's Reader is about to wait (Reader.Wake). src may be
+// nil.
+func (w *Writer) AfterWrittenFrom(src Source, f func(error)) {
 	w.mu.Lock()
 	if err := w.err; err != nil || w.pending == 0 && !w.writing && !w.spilled {
 		w.mu.Unlock()
@@ -217,7 +225,11 @@ func (w *Writer) AfterWritten(f func(error)) {
 		return
 	}
 	w.waiters = append(w.waiters, waiter{at: w.queued, f: f})
-	w.kickLocked()
+	if r, ok := src.(*Reader); ok && r.more.Load() {
+		r.hold(w)
+	} else {
+		w.kickLocked()
+	}
 	w.mu.Unlock()
 }
 

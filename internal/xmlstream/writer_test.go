@@ -436,6 +436,61 @@ func TestHeldUntilWake(t *testing.T) {
 	waitWrites(3, "<x/><a/><b/><c/>")
 }
 
+// TestAfterWrittenHeld: AfterWrittenFrom on the goroutine of a reader
+// with more buffered does not wake a writer held for that reader: the
+// callback runs after the batch goes out, when the reader wakes it.
+// AfterWritten, with no source, wakes it at once.
+func TestAfterWrittenHeld(t *testing.T) {
+	cw := &countingWriter{}
+	w := NewWriter(cw, 0)
+	defer w.Close()
+	// Let the writer goroutine write once and wait, as in TestHeldUntilWake.
+	w.Write([]byte("<x/>"))
+	for n, _ := cw.get(); n != 1; n, _ = cw.get() {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	r := NewReader(strings.NewReader(hdr+"<a/><b/><c/><d/>"), Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 2)
+	handle := func(after func(func(error))) {
+		el, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.more.Store(true) // as a socket's reader says (TestHeldUntilWake)
+		if err := w.AppendFrom(r, len(el.Raw), func(b []byte) []byte { return append(b, el.Raw...) }); err != nil {
+			t.Fatal(err)
+		}
+		after(func(err error) {
+			_, out := cw.get()
+			done <- fmt.Sprint(err, " ", out)
+		})
+	}
+	handle(func(f func(error)) { w.AfterWrittenFrom(r, f) })
+	handle(func(f func(error)) {})
+	time.Sleep(50 * time.Millisecond)
+	if n, _ := cw.get(); n != 1 || len(done) > 0 {
+		t.Fatalf("%d writes and %d callbacks while the reader had more buffered, want none", n-1, len(done))
+	}
+	r.Wake()
+	if got := <-done; got != "<nil> <x/><a/><b/>" {
+		t.Fatalf("callback: %q", got)
+	}
+	// Without a source the callback wakes the writer.
+	handle(func(f func(error)) { w.AfterWritten(f) })
+	select {
+	case got := <-done:
+		if got != "<nil> <x/><a/><b/><c/>" {
+			t.Fatalf("callback: %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AfterWritten did not wake the writer")
+	}
+}
+
 // countingWriter counts writes.
 type countingWriter struct {
 	mu  sync.Mutex
