@@ -104,3 +104,67 @@ func TestAckAfterWritten(t *testing.T) {
 		t.Fatalf("got %s, want the stream error resource-constraint", el.Raw)
 	}
 }
+
+// TestOneAckRequestAtATime: the pool asks for an acknowledgement
+// (XEP-0198) once, and not again while the answer is awaited, however
+// many stanzas it sends meanwhile; the answer comes, and what was sent
+// meanwhile is asked for at once; then everything is acknowledged.
+func TestOneAckRequestAtATime(t *testing.T) {
+	waiting := make(chan func(error), 64)
+	a, b, c, _, _ := replyWatchServer(t, func(s *s2s.Server) {
+		s.AfterWritten = func(_ xmlstream.Source, done func(error)) { waiting <- done }
+	})
+	c.Close()           // the pool's stream alone
+	a.Pool.AckEvery = 4 // the pool has not sent anything yet
+	const n = 40
+	for i := range n {
+		a.Send(t, msg("alice@a.test", "bob@b.test", fmt.Sprint("m", i)))
+	}
+	for i := range n {
+		if s := b.Expect(t, wait); s.ID != fmt.Sprint("m", i) {
+			t.Fatalf("got %s, want m%d", s, i)
+		}
+	}
+	asked := func(what string) func(error) {
+		t.Helper()
+		select {
+		case done := <-waiting:
+			return done
+		case <-time.After(wait):
+			t.Fatalf("no request for acknowledgement %s", what)
+		}
+		return nil
+	}
+	first := asked("for the first stanzas")
+	// A request is asked again after a second unanswered: well before.
+	select {
+	case <-waiting:
+		t.Fatalf("a second request while the first is awaited (%d stanzas sent, one request every 4)", n)
+	case <-time.After(300 * time.Millisecond):
+	}
+	first(nil)
+	for {
+		select {
+		case done := <-waiting:
+			done(nil)
+			continue
+		case <-time.After(50 * time.Millisecond):
+		}
+		li := linkTo(a.Pool, "b.test")
+		if li.Unacked == 0 && li.Queued == 0 {
+			return
+		}
+		if time.Since(li.Oldest) > wait {
+			t.Fatalf("%d stanzas still unacknowledged", li.Unacked)
+		}
+	}
+}
+
+func linkTo(p *s2s.Pool, remote string) s2s.LinkInfo {
+	for _, li := range p.Links() {
+		if li.Remote == remote {
+			return li
+		}
+	}
+	return s2s.LinkInfo{}
+}

@@ -63,7 +63,10 @@ type Pool struct {
 	Store Store
 	// AckEvery is how many stanzas go out between XEP-0198 requests for
 	// acknowledgement (default 64); an idle stream asks every 50ms while
-	// stanzas are unacknowledged.
+	// stanzas are unacknowledged. One request is out at a time: stanzas
+	// sent while its answer is awaited are asked for when it comes (or
+	// after a second without one), so that a busy stream asks once per
+	// round trip rather than once per AckEvery stanzas.
 	AckEvery int
 	// AckTimeout closes a stream whose peer has not acknowledged anything
 	// for that long while stanzas wait for it (default 30s): a half-open
@@ -101,6 +104,7 @@ type link struct {
 	flights  []entry   // the array inflight lives in, whole (see fifo.Push)
 	acked    uint32    // h of the last acknowledgement on conn
 	unasked  int       // sent since the last <r/>
+	awaiting bool      // an <r/> is not answered yet
 	progress time.Time // last acknowledgement, or when inflight became non-empty
 	asked    time.Time // last <r/>
 	conn     *Conn
@@ -371,7 +375,7 @@ func (l *link) drain() {
 	if sent > 0 && l.p.OnQueue != nil {
 		l.p.OnQueue(-sent)
 	}
-	if l.conn != nil && l.unasked > 0 && l.conn.StreamManagement() && len(l.queue) > 0 {
+	if l.conn != nil && l.unasked > 0 && !l.awaiting && l.conn.StreamManagement() && len(l.queue) > 0 {
 		l.askAck()
 	}
 }
@@ -393,7 +397,7 @@ func (l *link) send(e entry, src xmlstream.Source) error {
 		}
 		l.inflight = fifo.Push(l.inflight, &l.flights, e)
 		l.unasked++
-		if l.unasked >= durInt(l.p.AckEvery, 64) {
+		if l.unasked >= durInt(l.p.AckEvery, 64) && !l.awaiting {
 			l.askAckFrom(src)
 		}
 	} else if e.id != 0 {
@@ -411,6 +415,7 @@ func (l *link) askAck() { l.askAckFrom(nil) }
 func (l *link) askAckFrom(src xmlstream.Source) {
 	l.unasked = 0
 	l.asked = time.Now()
+	l.awaiting = true
 	if l.conn != nil && l.conn.w != nil {
 		l.conn.w.WriteFrom(src, ackRequest)
 	}
@@ -452,7 +457,12 @@ func (l *link) ack(c *Conn, h uint32) {
 	}
 	l.acked = h
 	l.progress = time.Now()
+	l.awaiting = false
 	l.drain()
+	if l.conn == c && len(l.inflight) > 0 && l.unasked >= durInt(l.p.AckEvery, 64) {
+		// Sent while the answer was awaited.
+		l.askAck()
+	}
 }
 
 // run brings the stream up, drains the queue, and bounces it when retries
@@ -589,10 +599,10 @@ func (l *link) up(c *Conn) {
 		p.OnStream(c, true)
 	}
 	l.mu.Lock()
-	l.conn, l.acked, l.unasked, l.inflight, l.flights = c, 0, 0, nil, nil
+	l.conn, l.acked, l.unasked, l.awaiting, l.inflight, l.flights = c, 0, 0, false, nil, nil
 	l.authing, l.refused = map[string]bool{}, map[string]bool{}
 	l.drain()
-	if l.unasked > 0 && c.StreamManagement() {
+	if l.unasked > 0 && !l.awaiting && c.StreamManagement() {
 		l.askAck()
 	}
 	l.dialing = false
@@ -693,7 +703,9 @@ func (l *link) tick(c *Conn) bool {
 		l.down(c) // redials for what was put back in the queue
 		return false
 	}
-	if len(l.inflight) > 0 && (l.unasked > 0 || time.Since(l.asked) > time.Second) {
+	// One request at a time: asked again while one is awaited only
+	// after a second.
+	if len(l.inflight) > 0 && (l.unasked > 0 && !l.awaiting || time.Since(l.asked) > time.Second) {
 		l.askAck()
 	}
 	if len(l.queue) > 0 {
