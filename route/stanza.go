@@ -221,10 +221,14 @@ func (s *Stanza) LetGo(el *xmlstream.Element) bool {
 // stanza owned, which would also keep its Element and the Stanza from
 // reuse by their stream. Never modify them.
 func (s *Stanza) KeepBytes(dst xmlstream.StreamContext) []byte {
-	if !s.El.Borrowed() {
-		return s.Reframe(dst)
+	b := s.Reframe(dst)
+	if !s.El.Borrowed() || len(b) == 0 || &b[0] != &s.El.Raw[0] {
+		return b // its own, or built anew
 	}
-	return s.El.AppendTo(make([]byte, 0, len(s.El.Raw)), s.Ctx, dst)
+	// make and copy, recognized together, allocate without clearing.
+	own := make([]byte, len(b))
+	copy(own, b)
+	return own
 }
 
 // AppendTo appends the stanza reframed for a stream with context dst.

@@ -215,7 +215,7 @@ func (k *clock) keepalive() {
 }
 
 // stanzaSent records outbound traffic for the idle deadline.
-func (k *clock) stanzaSent() { k.sent.Store(mono()) }
+func (k *clock) stanzaSent(now int64) { k.sent.Store(now) }
 
 // armAck starts the acknowledgement tick if it is not running: there are
 // stanzas waiting for an acknowledgement, or for room on the stream.

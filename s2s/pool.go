@@ -276,7 +276,13 @@ func (l *link) deliver(e entry, src xmlstream.Source, persist bool) error {
 		return nil
 	}
 	if l.conn != nil && len(l.queue) == 0 && l.window() && l.conn.Authenticated(l.remote, e.local) {
-		err := l.send(e, src)
+		// Sent as it arrives (Pool.Deliver): its arrival, moments ago,
+		// is when it was sent, without a clock reading per stanza.
+		now := int64(e.at.Sub(epoch))
+		if !persist {
+			now = mono() // restored: it arrived in an earlier run
+		}
+		err := l.send(e, src, now)
 		if err == nil {
 			return nil
 		}
@@ -323,6 +329,7 @@ func (l *link) drain() {
 	// becomes what this call kept of q.)
 	q := l.queue
 	var kept []entry
+	var now int64 // read once, for the first stanza sent
 	sent, stop, broken := 0, false, false
 	i := 0
 	for ; i < len(q); i++ {
@@ -341,7 +348,10 @@ func (l *link) drain() {
 			kept = append(kept, e)
 			continue
 		}
-		if err := l.send(e, nil); err != nil {
+		if now == 0 {
+			now = mono()
+		}
+		if err := l.send(e, nil, now); err != nil {
 			// Full: the peer reads slowly; the tick drains later.
 			// Anything else: the stream is going away.
 			broken = !errors.Is(err, xmlstream.ErrPendingFull)
@@ -383,12 +393,13 @@ func (l *link) drain() {
 // send writes e on the current stream; l.mu is held. With XEP-0198 the
 // entry waits in inflight for its acknowledgement; without, it is done.
 // src is where e was read from, when it is sent on src's reading goroutine.
-func (l *link) send(e entry, src xmlstream.Source) error {
+// now is the time (mono).
+func (l *link) send(e entry, src xmlstream.Source, now int64) error {
 	c := l.conn
 	if err := c.w.WriteFrom(src, e.raw); err != nil {
 		return err
 	}
-	c.clk.stanzaSent()
+	c.clk.stanzaSent(now)
 	c.stanzas.Add(1)
 	if c.StreamManagement() {
 		if len(l.inflight) == 0 {
