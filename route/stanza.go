@@ -3,6 +3,7 @@ package route
 import (
 	"fmt"
 	"time"
+	"unsafe"
 
 	"mellium.im/xmpp/jid"
 
@@ -168,7 +169,7 @@ func stanzaType(v []byte) string {
 // has not changed since, it is the string made once per address, with no
 // allocation.
 func (s *Stanza) ToDomain() string {
-	if s.to != nil && s.to.j.Equal(s.To) {
+	if s.to != nil && sameJID(&s.to.j, &s.To) {
 		return s.to.domain
 	}
 	return s.To.Domainpart()
@@ -176,10 +177,21 @@ func (s *Stanza) ToDomain() string {
 
 // FromDomain returns s.From.Domainpart(), as ToDomain does for To.
 func (s *Stanza) FromDomain() string {
-	if s.from != nil && s.from.j.Equal(s.From) {
+	if s.from != nil && sameJID(&s.from.j, &s.From) {
 		return s.from.domain
 	}
 	return s.From.Domainpart()
+}
+
+// sameJID is a.Equal(*b), at once when b is a copy of a (the same bytes
+// at the same address, as To and From are of the addresses NewStanza
+// parsed): jid.JID.Equal compares byte by byte.
+func sameJID(a, b *jid.JID) bool {
+	const n = unsafe.Sizeof(jid.JID{})
+	if *(*[n]byte)(unsafe.Pointer(a)) == *(*[n]byte)(unsafe.Pointer(b)) {
+		return true
+	}
+	return a.Equal(*b)
 }
 
 // IsError reports whether the stanza is of type error.
