@@ -642,7 +642,7 @@ type serverConn struct {
 // keeps in place until the connection takes them (for good once it
 // failed), and where they end in w's byte count. The stanza itself is
 // not kept: it may borrow the buffer of the stream it came from
-// (s2s.Server.Lend).
+// (s2s.Server.Lend, Server.Lend).
 type flight struct {
 	raw []byte
 	end int64

@@ -51,7 +51,8 @@
 // negotiates and authenticates; stanzas go out on the stream, and those
 // that cannot go return to their senders through the Router. With
 // Server.Lend, a stanza reaches the Handler in the stream's read buffer,
-// valid until Deliver returns; the Pool copies what it queues
-// (route.Stanza.Own). Package s2stest starts servers and a DNS zone on
-// loopback for tests.
+// valid until Deliver returns. The Pool's queue keeps a stanza's bytes
+// alone, copied when lent (route.Stanza.KeepBytes), and builds the stanza
+// again from them for a bounce or Evict. Package s2stest starts servers
+// and a DNS zone on loopback for tests.
 package s2s
