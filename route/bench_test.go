@@ -82,3 +82,61 @@ func BenchmarkRoute(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkQueueFromComponent reads a component's 100-byte messages and
+// keeps what an outbound queue keeps of each until it is acknowledged:
+// "copied" as a component stream that copies every stanza, its Stanza,
+// Element and bytes all kept; "lent" as one that lends (Server.Lend),
+// the stanza reused and its bytes alone copied (KeepBytes).
+func BenchmarkQueueFromComponent(b *testing.B) {
+	msg := "<message from='bot@gw.example/x' to='romeo@montague.example' type='chat' id='m1'><body>" + strings.Repeat("x", 100) + "</body></message>"
+	hdr := "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>"
+	in := []byte(hdr + strings.Repeat(msg, 1000))
+	server := xmlstream.StreamContext{NS: xmlstream.NSServer}
+	for _, lent := range []bool{false, true} {
+		b.Run(map[bool]string{false: "copied", true: "lent"}[lent], func(b *testing.B) {
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			var rd *xmlstream.Reader
+			var sctx xmlstream.StreamContext
+			var spare *route.Stanza
+			queue := make([][]byte, 1000) // as many kept as in a window
+			var stanzas []*route.Stanza   // what the copied queue keeps
+			n := 0
+			for b.Loop() {
+				if n%1000 == 0 {
+					rd = xmlstream.NewReader(bytes.NewReader(in), xmlstream.Limits{})
+					rd.SetBorrow(lent)
+					h, _ := rd.ReadHeader()
+					sctx = h.Context()
+					stanzas = stanzas[:0]
+				}
+				el, err := rd.Next()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if lent {
+					s := spare
+					if s == nil {
+						s = new(route.Stanza)
+					}
+					if err := s.Init(el, sctx, route.FromComponent); err != nil {
+						b.Fatal(err)
+					}
+					queue[n%1000] = s.KeepBytes(server)
+					if s.LetGo(el) {
+						spare = s
+					}
+				} else {
+					s, err := route.NewStanza(el, sctx, route.FromComponent)
+					if err != nil {
+						b.Fatal(err)
+					}
+					queue[n%1000] = s.Reframe(server)
+					stanzas = append(stanzas, s)
+				}
+				n++
+			}
+		})
+	}
+}
