@@ -1,9 +1,10 @@
 package s2s_test
 
 import (
-	"encoding/xml"
 	"os"
 	"testing"
+
+	"github.com/s2sd/s2sd/internal/lendtest"
 )
 
 func writeFile(t *testing.T, path string, b []byte) {
@@ -14,13 +15,4 @@ func writeFile(t *testing.T, path string, b []byte) {
 }
 
 // bodyOf returns the text of a message's <body/>.
-func bodyOf(t *testing.T, raw []byte) string {
-	t.Helper()
-	var m struct {
-		Body string `xml:"body"`
-	}
-	if err := xml.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("bad stanza %s: %v", raw, err)
-	}
-	return m.Body
-}
+func bodyOf(t *testing.T, raw []byte) string { return lendtest.BodyOf(t, raw) }
