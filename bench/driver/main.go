@@ -86,6 +86,16 @@ type Result struct {
 	CPUDriver float64 `json:"cpu_us_per_msg_driver,omitempty"`
 	// CPUANodes is each node's share of CPUA when A is a cluster.
 	CPUANodes []float64 `json:"cpu_us_per_msg_a_nodes,omitempty"`
+	// System calls per 1,000 messages received, of server A (its nodes
+	// together) and server B, that read and that wrote
+	// (/proc/PID/io syscr and syscw, with -pids), over the measured run:
+	// how many stanzas each read and write carried on average. Only the
+	// read and write families count there: a server that uses recv and
+	// send (Prosody) shows zeros, and the line leaves them out.
+	ReadsA  float64 `json:"reads_per_1000_a,omitempty"`
+	WritesA float64 `json:"writes_per_1000_a,omitempty"`
+	ReadsB  float64 `json:"reads_per_1000_b,omitempty"`
+	WritesB float64 `json:"writes_per_1000_b,omitempty"`
 }
 
 func (r *Result) String() string {
@@ -102,6 +112,9 @@ func (r *Result) String() string {
 			s += " (" + strings.Join(nodes, ", ") + ")"
 		}
 		s += fmt.Sprintf(" B %.1f driver %.1f", r.CPUB, r.CPUDriver)
+		if r.ReadsA > 0 && r.WritesA > 0 && r.ReadsB > 0 && r.WritesB > 0 {
+			s += fmt.Sprintf("; syscalls per 1000 msgs A read %.1f write %.1f, B read %.1f write %.1f", r.ReadsA, r.WritesA, r.ReadsB, r.WritesB)
+		}
 	case r.CPUDriver > 0:
 		s += fmt.Sprintf("; CPU µs/msg driver %.1f", r.CPUDriver)
 	}
@@ -207,6 +220,18 @@ func main() {
 		}
 		return append(t, procCPU(pb), selfCPU())
 	}
+	// syscalls returns the reads and writes of A's nodes together, then
+	// of B.
+	syscalls := func() [4]int64 {
+		var c [4]int64
+		for _, p := range nodes {
+			r, w := procIO(p)
+			c[0] += r
+			c[1] += w
+		}
+		c[2], c[3] = procIO(pb)
+		return c
+	}
 	report := func(res Result) {
 		fmt.Fprintln(os.Stderr, res.String())
 		j, _ := json.Marshal(res)
@@ -220,9 +245,9 @@ func main() {
 		if i > 1 {
 			time.Sleep(*gap)
 		}
-		cpu0 := cpu()
+		cpu0, io0 := cpu(), syscalls()
 		res := b.run(i, *n)
-		cpu1 := cpu()
+		cpu1, io1 := cpu(), syscalls()
 		res.Server, res.Scenario, res.Size = *server, *label, *size
 		if *bursts > 1 {
 			res.Scenario += "#" + strconv.Itoa(i)
@@ -240,6 +265,13 @@ func main() {
 					}
 				}
 				res.CPUB = per(k)
+				perK := func(j int) float64 {
+					if io1[j] < io0[j] || io0[j] == 0 {
+						return 0 // not readable
+					}
+					return float64(io1[j]-io0[j]) * 1000 / float64(res.Received)
+				}
+				res.ReadsA, res.WritesA, res.ReadsB, res.WritesB = perK(0), perK(1), perK(2), perK(3)
 			}
 			res.CPUDriver = per(k + 1)
 		}
@@ -289,6 +321,28 @@ func procCPU(pid string) time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+s) * 10 * time.Millisecond
+}
+
+// procIO returns the read and write system calls process pid made
+// (/proc/PID/io syscr and syscw), or zeros when they cannot be read.
+func procIO(pid string) (reads, writes int64) {
+	if pid == "" {
+		return 0, 0
+	}
+	b, err := os.ReadFile("/proc/" + pid + "/io")
+	if err != nil {
+		return 0, 0
+	}
+	for line := range strings.Lines(string(b)) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ": ")
+		switch k {
+		case "syscr":
+			reads, _ = strconv.ParseInt(v, 10, 64)
+		case "syscw":
+			writes, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return reads, writes
 }
 
 // selfCPU returns this process's user and system time.
