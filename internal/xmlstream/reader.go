@@ -1101,10 +1101,8 @@ func (s *scanner) startTagSlow(attrs []attr) (span, bool, []attr, bool, error) {
 		s.pos++ // quote
 		nb := s.span(an)
 		key := nameKey(nb)
-		for _, a := range attrs {
-			if a.key == key && bytes.Equal(s.span(a.name), nb) {
-				return span{}, false, nil, false, errSyntax("duplicate attribute")
-			}
+		if hasAttr(s.r.buf[s.start:], attrs, nb, key) {
+			return span{}, false, nil, false, errSyntax("duplicate attribute")
 		}
 		if ap || nb[0] == 'x' {
 			s.special = true
@@ -1177,10 +1175,8 @@ func startTagFast(buf []byte, pos int, attrs []attr, maxAttrs int) (name span, p
 		i++
 		nb := buf[an.start:an.end]
 		key := nameKey(nb)
-		for _, x := range attrs {
-			if x.key == key && string(buf[x.name.start:x.name.end]) == string(nb) {
-				return
-			}
+		if hasAttr(buf, attrs, nb, key) {
+			return
 		}
 		ap := class&nameColon != 0
 		if ap || nb[0] == 'x' {
@@ -1188,6 +1184,17 @@ func startTagFast(buf []byte, pos int, attrs []attr, maxAttrs int) (name span, p
 		}
 		attrs = append(attrs, attr{name: an, value: val, prefixed: ap, key: key})
 	}
+}
+
+// hasAttr reports whether attrs, whose spans are buf's, hold one named
+// name, whose nameKey is key.
+func hasAttr(buf []byte, attrs []attr, name []byte, key uint16) bool {
+	for _, a := range attrs {
+		if a.key == key && string(buf[a.name.start:a.name.end]) == string(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // nameKey is a name's length and ends, which tell most names apart

@@ -184,10 +184,7 @@ func (w *Writer) AppendFromProgress(src Source, size int, f func([]byte) []byte)
 	*last = f(*last)
 	w.pending += len(*last) - n
 	w.queued += int64(len(*last) - n)
-	if r, ok := src.(*Reader); ok && r.more.Load() && w.pending < min(holdLimit, w.maxPending/2) {
-		// More is buffered on the caller's goroutine: the writer
-		// goroutine is woken when the reader is about to wait.
-		r.hold(w)
+	if w.holdLocked(src) {
 		return w.queued, w.written, nil
 	}
 	if src != nil && w.sp != nil && !w.writing && !w.spilled && len(w.chunks) == 1 && src.Drained() {
@@ -225,12 +222,23 @@ func (w *Writer) AfterWrittenFrom(src Source, f func(error)) {
 		return
 	}
 	w.waiters = append(w.waiters, waiter{at: w.queued, f: f})
-	if r, ok := src.(*Reader); ok && r.more.Load() {
-		r.hold(w)
-	} else {
+	if !w.holdLocked(src) {
 		w.kickLocked()
 	}
 	w.mu.Unlock()
+}
+
+// holdLocked leaves the writer goroutine asleep, and reports so, when
+// more is buffered on src's goroutine, the caller's: src's Reader wakes
+// it when it is about to wait (Reader.Wake). It holds at most holdLimit
+// bytes. w.mu is held.
+func (w *Writer) holdLocked(src Source) bool {
+	r, ok := src.(*Reader)
+	if !ok || !r.more.Load() || w.pending >= min(holdLimit, w.maxPending/2) {
+		return false
+	}
+	r.hold(w)
+	return true
 }
 
 // readyLocked reports whether a waiter's bytes are all written; w.mu is
