@@ -408,13 +408,19 @@ func (l *link) send(e entry, src xmlstream.Source, now int64) error {
 		}
 		l.inflight = fifo.Push(l.inflight, &l.flights, e)
 		l.unasked++
-		if l.unasked >= durInt(l.p.AckEvery, 64) && !l.awaiting {
+		if l.askDue() {
 			l.askAckFrom(src)
 		}
 	} else if e.id != 0 {
 		l.p.Store.Delete(e.id)
 	}
 	return nil
+}
+
+// askDue reports whether AckEvery stanzas went out since the last
+// request and none is awaited; l.mu is held.
+func (l *link) askDue() bool {
+	return !l.awaiting && l.unasked >= durInt(l.p.AckEvery, 64)
 }
 
 func (l *link) askAck() { l.askAckFrom(nil) }
@@ -470,7 +476,7 @@ func (l *link) ack(c *Conn, h uint32) {
 	l.progress = time.Now()
 	l.awaiting = false
 	l.drain()
-	if l.conn == c && len(l.inflight) > 0 && l.unasked >= durInt(l.p.AckEvery, 64) {
+	if l.conn == c && len(l.inflight) > 0 && l.askDue() {
 		// Sent while the answer was awaited.
 		l.askAck()
 	}
