@@ -425,21 +425,21 @@ func (s *Server) AfterWritten(done func(error)) { s.AfterWrittenFrom(nil, done) 
 // and done runs once what is queued goes out with the rest of src's
 // batch (xmlstream.Writer.AfterWrittenFrom). src may be nil.
 func (s *Server) AfterWrittenFrom(src xmlstream.Source, done func(error)) {
-	s.mu.Lock()
-	ws := make([]*xmlstream.Writer, 0, len(s.domains))
-	for _, c := range s.domains {
-		ws = append(ws, c.w)
+	// The connected components as Deliver sees them: a copy no one
+	// changes, read without s.mu.
+	var conns map[string]*serverConn
+	if m := s.routes.Load(); m != nil {
+		conns = *m
 	}
-	s.mu.Unlock()
-	if len(ws) == 0 {
+	if len(conns) == 0 {
 		done(nil)
 		return
 	}
 	var left atomic.Int32
 	var failed atomic.Bool
-	left.Store(int32(len(ws)))
-	for _, w := range ws {
-		w.AfterWrittenFrom(src, func(err error) {
+	left.Store(int32(len(conns)))
+	for _, c := range conns {
+		c.w.AfterWrittenFrom(src, func(err error) {
 			if err != nil {
 				if !failed.Swap(true) {
 					done(err)
