@@ -160,6 +160,7 @@ func TestOneAckRequestAtATime(t *testing.T) {
 	}
 }
 
+// linkTo returns p's link to remote, or a zero LinkInfo when p has none.
 func linkTo(p *s2s.Pool, remote string) s2s.LinkInfo {
 	for _, li := range p.Links() {
 		if li.Remote == remote {

@@ -133,12 +133,8 @@ func TestAckRequestHeld(t *testing.T) {
 	a.Send(t, "<message from='alice@a.test' to='bob@b.test' id='first'/>")
 	b.Expect(t, wait)
 	acked := func() bool {
-		for _, li := range a.Pool.Links() {
-			if li.Remote == "b.test" {
-				return li.Unacked == 0 && li.Queued == 0
-			}
-		}
-		return false
+		li := linkTo(a.Pool, "b.test")
+		return li.Remote != "" && li.Unacked == 0 && li.Queued == 0
 	}
 	// Acknowledged, and past the acknowledgement tick the stanza armed
 	// (50 ms), which then stopped: none is due.
