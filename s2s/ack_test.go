@@ -107,8 +107,8 @@ func TestAckAfterWritten(t *testing.T) {
 
 // TestOneAckRequestAtATime: the pool asks for an acknowledgement
 // (XEP-0198) once, and not again while the answer is awaited, however
-// many stanzas it sends meanwhile; the answer comes, and what was sent
-// meanwhile is asked for at once; then everything is acknowledged.
+// many stanzas it sends meanwhile, until a second has passed without
+// one; the answers come, and then everything is acknowledged.
 func TestOneAckRequestAtATime(t *testing.T) {
 	waiting := make(chan func(error), 64)
 	a, b, c, _, _ := replyWatchServer(t, func(s *s2s.Server) {
@@ -136,13 +136,20 @@ func TestOneAckRequestAtATime(t *testing.T) {
 		return nil
 	}
 	first := asked("for the first stanzas")
+	firstAt := time.Now()
 	// A request is asked again after a second unanswered: well before.
 	select {
 	case <-waiting:
 		t.Fatalf("a second request while the first is awaited (%d stanzas sent, one request every 4)", n)
 	case <-time.After(300 * time.Millisecond):
 	}
+	// Past the second, unanswered still: asked again, once.
+	again := asked("again, a second after an unanswered one")
+	if d := time.Since(firstAt); d < 900*time.Millisecond {
+		t.Fatalf("asked again %v after an unanswered request, want a second", d)
+	}
 	first(nil)
+	again(nil)
 	for {
 		select {
 		case done := <-waiting:
