@@ -128,6 +128,25 @@ func TestOutboundIdle(t *testing.T) {
 	}
 }
 
+// TestOutboundBusyStaysUp: stanzas sent every 300 ms keep an outbound
+// stream up past its idle timeout (1 s), for 3 s, each taking its
+// arrival as the stream's last send; once they stop, it closes.
+func TestOutboundBusyStaysUp(t *testing.T) {
+	dns := s2stest.NewDNS(t)
+	var ups upCounter
+	a := s2stest.NewServer(t, dns, "a.test", s2stest.Options{IdleTimeout: time.Second, KeepAlive: 200 * time.Millisecond, OnStream: ups.on})
+	b := s2stest.NewServer(t, dns, "b.test", s2stest.Options{})
+	for i := range 10 {
+		a.Send(t, msg("alice@a.test", "bob@b.test", fmt.Sprint("q", i)))
+		collect(t, b, 1, wait)
+		time.Sleep(300 * time.Millisecond)
+	}
+	if n := ups.out.Load(); n != 1 {
+		t.Fatalf("%d outbound streams over 3 s of stanzas 300 ms apart, idle timeout 1 s: want 1", n)
+	}
+	waitFor(t, 5*time.Second, "the idle outbound stream to close", func() bool { return len(a.Pool.Streams()) == 0 })
+}
+
 func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
 	t.Helper()
 	for end := time.Now().Add(d); !f(); {
